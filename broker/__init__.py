@@ -1,0 +1,5 @@
+"""The rhzmq broker: one ROUTER socket per cluster routing calls to workers (``python -m broker``)."""
+
+from ._broker import Broker, WorkerInfo
+
+__all__ = ["Broker", "WorkerInfo"]

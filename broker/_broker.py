@@ -1,0 +1,402 @@
+"""The broker: one ROUTER socket that routes calls between clients and workers.
+
+It keeps three tables and nothing else:
+
+* ``workers``   routing id -> :class:`WorkerInfo` (name, pid, objects, calls it holds, liveness)
+* ``directory`` object name -> the routing id of the worker holding it
+* ``inflight``  client id + call id -> (worker id, name to bind on success, client id)
+
+The hot path (CALL in, PARTIAL/FINAL out) reads the header's command byte, slices the call id and
+target, does one or two dict operations and re-orders frame references: no payload is decoded and
+nothing is unpickled, so the broker is safe to run next to untrusted payloads and cheap per message.
+
+Why the in-flight table: a worker can die at any moment (SIGKILL, OOM). The broker learns it from
+the node supervisor at once (process exit) or from heartbeats within ``HEARTBEAT_LIVENESS``
+intervals, and then sends every call that worker held a FINAL ``WORKER_DIED`` error, so no caller
+waits forever on an answer that will never come.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import msgpack
+import zmq
+
+from rhzmq._exceptions import ObjectNotFound
+from rhzmq._protocol import (
+    HEADER_SIZE,
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_LIVENESS,
+    MAGIC,
+    Cmd,
+    Status,
+    check_header,
+    final_error,
+    pack_header,
+    unpack_meta,
+    version_message,
+)
+from rhzmq._pump import Pump
+from rhzmq._types import Identity
+from rhzmq._version import PROTOCOL_VERSION, __version__
+
+log = logging.getLogger("rhzmq.broker")
+
+_PREFIX = MAGIC + bytes((PROTOCOL_VERSION,))
+_CALL, _CANCEL, _PARTIAL, _FINAL = Cmd.CALL, Cmd.CANCEL, Cmd.PARTIAL, Cmd.FINAL
+_NOT_FOUND = Status.NOT_FOUND
+_HB = pack_header(Cmd.HEARTBEAT)
+_DISCONNECT = pack_header(Cmd.DISCONNECT)
+
+
+@dataclass
+class WorkerInfo:
+    wid: Identity
+    name: str
+    pid: int
+    node: str
+    capacity: int
+    version: str
+    expiry: float
+    objects: set[bytes] = field(default_factory=set)
+    calls: set[bytes] = field(default_factory=set)
+    started: float = field(default_factory=time.time)
+    calls_done: int = 0
+
+
+class Broker:
+    """Route calls between clients and workers; see the module docstring.
+
+    ``await task_group.start(broker.serve)`` binds and returns the bound endpoint.
+    ``on_shutdown`` is called when a client sends SHUTDOWN (the daemon stops its workers and then
+    calls :meth:`finish_shutdown`).
+    """
+
+    def __init__(
+        self,
+        address: str = "tcp://127.0.0.1:0",
+        *,
+        hwm: int = 100_000,
+        on_shutdown: Callable[[], Any] | None = None,
+    ) -> None:
+        self.address = address
+        self.hwm = hwm
+        self.on_shutdown = on_shutdown
+        self.workers: dict[Identity, WorkerInfo] = {}
+        self.directory: dict[bytes, Identity] = {}
+        self.inflight: dict[bytes, tuple[Identity, bytes | None, Identity]] = {}
+        self.endpoint = ""
+        self.started = time.time()
+        self.calls_routed = 0
+        self._pump: Pump | None = None
+        self._shutdown_waiters: list[tuple[Identity, bytes]] = []
+        self._stopped = anyio.Event()
+        self._worker_ready = anyio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
+        ctx = zmq.Context.instance()
+        sock = ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable sends raise instead of vanishing
+        sock.setsockopt(zmq.SNDHWM, self.hwm)
+        sock.setsockopt(zmq.RCVHWM, self.hwm)
+        try:
+            if self.address.endswith(":0"):
+                port = sock.bind_to_random_port(self.address.rsplit(":", 1)[0])
+                self.endpoint = f"{self.address.rsplit(':', 1)[0]}:{port}"
+            else:
+                sock.bind(self.address)
+                self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        except zmq.ZMQError:
+            sock.close(linger=0)
+            raise
+        self._pump = Pump(sock, self._on_message, router=True, on_unroutable=self._unroutable)
+        log.info("broker %s (protocol v%d) listening on %s", __version__, PROTOCOL_VERSION, self.endpoint)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._heartbeat_loop)
+                task_status.started(self.endpoint)
+                await self._stopped.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            self._pump.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def wait_for_worker(self, name: str) -> WorkerInfo:
+        """Wait until a worker called ``name`` is registered (the daemon's readiness handshake)."""
+        while True:
+            for w in self.workers.values():
+                if w.name == name:
+                    return w
+            self._worker_ready = anyio.Event()
+            await self._worker_ready.wait()
+
+    def finish_shutdown(self) -> None:
+        """Answer the SHUTDOWN callers, then stop."""
+        for cid, call_id in self._shutdown_waiters:
+            self._send([cid, pack_header(_FINAL, int.from_bytes(call_id, "big"), Status.OK), msgpack.packb(None)])
+        self.stop()
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def _send(self, frames: list[Any]) -> None:
+        assert self._pump is not None
+        self._pump.send(frames)
+
+    def _unroutable(self, peer: Identity) -> None:
+        """A message could not be delivered: the peer disconnected (ROUTER_MANDATORY told us)."""
+        if peer in self.workers:
+            self._worker_gone(peer, "its connection closed")
+        else:
+            log.info("client %s is gone; dropped a message for it", peer.hex())
+
+    def _reply_error(self, cid: Identity, call_id: int, status: int, message: str, **extra: Any) -> None:
+        self._send([cid, *final_error(call_id, status, message, **extra)])
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    def _on_message(self, frames: list[bytes]) -> None:
+        if len(frames) < 2:
+            log.warning("dropped a %d-frame message from %s: too short to hold a header", len(frames), frames[0].hex())
+            return
+        sender = frames[0]
+        header = frames[1]
+        if header[:3] != _PREFIX or len(header) < HEADER_SIZE:
+            return self._bad_header(sender, header)
+        cmd = header[3]
+        if cmd == _PARTIAL or cmd == _FINAL:
+            # [wid, header, cid, *payload] -> [cid, header, *payload]
+            if len(frames) < 3:
+                return self._protocol_error(sender, header, "PARTIAL/FINAL without a client id frame")
+            cid = frames[2]
+            if cmd == _FINAL:
+                entry = self.inflight.pop(cid + header[4:12], None)
+                if entry is not None:
+                    worker = self.workers.get(entry[0])
+                    if worker is not None:
+                        worker.calls.discard(cid + header[4:12])
+                        worker.calls_done += 1
+                        if entry[1] is not None and header[12] == Status.OK:
+                            self._bind(entry[1], worker)
+            if cid:  # an empty client id marks a reply to the broker's own request
+                self._send([cid, header, *frames[3:]])
+            return
+        if cmd == _CALL:
+            # [cid, header, meta, *payload] -> [wid, header, cid, meta, *payload]
+            wid = self.directory.get(header[HEADER_SIZE:])
+            if wid is None:
+                return self._not_found(sender, header)
+            key = sender + header[4:12]
+            self.inflight[key] = (wid, None, sender)
+            self.workers[wid].calls.add(key)
+            self.calls_routed += 1
+            self._send([wid, header, sender, *frames[2:]])
+            return
+        self._on_control(cmd, sender, header, frames)
+
+    # -- everything else -------------------------------------------------------------------------
+
+    def _on_control(self, cmd: int, sender: Identity, header: bytes, frames: list[bytes]) -> None:
+        problem = check_header(header)
+        if problem:
+            return self._protocol_error(sender, header, problem)
+        call_id = int.from_bytes(header[4:12], "big")
+        target = header[HEADER_SIZE:]
+        if cmd == Cmd.HEARTBEAT:
+            w = self.workers.get(sender)
+            if w is None:
+                # A worker we do not know (we restarted): ask it to register again.
+                self._send([sender, _DISCONNECT])
+            else:
+                w.expiry = time.monotonic() + HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS
+        elif cmd == Cmd.CANCEL:
+            entry = self.inflight.get(sender + header[4:12])
+            if entry is not None:
+                self._send([entry[0], header, sender])
+        elif cmd == Cmd.READY:
+            self._on_ready(sender, frames)
+        elif cmd == Cmd.DISCONNECT:
+            if sender in self.workers:
+                self._worker_gone(sender, "it disconnected")
+        elif cmd == Cmd.PUT:
+            self._on_put(sender, header, call_id, target, frames)
+        elif cmd == Cmd.DELETE:
+            wid = self.directory.pop(target, None)
+            if wid is None:
+                return self._not_found(sender, header)
+            worker = self.workers[wid]
+            worker.objects.discard(target)
+            key = sender + header[4:12]
+            self.inflight[key] = (wid, None, sender)
+            worker.calls.add(key)
+            self._send([wid, header, sender])
+        elif cmd == Cmd.KEYS:
+            names = sorted(n.decode() for n in self.directory)
+            self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(names)])
+        elif cmd == Cmd.STATUS:
+            self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(self.status())])
+        elif cmd == Cmd.PING:
+            body = {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
+            self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(body)])
+        elif cmd == Cmd.SHUTDOWN:
+            self._shutdown_waiters.append((sender, header[4:12]))
+            if self.on_shutdown is not None:
+                self.on_shutdown()
+            else:
+                self.finish_shutdown()
+        else:
+            self._protocol_error(sender, header, f"command {Cmd(cmd).name} is not accepted by the broker")
+
+    def _on_ready(self, sender: Identity, frames: list[bytes]) -> None:
+        try:
+            meta = unpack_meta(frames[3])
+            name, pid = str(meta["name"]), int(meta["pid"])
+        except Exception as exc:
+            log.warning("bad READY from %s: %s", sender.hex(), exc)
+            return
+        if meta.get("protocol") != PROTOCOL_VERSION:
+            log.error("worker %r: %s", name, version_message(meta.get("protocol", 0)))
+            self._send([sender, _DISCONNECT])
+            return
+        for other in list(self.workers.values()):
+            if other.name == name and other.wid != sender:
+                self._worker_gone(other.wid, "a new process registered under its name")
+        worker = WorkerInfo(
+            wid=sender,
+            name=name,
+            pid=pid,
+            node=str(meta.get("node", socket.gethostname())),
+            capacity=int(meta.get("capacity", 0)),
+            version=str(meta.get("version", "?")),
+            expiry=time.monotonic() + HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS,
+        )
+        self.workers[sender] = worker
+        for obj in meta.get("objects", ()):
+            self._bind(obj.encode(), worker)
+        log.info("worker %r registered (pid %d, %d objects)", name, pid, len(worker.objects))
+        self._send([sender, _HB])
+        self._worker_ready.set()
+
+    def _on_put(self, sender: Identity, header: bytes, call_id: int, target: bytes, frames: list[bytes]) -> None:
+        if not target:
+            return self._protocol_error(sender, header, "PUT needs an object name as target")
+        try:
+            meta = unpack_meta(frames[2])
+        except Exception as exc:
+            return self._protocol_error(sender, header, f"PUT meta frame: {exc}")
+        wname = str(meta.get("worker") or "default")
+        wid = next((w.wid for w in self.workers.values() if w.name == wname), None)
+        if wid is None:
+            names = sorted(w.name for w in self.workers.values())
+            return self._reply_error(
+                sender, call_id, Status.NOT_FOUND,
+                f"no worker named {wname!r} is running on the cluster (running: {', '.join(names) or 'none'})",
+            )
+        key = sender + header[4:12]
+        self.inflight[key] = (wid, target, sender)
+        self.workers[wid].calls.add(key)
+        self._send([wid, header, sender, *frames[2:]])
+
+    def _bind(self, name: bytes, worker: WorkerInfo) -> None:
+        old = self.directory.get(name)
+        if old is not None and old != worker.wid and old in self.workers:
+            # The name moved to another worker: the old copy must not linger there.
+            self.workers[old].objects.discard(name)
+            self._send([old, pack_header(Cmd.DELETE, 0, 0, name), b""])
+        self.directory[name] = worker.wid
+        worker.objects.add(name)
+
+    def _not_found(self, sender: Identity, header: bytes) -> None:
+        name = header[HEADER_SIZE:].decode(errors="replace")
+        known = [n.decode() for n in self.directory]
+        err = ObjectNotFound.for_name(name, known)
+        self._reply_error(
+            sender, int.from_bytes(header[4:12], "big"), _NOT_FOUND, str(err), name=name, matches=err.matches
+        )
+
+    def _bad_header(self, sender: Identity, header: bytes) -> None:
+        if len(header) >= 12 and header[:2] == MAGIC and header[2] != PROTOCOL_VERSION:
+            call_id = int.from_bytes(header[4:12], "big")
+            log.warning("peer %s: %s", sender.hex(), version_message(header[2]))
+            return self._reply_error(sender, call_id, Status.VERSION, version_message(header[2]))
+        self._protocol_error(sender, header, check_header(header) or "malformed header")
+
+    def _protocol_error(self, sender: Identity, header: bytes, problem: str) -> None:
+        log.warning("protocol error from peer %s: %s", sender.hex(), problem)
+        if sender in self.workers:
+            return  # a worker gets no reply it could confuse with a call
+        call_id = int.from_bytes(header[4:12], "big") if len(header) >= 12 else 0
+        self._reply_error(sender, call_id, Status.PROTOCOL, f"the broker rejected a message: {problem}")
+
+    # -- liveness ----------------------------------------------------------------------------
+
+    def worker_exited(self, pid: int, reason: str) -> None:
+        """Called by the node supervisor when a worker process ends (faster than heartbeats)."""
+        for w in list(self.workers.values()):
+            if w.pid == pid:
+                self._worker_gone(w.wid, reason)
+
+    def _worker_gone(self, wid: Identity, reason: str) -> None:
+        worker = self.workers.pop(wid, None)
+        if worker is None:
+            return
+        log.warning("worker %r (pid %d) is gone: %s; failing %d calls", worker.name, worker.pid, reason, len(worker.calls))
+        for name in worker.objects:
+            if self.directory.get(name) == wid:
+                del self.directory[name]
+        message = (
+            f"worker {worker.name!r} (pid {worker.pid}) died during the call: {reason}. "
+            "Objects it held are gone; send them again with .to(cluster) if it is not restarted "
+            "with them."
+        )
+        for key in worker.calls:
+            entry = self.inflight.pop(key, None)
+            if entry is not None and entry[2]:
+                self._reply_error(entry[2], int.from_bytes(key[-8:], "big"), Status.WORKER_DIED, message)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await anyio.sleep(HEARTBEAT_INTERVAL)
+            now = time.monotonic()
+            for w in list(self.workers.values()):
+                if w.expiry < now:
+                    self._worker_gone(w.wid, f"no heartbeat for {HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL:.0f} s")
+                else:
+                    self._send([w.wid, _HB])
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "endpoint": self.endpoint,
+            "uptime": time.time() - self.started,
+            "calls_routed": self.calls_routed,
+            "inflight": len(self.inflight),
+            "objects": {n.decode(): self.workers[w].name for n, w in self.directory.items() if w in self.workers},
+            "workers": [
+                {
+                    "name": w.name,
+                    "pid": w.pid,
+                    "node": w.node,
+                    "version": w.version,
+                    "objects": sorted(o.decode() for o in w.objects),
+                    "inflight": len(w.calls),
+                    "calls_done": w.calls_done,
+                    "uptime": time.time() - w.started,
+                }
+                for w in self.workers.values()
+            ],
+        }

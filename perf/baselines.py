@@ -1,0 +1,161 @@
+"""Baselines measured in the same run as rhzmq: the ceilings for Python on this machine.
+
+* ``zmq_proxy``: blocking DEALER client -> ``zmq.proxy`` (ROUTER/DEALER, in C) -> blocking echo
+  worker. No Python in the broker at all: the best a ZeroMQ broker design can hope for.
+* ``asyncio_tcp``: a raw asyncio TCP echo with uvloop, no ZeroMQ, no broker: the floor for a
+  Python round trip here.
+
+Each runs in its own processes, started and stopped by PID, with a handshake (the first echo)
+instead of sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import statistics
+import threading
+import time
+from typing import Any
+
+import zmq
+
+LAT_CALLS = 3000
+TPUT_CALLS = 60000
+
+
+def _proxy(front: str, back: str) -> None:
+    ctx = zmq.Context()
+    f = ctx.socket(zmq.ROUTER)
+    f.bind(front)
+    b = ctx.socket(zmq.DEALER)
+    b.bind(back)
+    zmq.proxy(f, b)
+
+
+def _echo_worker(back: str) -> None:
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.REP)
+    s.connect(back)
+    while True:
+        s.send_multipart(s.recv_multipart())
+
+
+def zmq_proxy(inflight: int = 64, payload: bytes = b"x" * 16) -> dict[str, float]:
+    """p50/p99 sequential latency (µs) and calls/s with ``inflight`` pipelined requests."""
+    ctx = zmq.Context()
+    probe = ctx.socket(zmq.ROUTER)
+    p1 = probe.bind_to_random_port("tcp://127.0.0.1")
+    p2 = probe.bind_to_random_port("tcp://127.0.0.1")
+    probe.close()
+    front, back = f"tcp://127.0.0.1:{p1}", f"tcp://127.0.0.1:{p2}"
+    procs = [mp.Process(target=_proxy, args=(front, back), daemon=True),
+             mp.Process(target=_echo_worker, args=(back,), daemon=True)]
+    for p in procs:
+        p.start()
+    try:
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(front)
+        s.send_multipart([b"", payload])
+        s.recv_multipart()  # handshake: the whole path answers
+        lat = []
+        for _ in range(LAT_CALLS):
+            t = time.perf_counter()
+            s.send_multipart([b"", payload])
+            s.recv_multipart()
+            lat.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        sent = received = 0
+        while received < TPUT_CALLS:
+            while sent < TPUT_CALLS and sent - received < inflight:
+                s.send_multipart([b"", payload])
+                sent += 1
+            s.recv_multipart()
+            received += 1
+        rate = TPUT_CALLS / (time.perf_counter() - t)
+        s.close()
+        return _summary(lat, rate)
+    finally:
+        for p in procs:
+            p.kill()
+            p.join()
+
+
+def _tcp_server(port_q: Any) -> None:
+    import uvloop
+
+    async def main() -> None:
+        async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            while True:
+                data = await r.read(65536)
+                if not data:
+                    return
+                w.write(data)
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port_q.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+def asyncio_tcp(inflight: int = 64, size: int = 16) -> dict[str, float]:
+    """Fixed-size request/response echo over one TCP connection with uvloop."""
+    import uvloop
+
+    q: Any = mp.Queue()
+    proc = mp.Process(target=_tcp_server, args=(q,), daemon=True)
+    proc.start()
+    port = q.get(timeout=30)
+    payload = b"x" * size
+
+    async def main() -> dict[str, float]:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        lat = []
+        for _ in range(LAT_CALLS):
+            t = time.perf_counter()
+            w.write(payload)
+            await r.readexactly(size)
+            lat.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        done = 0
+        lock = asyncio.Lock()
+
+        async def client(n: int) -> None:
+            nonlocal done
+            for _ in range(n):
+                async with lock:  # one stream: keep request/response pairs whole
+                    w.write(payload)
+                    await r.readexactly(size)
+                done += 1
+
+        # Pipelined: write `inflight` requests, then read them back, repeatedly.
+        rounds = TPUT_CALLS // inflight
+        for _ in range(rounds):
+            w.write(payload * inflight)
+            await r.readexactly(size * inflight)
+        rate = rounds * inflight / (time.perf_counter() - t)
+        w.close()
+        return _summary(lat, rate)
+
+    try:
+        return uvloop.run(main())
+    finally:
+        proc.kill()
+        proc.join()
+
+
+def _summary(lat: list[float], rate: float) -> dict[str, float]:
+    lat.sort()
+    return {
+        "p50_us": statistics.median(lat) * 1e6,
+        "p99_us": lat[int(len(lat) * 0.99)] * 1e6,
+        "calls_per_s": rate,
+    }
+
+
+if __name__ == "__main__":
+    print("zmq_proxy", zmq_proxy())
+    print("asyncio_tcp", asyncio_tcp())
+    del threading

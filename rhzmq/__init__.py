@@ -1,0 +1,62 @@
+"""rhzmq: send Python functions and classes to other machines as named services, call them as if
+they were local — from asyncio, from scripts, or over HTTP.
+
+    import rhzmq as rh
+    cluster = rh.cluster("local").up_if_not()
+    add = rh.function(add).to(cluster)
+    add(1, 2)                  # blocking
+    await add.acall(1, 2)      # asyncio
+"""
+
+from ._cluster import Cluster, cluster
+from ._exceptions import (
+    CallCancelled,
+    CallError,
+    CallTimeout,
+    ClusterError,
+    ClusterNotRunning,
+    ObjectNotFound,
+    ProtocolError,
+    RemoteError,
+    RemoteTraceback,
+    RhzmqError,
+    SerializationError,
+    SyncCallInEventLoop,
+    VersionMismatch,
+    WorkerDiedError,
+)
+from ._resources import Function, Module, ModuleClass, function, module
+from ._stubs import RemoteMethod, RemoteObject
+from ._version import PROTOCOL_VERSION, __version__
+
+#: The embedded local cluster (not started until ``rh.here.up_if_not()``).
+here = cluster("local")
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "CallCancelled",
+    "CallError",
+    "CallTimeout",
+    "Cluster",
+    "ClusterError",
+    "ClusterNotRunning",
+    "Function",
+    "Module",
+    "ModuleClass",
+    "ObjectNotFound",
+    "ProtocolError",
+    "RemoteError",
+    "RemoteMethod",
+    "RemoteObject",
+    "RemoteTraceback",
+    "RhzmqError",
+    "SerializationError",
+    "SyncCallInEventLoop",
+    "VersionMismatch",
+    "WorkerDiedError",
+    "__version__",
+    "cluster",
+    "function",
+    "here",
+    "module",
+]

@@ -1,0 +1,345 @@
+"""The asyncio client: one DEALER socket per event loop and cluster, many calls in flight.
+
+Each call gets an id (a counter), a future and an entry in ``_calls``. Replies are matched by id in
+one plain callback that the :class:`~rhzmq._pump.Pump` calls for every message it drains; PARTIAL
+messages print output, re-emit log records or feed a generator's queue, and the one FINAL resolves
+the future. Cancelling the awaiting task sends CANCEL; ``timeout=`` is a loop timer that fails the
+future with :class:`CallTimeout` and cancels the remote call.
+
+Liveness: workers are watched by the broker, but the broker itself may die. While calls are in
+flight a watchdog PINGs the broker each heartbeat interval; if nothing at all arrives for
+``HEARTBEAT_LIVENESS`` intervals, every pending call fails with :class:`ClusterNotRunning` instead
+of waiting forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import pickle
+import time
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import msgpack
+import zmq
+
+from ._exceptions import ClusterNotRunning, ProtocolError, RemoteError, RemoteTraceback
+from ._output import PrefixedWriter, emit_log
+from ._protocol import (
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_LIVENESS,
+    MAGIC,
+    Cmd,
+    Partial,
+    Status,
+    error_from_frame,
+    pack_header,
+    pack_meta,
+    version_message,
+)
+from ._pump import Pump
+from ._serialization import dumps_call, loads
+from ._types import Frame
+from ._version import PROTOCOL_VERSION
+
+_PREFIX = MAGIC + bytes((PROTOCOL_VERSION,))
+_FINAL, _PARTIAL = Cmd.FINAL, Cmd.PARTIAL
+_NO_ARGS = dumps_call((), {})
+_END = object()
+
+#: How long the first contact with a broker may take before ClusterNotRunning.
+CONNECT_TIMEOUT = 10.0
+
+
+class _Pending:
+    """One call in flight: its future, how to show its output, where its items go."""
+
+    __slots__ = ("future", "items", "label", "stderr", "stdout", "timer")
+
+    def __init__(self, future: asyncio.Future[Any], label: str, items: asyncio.Queue[Any] | None) -> None:
+        self.future = future
+        self.label = label
+        self.items = items
+        self.stdout: PrefixedWriter | None = None
+        self.stderr: PrefixedWriter | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def partial(self, kind: int, frames: list[bytes]) -> None:
+        if kind == Partial.ITEM:
+            if self.items is not None:
+                self.items.put_nowait(frames)
+        elif kind == Partial.STDOUT:
+            if self.stdout is None:
+                self.stdout = PrefixedWriter(self.label, "stdout")
+            self.stdout.write(frames[0].decode(errors="replace"))
+        elif kind == Partial.STDERR:
+            if self.stderr is None:
+                self.stderr = PrefixedWriter(self.label, "stderr")
+            self.stderr.write(frames[0].decode(errors="replace"))
+        elif kind == Partial.LOG:
+            emit_log(msgpack.unpackb(frames[0]), self.label)
+
+
+def decode_final(status: int, frames: Sequence[bytes]) -> Any:
+    """The result of a FINAL, or the exception it carries raised."""
+    if status == Status.OK:
+        return loads(frames)
+    if not frames:
+        raise ProtocolError(f"FINAL with status {status} but no error frame")
+    if status == Status.REMOTE:
+        raise remote_exception(frames[0])
+    raise error_from_frame(status, frames[0])
+
+
+def remote_exception(payload: bytes) -> BaseException:
+    """Rebuild a remote exception as its own type when possible, else a RemoteError."""
+    body = msgpack.unpackb(payload)
+    tb = str(body.get("traceback", ""))
+    if body.get("exc") is not None:
+        try:
+            exc = pickle.loads(body["exc"])
+        except Exception:
+            exc = None
+        if isinstance(exc, BaseException):
+            exc.__cause__ = RemoteTraceback(tb)
+            return exc
+    return RemoteError(str(body.get("message", "")), str(body.get("type", "")), tb)
+
+
+class Client:
+    """Talks to one broker from one event loop. Get one with :func:`get_client`."""
+
+    def __init__(self, endpoint: str, curve: dict[str, bytes] | None = None) -> None:
+        self.endpoint = endpoint
+        self.loop = asyncio.get_running_loop()
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 100_000)
+        sock.setsockopt(zmq.RCVHWM, 100_000)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        if curve:
+            sock.curve_secretkey = curve["secret"]
+            sock.curve_publickey = curve["public"]
+            sock.curve_serverkey = curve["server"]
+        sock.connect(endpoint)
+        self.pump = Pump(sock, self._on_message)
+        self._calls: dict[int, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._last_heard = time.monotonic()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._connected = False
+        self.closed = False
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _on_message(self, frames: list[bytes]) -> None:
+        self._last_heard = time.monotonic()
+        header = frames[0]
+        if header[:3] != _PREFIX or len(header) < 15:
+            if header[:2] == MAGIC and len(header) >= 12:
+                pending = self._calls.pop(int.from_bytes(header[4:12], "big"), None)
+                if pending is not None and not pending.future.done():
+                    pending.future.set_exception(ProtocolError(version_message(header[2])))
+            return
+        call_id = int.from_bytes(header[4:12], "big")
+        if header[3] == _FINAL:
+            pending = self._calls.pop(call_id, None)
+            if pending is None:
+                return  # answered already (timed out, cancelled)
+            if pending.timer is not None:
+                pending.timer.cancel()
+            if pending.items is not None:
+                pending.items.put_nowait(_END)
+            if not pending.future.done():
+                pending.future.set_result((header[12], frames[1:]))
+        elif header[3] == _PARTIAL:
+            pending = self._calls.get(call_id)
+            if pending is not None:
+                pending.partial(header[12], frames[1:])
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _start(self, cmd: int, target: bytes, body: Sequence[Frame], label: str,
+               timeout: float | None, items: asyncio.Queue[Any] | None = None) -> tuple[int, _Pending]:
+        if self.closed:
+            raise ClusterNotRunning(f"the connection to {self.endpoint} is closed")
+        call_id = next(self._ids)
+        pending = _Pending(self.loop.create_future(), label, items)
+        self._calls[call_id] = pending
+        self.pump.send([pack_header(cmd, call_id, 0, target), *body])
+        if timeout is not None:
+            pending.timer = self.loop.call_later(timeout, self._expire, call_id, timeout)
+        if self._watchdog is None:
+            self._watchdog = self.loop.create_task(self._watch())
+        return call_id, pending
+
+    def _expire(self, call_id: int, timeout: float) -> None:
+        from ._exceptions import CallTimeout
+
+        pending = self._calls.pop(call_id, None)
+        if pending is None:
+            return
+        self._send_cancel(call_id)
+        if pending.items is not None:
+            pending.items.put_nowait(_END)
+        if not pending.future.done():
+            pending.future.set_exception(
+                CallTimeout(f"{pending.label or 'the call'} did not finish within timeout={timeout:g} s; "
+                            "it was cancelled on the worker. Pass a larger timeout= if it needs longer.")
+            )
+
+    def _send_cancel(self, call_id: int) -> None:
+        self.pump.send([pack_header(Cmd.CANCEL, call_id)])
+
+    async def _await(self, call_id: int, pending: _Pending) -> Any:
+        try:
+            status, frames = await pending.future
+        except asyncio.CancelledError:
+            if self._calls.pop(call_id, None) is not None:
+                self._send_cancel(call_id)
+                if pending.timer is not None:
+                    pending.timer.cancel()
+            raise
+        return decode_final(status, frames)
+
+    async def ensure_connected(self) -> None:
+        """First contact: PING the broker so a missing daemon is a clear error, not a hang."""
+        if self._connected:
+            return
+        call_id, pending = self._start(Cmd.PING, b"", (), "", None)
+        try:
+            status, frames = await asyncio.wait_for(asyncio.shield(pending.future), CONNECT_TIMEOUT)
+        except TimeoutError:
+            self._calls.pop(call_id, None)
+            raise ClusterNotRunning(
+                f"no rhzmq broker answered at {self.endpoint} within {CONNECT_TIMEOUT:g} s. "
+                "Start the cluster with cluster.up_if_not() (or `rhzmq start`)."
+            ) from None
+        info = decode_final(status, frames)
+        if info.get("protocol") != PROTOCOL_VERSION:
+            raise ProtocolError(version_message(info.get("protocol", 0)))
+        self._connected = True
+
+    # -- public API ------------------------------------------------------------------------------
+
+    async def call(
+        self,
+        target: bytes,
+        meta: bytes,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        label: str = "",
+        timeout: float | None = None,
+    ) -> Any:
+        """Call ``target``'s method (named in ``meta``, see :func:`call_meta`) and return its result."""
+        if not self._connected:
+            await self.ensure_connected()
+        payload = dumps_call(args, kwargs) if (args or kwargs) else _NO_ARGS
+        call_id, pending = self._start(Cmd.CALL, target, (meta, *payload), label, timeout)
+        return await self._await(call_id, pending)
+
+    async def stream(
+        self,
+        target: bytes,
+        meta: bytes,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        label: str = "",
+        timeout: float | None = None,
+    ) -> AsyncIterator[Any]:
+        """Call a generator method and yield its items as they arrive."""
+        if not self._connected:
+            await self.ensure_connected()
+        payload = dumps_call(args, kwargs) if (args or kwargs) else _NO_ARGS
+        items: asyncio.Queue[Any] = asyncio.Queue()
+        call_id, pending = self._start(Cmd.CALL, target, (meta, *payload), label, timeout, items)
+        try:
+            while True:
+                frames = await items.get()
+                if frames is _END:
+                    break
+                yield loads(frames)
+            decode_final(*pending.future.result())
+        finally:
+            if self._calls.pop(call_id, None) is not None:
+                self._send_cancel(call_id)  # the consumer stopped early
+
+    async def control(self, cmd: int, target: str = "", frames: Sequence[Frame] = (),
+                      timeout: float | None = None, label: str = "") -> Any:
+        """A control command (PUT, DELETE, KEYS, STATUS, PING, SHUTDOWN); returns its result."""
+        if not self._connected and cmd != Cmd.PING:
+            await self.ensure_connected()
+        call_id, pending = self._start(cmd, target.encode(), frames, label, timeout)
+        return await self._await(call_id, pending)
+
+    async def _watch(self) -> None:
+        """Fail pending calls if the broker stops answering (see the module docstring)."""
+        ping = [pack_header(Cmd.PING)]
+        try:
+            while self._calls and not self.closed:
+                await asyncio.sleep(HEARTBEAT_INTERVAL)
+                if time.monotonic() - self._last_heard > HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:
+                    self._fail_all(ClusterNotRunning(
+                        f"lost the connection to the broker at {self.endpoint}: nothing heard for "
+                        f"{HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:.0f} s. Check `rhzmq status`."
+                    ))
+                    break
+                self.pump.send(ping)  # its FINAL (call id 0) only refreshes _last_heard
+        finally:
+            self._watchdog = None
+
+    def _fail_all(self, exc: BaseException) -> None:
+        calls, self._calls = self._calls, {}
+        self._connected = False
+        for pending in calls.values():
+            if pending.items is not None:
+                pending.items.put_nowait(_END)
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._fail_all(ClusterNotRunning(f"the connection to {self.endpoint} was closed"))
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            self.pump.close()
+
+
+def call_meta(method: str, stream_logs: bool = True) -> bytes:
+    """The meta frame of a CALL; stubs build it once per method and reuse it."""
+    meta: dict[str, Any] = {"m": method}
+    if not stream_logs:
+        meta["s"] = False
+    return pack_meta(meta)
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Client]] = weakref.WeakKeyDictionary()
+
+
+def get_client(endpoint: str, curve: dict[str, bytes] | None = None) -> Client:
+    """The client for ``endpoint`` on the running loop (one DEALER per loop and cluster)."""
+    loop = asyncio.get_running_loop()
+    per_loop = _clients.get(loop)
+    if per_loop is None:
+        per_loop = _clients[loop] = {}
+    client = per_loop.get(endpoint)
+    if client is None or client.closed:
+        client = per_loop[endpoint] = Client(endpoint, curve)
+    return client
+
+
+def drop_client(endpoint: str) -> None:
+    """Close the running loop's client for ``endpoint`` (after a teardown)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    client = _clients.get(loop, {}).pop(endpoint, None)
+    if client is not None:
+        client.close()

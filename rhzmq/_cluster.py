@@ -1,0 +1,283 @@
+"""Clusters: where objects live. ``rh.cluster("local")`` is the embedded default: a daemon on this
+machine (broker + default worker) that outlives the script that started it.
+
+Every operation is written once, ``async`` (``akeys``, ``aput``, ...); the plain methods run that
+code through the portal (:mod:`rhzmq._portal`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from . import _config
+from ._client import drop_client, get_client
+from ._exceptions import CallTimeout, ClusterError, ClusterNotRunning, ObjectNotFound
+from ._portal import run_sync
+from ._protocol import Cmd, pack_meta
+from ._serialization import dumps
+from ._specs import object_spec
+from ._stubs import RemoteObject
+
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 15.0
+DEFAULT_GATEWAY_PORT: int | None = None
+
+
+class Cluster:
+    """A set of nodes running one broker; see ``rh.cluster``."""
+
+    def __init__(self, name: str = "local", *, gateway_port: int | None = DEFAULT_GATEWAY_PORT,
+                 port: int = 0, token: str | None = None) -> None:
+        if name != "local":
+            raise ClusterError(
+                f"unknown cluster {name!r}: this version knows the embedded cluster 'local' "
+                "(rh.cluster('local') or rh.here)."
+            )
+        self.name = name
+        self.gateway_port = gateway_port
+        self.port = port
+        self.token = token
+        self._endpoint: str | None = None
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The broker's ZeroMQ endpoint; ClusterNotRunning if the daemon is not up."""
+        if self._endpoint is None:
+            state = _config.read_state()
+            if not state or not _config.pid_alive(int(state.get("pid", 0))):
+                raise ClusterNotRunning(
+                    f"cluster {self.name!r} is not running. Start it with "
+                    f"rh.cluster({self.name!r}).up_if_not() or `rhzmq start`."
+                )
+            self._endpoint = str(state["endpoint"])
+        return self._endpoint
+
+    def curve_keys(self) -> dict[str, bytes] | None:
+        return None
+
+    @property
+    def gateway_url(self) -> str | None:
+        state = _config.read_state()
+        return state.get("gateway") if state else None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def is_up(self) -> bool:
+        """Whether the daemon runs and answers."""
+        self._endpoint = None
+        try:
+            self.endpoint  # noqa: B018 - reads the state file
+            run_sync(self._aping, hint="`await cluster.astatus()`")
+        except ClusterNotRunning:
+            return False
+        return True
+
+    async def _aping(self) -> Any:
+        try:
+            return await get_client(self.endpoint).control(Cmd.PING, timeout=5.0)
+        except CallTimeout:
+            raise ClusterNotRunning(f"the daemon of cluster {self.name!r} does not answer") from None
+
+    def up_if_not(self) -> Cluster:
+        """Start the local daemon unless it is already up; returns the cluster (for chaining)."""
+        if self.is_up():
+            return self
+        with _start_lock():
+            if not self.is_up():  # another process may have started it meanwhile
+                _start_daemon(self.port, self.gateway_port, self.token)
+        self._endpoint = None
+        return self
+
+    def up(self) -> Cluster:
+        return self.up_if_not()
+
+    def teardown(self) -> None:
+        """Stop the daemon and every worker; objects on it are gone."""
+        state = _config.read_state()
+        if not state or not _config.pid_alive(int(state.get("pid", 0))):
+            return
+        pid = int(state["pid"])
+        try:
+            run_sync(self._ashutdown, hint="`await cluster.ateardown()`")
+        except (ClusterNotRunning, CallTimeout):
+            os.kill(pid, signal.SIGTERM)
+        _wait_gone(pid, STOP_TIMEOUT)
+        self._endpoint = None
+
+    async def ateardown(self) -> None:
+        state = _config.read_state()
+        if not state:
+            return
+        await self._ashutdown()
+        import anyio
+
+        await anyio.to_thread.run_sync(_wait_gone, int(state["pid"]), STOP_TIMEOUT)
+        self._endpoint = None
+
+    async def _ashutdown(self) -> None:
+        endpoint = self.endpoint
+        await get_client(endpoint).control(Cmd.SHUTDOWN, timeout=STOP_TIMEOUT)
+        drop_client(endpoint)
+
+    # -- objects -----------------------------------------------------------------------------
+
+    async def akeys(self) -> list[str]:
+        return list(await get_client(self.endpoint).control(Cmd.KEYS))
+
+    def keys(self) -> list[str]:
+        """Names of the objects on the cluster."""
+        return run_sync(self.akeys, hint="`await cluster.akeys()`")
+
+    async def astatus(self) -> dict[str, Any]:
+        return dict(await get_client(self.endpoint).control(Cmd.STATUS))
+
+    def status(self) -> dict[str, Any]:
+        """The broker's view: workers (pid, objects, calls in flight), objects, versions."""
+        return run_sync(self.astatus, hint="`await cluster.astatus()`")
+
+    async def aput_spec(self, name: str, spec: dict[str, Any], *, worker: str | None = None,
+                        max_concurrency: int | None = None) -> dict[str, Any]:
+        """Send an object spec to a worker under ``name``; returns the worker's description."""
+        _check_name(name)
+        meta: dict[str, Any] = {"worker": worker or "default"}
+        if max_concurrency is not None:
+            meta["max_concurrency"] = max_concurrency
+        info = await get_client(self.endpoint).control(
+            Cmd.PUT, name, [pack_meta(meta), *dumps(spec)], label=name
+        )
+        return dict(info)
+
+    async def aput(self, name: str, obj: Any) -> None:
+        await self.aput_spec(name, object_spec(obj, by_ref=False))
+
+    def put(self, name: str, obj: Any) -> None:
+        """Store ``obj`` (pickled) on the cluster under ``name``."""
+        run_sync(self.aput, name, obj, hint=f"`await cluster.aput({name!r}, obj)`")
+
+    async def aget(self, name: str, default: Any = None, *, remote: bool = False) -> Any:
+        try:
+            if remote:
+                info = await self.acall(name, "__rh_describe__")
+                if info.get("type") == "function":
+                    from ._resources import Function
+
+                    return Function._bound(self, name, info)
+                return RemoteObject(self, name, info)
+            return await self.acall(name, "__rh_value__")
+        except ObjectNotFound:
+            return default
+
+    def get(self, name: str, default: Any = None, *, remote: bool = False) -> Any:
+        """The object's value (a copy), or with ``remote=True`` a stub calling the remote object."""
+        return run_sync(self.aget, name, default, remote=remote, hint=f"`await cluster.aget({name!r})`")
+
+    async def adelete(self, names: str | Sequence[str]) -> None:
+        client = get_client(self.endpoint)
+        for name in [names] if isinstance(names, str) else names:
+            await client.control(Cmd.DELETE, name)
+
+    def delete(self, names: str | Sequence[str]) -> None:
+        """Delete one or several objects from the cluster (ObjectNotFound if one is unknown)."""
+        run_sync(self.adelete, names, hint="`await cluster.adelete(name)`")
+
+    async def acall(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        from ._client import call_meta
+
+        client = get_client(self.endpoint)
+        return await client.call(name.encode(), call_meta(method), args, kwargs,
+                                 label=f"{name}.{method}" if method else name)
+
+    def call(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` of the object ``name`` (``""`` calls the object itself)."""
+        return run_sync(functools.partial(self.acall, name, method, *args, **kwargs),
+                        hint=f"`await cluster.acall({name!r}, {method!r}, ...)`")
+
+    def __repr__(self) -> str:
+        return f"<Cluster {self.name!r}>"
+
+
+def cluster(name: str = "local", **kwargs: Any) -> Cluster:
+    """A cluster handle. ``rh.cluster("local").up_if_not()`` starts the embedded local daemon."""
+    return Cluster(name, **kwargs)
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or len(name.encode()) > 1024 or "/" in name:
+        raise ValueError(
+            f"invalid object name {name!r}: use a non-empty string without '/', at most 1024 bytes"
+        )
+
+
+@contextlib.contextmanager
+def _start_lock() -> Iterator[None]:
+    with open(_config.local_dir() / "start.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _start_daemon(port: int, gateway_port: int | None, token: str | None) -> dict[str, Any]:
+    """Start the daemon detached and wait for its READY line (see rhzmq._daemon)."""
+    read_fd, write_fd = os.pipe()
+    cmd = [sys.executable, "-m", "rhzmq._daemon", "--detach", "--port", str(port), "--ready-fd", str(write_fd)]
+    if gateway_port is not None:
+        cmd += ["--gateway-port", str(gateway_port)]
+    env = dict(os.environ)
+    if token:
+        env["RHZMQ_TOKEN"] = token  # via the environment: never visible in `ps`
+    log_path = _config.log_file()
+    with open(log_path, "ab") as log:
+        launcher = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    pass_fds=(write_fd,), env=env)
+    os.close(write_fd)
+    launcher.wait()  # it forks the daemon and exits at once
+    print(f"rhzmq: starting the local cluster (log {log_path})", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    buffer = b""
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                raise ClusterError(f"the local daemon did not start within {START_TIMEOUT:g} s; see {log_path}")
+            chunk = pipe.read(4096)
+            if not chunk:
+                tail = log_path.read_text(errors="replace").splitlines()[-15:]
+                raise ClusterError("the local daemon exited during start-up. Its log ends with:\n  "
+                                   + "\n  ".join(tail))
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                text = line.decode(errors="replace")
+                if text.startswith("READY "):
+                    state: dict[str, Any] = json.loads(text[6:])
+                    extra = f", HTTP gateway {state['gateway']}" if state.get("gateway") else ""
+                    print(f"rhzmq: local cluster up (pid {state['pid']}): broker {state['endpoint']}{extra}",
+                          file=sys.stderr, flush=True)
+                    return state
+                if text.startswith("STEP "):
+                    print(f"rhzmq: {text[5:]}", file=sys.stderr, flush=True)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait for a (non-child) process to exit: there is no handle to block on, so poll its pid."""
+    deadline = time.monotonic() + timeout
+    while _config.pid_alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.02)

@@ -1,0 +1,58 @@
+"""Where rhzmq keeps its state on this machine: ``~/.rhzmq`` or ``$RHZMQ_HOME``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def home() -> Path:
+    return Path(os.environ.get("RHZMQ_HOME") or "~/.rhzmq").expanduser()
+
+
+def local_dir() -> Path:
+    """State of the local daemon: ``daemon.json`` (address, pid), ``daemon.log``, locks."""
+    path = home() / "local"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def state_file() -> Path:
+    return local_dir() / "daemon.json"
+
+
+def log_file() -> Path:
+    return local_dir() / "daemon.log"
+
+
+def read_state() -> dict[str, Any] | None:
+    try:
+        state = json.loads(state_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def write_state(state: dict[str, Any]) -> None:
+    path = state_file()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, path)  # atomic: readers never see half a file
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; reaps it first if it is our exited child (a zombie looks alive)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,143 @@
+"""rhzmq's exceptions: one tree, so ``except rh.RhzmqError`` catches everything we raise.
+
+::
+
+    RhzmqError
+    ├── ClusterError                  a cluster cannot be used as asked
+    │   └── ClusterNotRunning         no daemon answers at the cluster's address
+    ├── ProtocolError                 a message broke the wire protocol
+    │   └── VersionMismatch           two peers speak different protocol versions
+    ├── SerializationError            a value cannot cross the wire (names the argument and type)
+    ├── ObjectNotFound                no object of that name (lists close matches); also a KeyError
+    ├── CallError                     a call did not produce a result
+    │   ├── RemoteError               the remote code raised; carries the remote traceback
+    │   ├── WorkerDiedError           the worker holding the object died mid-call
+    │   ├── CallTimeout               ``timeout=`` elapsed; also a TimeoutError
+    │   └── CallCancelled             the call was cancelled
+    └── SyncCallInEventLoop           a blocking stub was called from inside a running event loop
+
+Every ``FINAL`` error frame on the wire names one of these kinds (see :mod:`rhzmq._protocol`), so the
+client raises the specific type, not a generic one. Remote exceptions whose type can be imported
+locally are re-raised as that type instead of :class:`RemoteError`, with the remote traceback as
+their ``__cause__`` (a :class:`RemoteTraceback`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from difflib import get_close_matches
+
+__all__ = [
+    "CallCancelled",
+    "CallError",
+    "CallTimeout",
+    "ClusterError",
+    "ClusterNotRunning",
+    "ObjectNotFound",
+    "ProtocolError",
+    "RemoteError",
+    "RemoteTraceback",
+    "RhzmqError",
+    "SerializationError",
+    "SyncCallInEventLoop",
+    "VersionMismatch",
+    "WorkerDiedError",
+]
+
+
+class RhzmqError(Exception):
+    """Root of every error rhzmq raises."""
+
+
+class ClusterError(RhzmqError):
+    """A cluster cannot be used as asked (bad configuration, failed start)."""
+
+
+class ClusterNotRunning(ClusterError):
+    """No daemon answers at the cluster's address."""
+
+
+class ProtocolError(RhzmqError):
+    """A message broke the wire protocol (bad header, unknown command, missing frames)."""
+
+
+class VersionMismatch(ProtocolError):
+    """Two peers speak different protocol versions; the message names both."""
+
+
+class SerializationError(RhzmqError):
+    """A value cannot be serialized or deserialized; the message names the argument and its type."""
+
+
+class ObjectNotFound(RhzmqError, KeyError):
+    """No object of that name on the cluster."""
+
+    def __init__(self, message: str, name: str = "", matches: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.name = name
+        self.matches = list(matches)
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def for_name(cls, name: str, known: Iterable[str]) -> ObjectNotFound:
+        known = list(known)
+        matches = get_close_matches(name, known, n=3, cutoff=0.5)
+        if matches:
+            hint = "Did you mean " + " or ".join(repr(m) for m in matches) + "?"
+        elif known:
+            hint = f"Known names: {', '.join(sorted(known)[:10])}."
+        else:
+            hint = "The cluster holds no objects yet; send one with rh.function(f).to(cluster)."
+        return cls(f"No object named {name!r} on the cluster. {hint}", name, matches)
+
+
+class CallError(RhzmqError):
+    """A call did not produce a result."""
+
+
+class RemoteError(CallError):
+    """The remote code raised an exception whose type cannot be re-created locally.
+
+    ``remote_type`` is the remote exception's qualified type name and ``remote_traceback`` the
+    formatted remote traceback.
+    """
+
+    def __init__(self, message: str, remote_type: str = "", remote_traceback: str = "") -> None:
+        super().__init__(message)
+        self.remote_type = remote_type
+        self.remote_traceback = remote_traceback
+
+    def __str__(self) -> str:
+        text = f"{self.remote_type}: {self.args[0]}" if self.remote_type else str(self.args[0])
+        if self.remote_traceback:
+            text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip()
+        return text
+
+
+class RemoteTraceback(Exception):
+    """Attached as ``__cause__`` of a re-raised remote exception, so tracebacks show both sides."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return "\n\nRemote traceback (most recent call last):\n" + self.tb.rstrip()
+
+
+class WorkerDiedError(CallError):
+    """The worker process holding the object died (killed, crashed, exited) during the call."""
+
+
+class CallTimeout(CallError, TimeoutError):
+    """The call's ``timeout=`` elapsed; the remote call was cancelled."""
+
+
+class CallCancelled(CallError):
+    """The call was cancelled (by its caller, or because the object was deleted)."""
+
+
+class SyncCallInEventLoop(RhzmqError, RuntimeError):
+    """A blocking call was made from inside a running event loop, which it would freeze."""

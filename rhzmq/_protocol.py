@@ -1,0 +1,229 @@
+"""The rhzmq wire protocol (protocol version 1), frame by frame.
+
+rhzmq borrows its shape from ZeroMQ's Majordomo (RFC 7/18) and Paranoid Pirate (RFC 6) patterns:
+one ROUTER socket in the broker; clients and workers are DEALERs; every message starts with one
+small binary **header frame** that carries everything the broker routes on, and the payload frames
+after it are forwarded untouched. The broker never decodes a payload and never unpickles anything.
+
+Header frame (15 bytes + target), network byte order::
+
+    offset  size  field
+    0       2     magic    b"RZ"                    never changes
+    2       1     version  PROTOCOL_VERSION (1)      a mismatch is a VersionMismatch error
+    3       1     command  see Cmd                   never renumbered
+    4       8     call id  u64, chosen by the client; 0 when the message is about no call
+    12      1     flags    PARTIAL: Partial kind; FINAL: Status; otherwise 0
+    13      2     tlen     length of the target in bytes
+    15      tlen  target   UTF-8 object name (or worker name for READY)
+
+Messages, as each socket sees them (``id`` frames are added/removed by the ROUTER)::
+
+    client -> broker   [header(CALL),   meta, *payload]      meta: msgpack {"m": method, ...options}
+                       [header(CANCEL)]
+                       [header(PUT),    meta, *spec]          meta: {"worker": name}
+                       [header(DELETE)]  [header(KEYS)]  [header(STATUS)]  [header(PING)]
+                       [header(SHUTDOWN)]
+    broker -> worker   [header(CALL|PUT|DELETE), client id, meta, *payload]
+                       [header(CANCEL), client id]
+                       [header(HEARTBEAT)]                    target = broker instance id
+    worker -> broker   [header(PARTIAL|FINAL), client id, *payload]
+                       [header(READY), b"", meta]             meta: {"version", "pid", "node",
+                                                              "capacity", "objects": [...]}
+                       [header(HEARTBEAT)]  [header(DISCONNECT)]
+    broker -> client   [header(PARTIAL), *payload]            any number, in order
+                       [header(FINAL), *payload]              exactly one per call
+
+Any peer may wrap several messages for the same destination into one ``BATCH`` message
+(``[header(BATCH), counts, *frames of each message]``, one counts byte per message); see
+:mod:`rhzmq._pump`, which batches and un-batches transparently.
+
+A ``FINAL`` with ``Status.OK`` carries the serialized result (see :mod:`rhzmq._serialization`);
+any other status carries one msgpack frame ``{"type", "message", "traceback"?, "exc"?, ...}`` where
+``exc`` may hold the pickled exception (only for ``Status.REMOTE``, produced by the worker).
+
+Liveness (Paranoid Pirate): broker and workers send HEARTBEAT every ``HEARTBEAT_INTERVAL``; any
+message counts as a heartbeat. A peer silent for ``HEARTBEAT_LIVENESS`` intervals is dead: the
+broker fails every call the dead worker held with ``Status.WORKER_DIED`` at once, and a worker that
+loses its broker re-sends READY with its objects so a restarted broker rebuilds its directory.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Any
+
+import msgpack
+
+from ._exceptions import (
+    CallCancelled,
+    CallTimeout,
+    ObjectNotFound,
+    ProtocolError,
+    RemoteError,
+    RhzmqError,
+    SerializationError,
+    VersionMismatch,
+    WorkerDiedError,
+)
+from ._types import Frame
+from ._version import PROTOCOL_VERSION, __version__
+
+MAGIC = b"RZ"
+HEADER = struct.Struct("!2sBBQBH")
+HEADER_SIZE = HEADER.size  # 15
+MAX_TARGET = 1024
+
+#: Seconds between heartbeats, and how many silent intervals make a peer dead.
+HEARTBEAT_INTERVAL = 1.0
+HEARTBEAT_LIVENESS = 3
+
+
+class Cmd(enum.IntEnum):
+    """Command byte. Numbers never change; new commands get new numbers."""
+
+    CALL = 1
+    CANCEL = 2
+    PARTIAL = 3
+    FINAL = 4
+    READY = 5
+    HEARTBEAT = 6
+    DISCONNECT = 7
+    PUT = 8
+    DELETE = 9
+    KEYS = 10
+    STATUS = 11
+    PING = 12
+    SHUTDOWN = 13
+    BATCH = 14  # several messages in one; see rhzmq._pump (split before any handler sees them)
+
+
+class Partial(enum.IntEnum):
+    """Kind of a PARTIAL message (the header's flags byte)."""
+
+    STDOUT = 1
+    STDERR = 2
+    LOG = 3  # one msgpack frame: {"name", "levelno", "msg", "created"}
+    ITEM = 4  # one generator item, serialized like a result
+    PROGRESS = 5  # one msgpack frame, free-form
+
+
+class Status(enum.IntEnum):
+    """Outcome of a call (the FINAL header's flags byte)."""
+
+    OK = 0
+    NOT_FOUND = 1
+    WORKER_DIED = 2
+    TIMEOUT = 3
+    CANCELLED = 4
+    REMOTE = 5
+    PROTOCOL = 6
+    VERSION = 7
+    SERIALIZATION = 8
+    LIMIT = 9
+
+
+_STATUS_ERRORS: dict[int, type[RhzmqError]] = {
+    Status.NOT_FOUND: ObjectNotFound,
+    Status.WORKER_DIED: WorkerDiedError,
+    Status.TIMEOUT: CallTimeout,
+    Status.CANCELLED: CallCancelled,
+    Status.REMOTE: RemoteError,
+    Status.PROTOCOL: ProtocolError,
+    Status.VERSION: VersionMismatch,
+    Status.SERIALIZATION: SerializationError,
+    Status.LIMIT: RhzmqError,
+}
+
+
+def pack_header(cmd: int, call_id: int = 0, flags: int = 0, target: bytes = b"") -> bytes:
+    """Build a header frame. ``target`` is already UTF-8 encoded."""
+    return HEADER.pack(MAGIC, PROTOCOL_VERSION, cmd, call_id, flags, len(target)) + target
+
+
+def header_prefix(cmd: int, flags: int = 0) -> bytes:
+    """The constant first 4 bytes of a header, for hot paths that splice headers by hand."""
+    return MAGIC + bytes((PROTOCOL_VERSION, cmd))
+
+
+def check_header(frame: bytes) -> str | None:
+    """Return None if ``frame`` is a well-formed header, else what is wrong with it."""
+    if len(frame) < HEADER_SIZE:
+        return f"header frame is {len(frame)} bytes, shorter than the {HEADER_SIZE}-byte minimum"
+    if frame[:2] != MAGIC:
+        return f"header does not start with {MAGIC!r} (got {bytes(frame[:2])!r}): not rhzmq"
+    if frame[2] != PROTOCOL_VERSION:
+        return version_message(frame[2])
+    tlen = int.from_bytes(frame[13:15], "big")
+    if tlen > MAX_TARGET or HEADER_SIZE + tlen != len(frame):
+        return f"header says the target is {tlen} bytes but the frame holds {len(frame) - 15}"
+    if frame[3] not in _CMDS:
+        return f"unknown command {frame[3]}"
+    return None
+
+
+_CMDS = frozenset(int(c) for c in Cmd)
+
+
+def version_message(theirs: int) -> str:
+    return (
+        f"protocol version mismatch: the peer speaks rhzmq protocol v{theirs}, this side speaks "
+        f"v{PROTOCOL_VERSION} (rhzmq {__version__}). Install the same rhzmq version on both "
+        f"sides, or restart the cluster with `cluster.restart_server()`."
+    )
+
+
+def unpack_header(frame: bytes) -> tuple[int, int, int, str]:
+    """Return ``(cmd, call_id, flags, target)`` of a checked header frame."""
+    _, _, cmd, call_id, flags, tlen = HEADER.unpack_from(frame)
+    return cmd, call_id, flags, bytes(frame[HEADER_SIZE : HEADER_SIZE + tlen]).decode()
+
+
+def call_id_of(frame: bytes) -> bytes:
+    """The call id's 8 raw bytes: the broker keys its tables on them without converting."""
+    return frame[4:12]
+
+
+def target_of(frame: bytes) -> bytes:
+    return frame[HEADER_SIZE:]
+
+
+def error_frame(
+    status: int, message: str, type_name: str | None = None, **extra: Any
+) -> tuple[bytes, bytes]:
+    """Build the flags byte and payload frame of an error FINAL (used by broker and worker)."""
+    body: dict[str, Any] = {"type": type_name or _STATUS_ERRORS[status].__name__, "message": message}
+    body.update(extra)
+    return bytes((status,)), msgpack.packb(body)
+
+
+def final_error(call_id: int, status: int, message: str, **extra: Any) -> list[Frame]:
+    """A complete FINAL error message (without routing frames)."""
+    body = {"type": _STATUS_ERRORS[status].__name__, "message": message, **extra}
+    return [pack_header(Cmd.FINAL, call_id, status), msgpack.packb(body)]
+
+
+def error_from_frame(status: int, payload: bytes) -> RhzmqError:
+    """Turn an error FINAL into the exception to raise (remote exceptions: see the client)."""
+    try:
+        body = msgpack.unpackb(payload)
+        message = str(body.get("message", ""))
+    except Exception:
+        return ProtocolError(f"undecodable error payload for status {status}")
+    cls = _STATUS_ERRORS.get(status, RhzmqError)
+    if cls is ObjectNotFound:
+        return ObjectNotFound(message, str(body.get("name", "")), body.get("matches", ()))
+    if cls is RemoteError:
+        return RemoteError(message, str(body.get("type", "")), str(body.get("traceback", "")))
+    return cls(message)
+
+
+def pack_meta(meta: dict[str, Any]) -> bytes:
+    return msgpack.packb(meta)
+
+
+def unpack_meta(frame: bytes | memoryview) -> dict[str, Any]:
+    meta = msgpack.unpackb(frame)
+    if not isinstance(meta, dict):
+        raise ProtocolError(f"meta frame must be a msgpack map, got {type(meta).__name__}")
+    return meta

@@ -1,0 +1,147 @@
+"""Resources users send to clusters: functions (``rh.function``) and classes (``rh.module``).
+
+``rh.function(f).to(cluster)`` ships ``f`` (by import path when importable, else by value) to the
+cluster's default worker under ``f.__name__`` and returns a callable stub. ``rh.module(Cls)`` wraps
+a class; ``.to(cluster)`` gives a remote class whose calls construct instances *on the worker*,
+each held under a name. Subclassing :class:`Module` is the other way in: an instance's ``.to()``
+ships that instance, state included.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from ._portal import run_sync
+from ._specs import construct_spec, object_spec
+from ._stubs import RemoteMethod, RemoteObject
+
+if TYPE_CHECKING:
+    from ._cluster import Cluster
+
+
+class Function:
+    """A function, local until ``.to(cluster)``; then calls run remotely (see :mod:`rhzmq._stubs`)."""
+
+    def __init__(self, fn: Callable[..., Any] | None = None, name: str | None = None) -> None:
+        if fn is not None and not callable(fn):
+            raise TypeError(f"rh.function() needs a function, got {type(fn).__name__}")
+        if fn is None and name is None:
+            raise TypeError("rh.function() needs a function (or the name of one already on a cluster)")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "function")
+        self.cluster: Cluster | None = None
+        self.info: dict[str, Any] = {}
+        self._stub: RemoteMethod | None = None
+
+    @classmethod
+    def _bound(cls, cluster: Cluster, name: str, info: dict[str, Any],
+               fn: Callable[..., Any] | None = None) -> Function:
+        bound = cls(fn, name)
+        bound.cluster = cluster
+        bound.info = info
+        bound._stub = RemoteMethod(cluster, name, "", str(info.get("call") or "sync"), name)
+        return bound
+
+    async def ato(self, cluster: Cluster, *, name: str | None = None,
+                  max_concurrency: int | None = None) -> Function:
+        if self.fn is None:
+            raise TypeError(f"function {self.name!r} has no local code to send")
+        name = name or self.name
+        info = await cluster.aput_spec(name, object_spec(self.fn), max_concurrency=max_concurrency)
+        return Function._bound(cluster, name, info, self.fn)
+
+    def to(self, cluster: Cluster, *, name: str | None = None, max_concurrency: int | None = None) -> Function:
+        """Send the function to ``cluster`` (under ``name``, default its own name); returns the stub."""
+        return run_sync(self.ato, cluster, name=name, max_concurrency=max_concurrency, hint="`await rh.function(f).ato(cluster)`")
+
+    def _remote(self) -> RemoteMethod:
+        if self._stub is None:
+            raise RuntimeError(f"function {self.name!r} is not on a cluster yet: call .to(cluster) first")
+        return self._stub
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._stub is None and self.fn is not None:
+            return self.fn(*args, **kwargs)  # not sent anywhere: a plain local call
+        return self._remote()(*args, **kwargs)
+
+    async def acall(self, *args: Any, **kwargs: Any) -> Any:
+        """Call remotely from async code."""
+        return await self._remote().acall(*args, **kwargs)
+
+    def aiter(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        """Stream a remote generator function's items from async code."""
+        return self._remote().aiter(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        where = f" on {self.cluster.name!r}" if self.cluster else " (local)"
+        return f"<Function {self.name!r}{where}>"
+
+
+def function(fn: Callable[..., Any] | None = None, name: str | None = None) -> Function:
+    """Wrap a function so it can be sent to a cluster: ``rh.function(f).to(cluster)``."""
+    return Function(fn, name)
+
+
+class ModuleClass:
+    """A class, local until ``.to(cluster)``; then calling it constructs instances remotely."""
+
+    def __init__(self, cls: type, cluster: Cluster | None = None) -> None:
+        if not isinstance(cls, type):
+            raise TypeError(f"rh.module() needs a class, got {type(cls).__name__}")
+        self.cls = cls
+        self.cluster = cluster
+        self.__doc__ = cls.__doc__
+
+    def to(self, cluster: Cluster) -> ModuleClass:
+        """Bind the class to ``cluster``: instances made from the result live there."""
+        return ModuleClass(self.cls, cluster)
+
+    async def anew(self, *args: Any, name: str | None = None, max_concurrency: int | None = None,
+                   **kwargs: Any) -> RemoteObject:
+        """Construct an instance on the cluster from async code."""
+        if self.cluster is None:
+            raise RuntimeError(f"{self.cls.__name__} is not bound to a cluster: use rh.module(cls).to(cluster)")
+        name = name or f"{self.cls.__name__.lower()}-{uuid.uuid4().hex[:8]}"
+        info = await self.cluster.aput_spec(name, construct_spec(self.cls, args, kwargs),
+                                            max_concurrency=max_concurrency)
+        return RemoteObject(self.cluster, name, info)
+
+    def __call__(self, *args: Any, name: str | None = None, max_concurrency: int | None = None,
+                 **kwargs: Any) -> Any:
+        """Construct an instance on the cluster, held under ``name`` (default: a unique one)."""
+        if self.cluster is None:
+            return self.cls(*args, **kwargs)
+        return run_sync(self._new, args, kwargs, name, max_concurrency,
+                        hint=f"`await {self.cls.__name__}.anew(...)`")
+
+    async def _new(self, args: tuple[Any, ...], kwargs: dict[str, Any], name: str | None,
+                   max_concurrency: int | None) -> RemoteObject:
+        return await self.anew(*args, name=name, max_concurrency=max_concurrency, **kwargs)
+
+    def __repr__(self) -> str:
+        where = f" on {self.cluster.name!r}" if self.cluster else " (local)"
+        return f"<ModuleClass {self.cls.__qualname__}{where}>"
+
+
+def module(cls: type) -> ModuleClass:
+    """Wrap a class so its instances can live on a cluster: ``rh.module(Cls).to(cluster)``."""
+    return ModuleClass(cls)
+
+
+class Module:
+    """Base class for classes meant to live remotely.
+
+    ``rh.module(MyModule).to(cluster)(args, name=...)`` constructs on the cluster; an existing
+    instance goes there, state included, with ``instance.to(cluster, name=...)``.
+    """
+
+    async def ato(self, cluster: Cluster, *, name: str | None = None) -> RemoteObject:
+        name = name or f"{type(self).__name__.lower()}-{uuid.uuid4().hex[:8]}"
+        info = await cluster.aput_spec(name, object_spec(self, by_ref=False))
+        return RemoteObject(cluster, name, info)
+
+    def to(self, cluster: Cluster, *, name: str | None = None) -> RemoteObject:
+        """Send this instance (pickled, state included) to ``cluster`` under ``name``."""
+        return run_sync(self.ato, cluster, name=name, hint="`await instance.ato(cluster)`")

@@ -1,0 +1,57 @@
+"""Fixtures: a real local cluster (daemon, broker, worker processes) in a temporary RHZMQ_HOME."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import rhzmq as rh
+from rhzmq import _config
+
+from helpers import wait_pid_gone
+
+
+@pytest.fixture(params=[pytest.param(("asyncio", {}), id="asyncio"),
+                        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def rhzmq_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("rhzmq-home")
+    old = os.environ.get("RHZMQ_HOME")
+    os.environ["RHZMQ_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("RHZMQ_HOME", None)
+    else:
+        os.environ["RHZMQ_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def cluster(rhzmq_home: Path) -> Iterator[rh.Cluster]:
+    """One daemon for the session; stopped by PID at the end, and checked gone."""
+    c = rh.cluster("local").up_if_not()
+    state = _config.read_state()
+    assert state is not None
+    pid = int(state["pid"])
+    yield c
+    status = None
+    try:
+        status = c.status()
+        c.teardown()
+    finally:
+        if _config.pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        worker_pids = [w["pid"] for w in (status or {}).get("workers", [])]
+        for wpid in worker_pids:
+            if _config.pid_alive(wpid):
+                os.kill(wpid, signal.SIGKILL)
+    assert wait_pid_gone(pid), "daemon still running after teardown"
+    assert all(wait_pid_gone(w) for w in worker_pids), "a worker outlived teardown"

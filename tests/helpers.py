@@ -1,0 +1,28 @@
+"""Helpers shared by the tests (importable: tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+import time
+
+import rhzmq as rh
+from rhzmq import _config
+
+
+def wait_pid_gone(pid: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while _config.pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def worker_pid(cluster: rh.Cluster, name: str = "default") -> int:
+    """The pid of the named worker, waiting for it to (re)register."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for w in cluster.status()["workers"]:
+            if w["name"] == name:
+                return int(w["pid"])
+        time.sleep(0.05)
+    raise AssertionError(f"worker {name!r} did not register")

@@ -1,0 +1,131 @@
+"""Functions and classes the tests send to the cluster by import path (tests/ is their project)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+
+import rhzmq as rh
+
+log = logging.getLogger("tests.remote")
+
+
+def add(a: int, b: int) -> int:
+    print(f"adding {a} and {b}")
+    return a + b
+
+
+def echo(x: object) -> object:
+    return x
+
+
+def whoami() -> dict[str, object]:
+    return {"pid": os.getpid(), "thread": threading.current_thread().name}
+
+
+def chatty(token: str, lines: int, pause: float) -> int:
+    """Print ``lines`` lines tagged with ``token``, pausing between them."""
+    for i in range(lines):
+        print(f"{token} line {i}")
+        time.sleep(pause)
+    return lines
+
+
+def progress(steps: int) -> str:
+    for i in range(steps):
+        sys.stdout.write(f"\rstep {i + 1}/{steps}")
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return "done"
+
+
+def logs_things() -> int:
+    log.warning("careful: %d", 42)
+    log.debug("invisible at INFO")
+    print("to stderr", file=sys.stderr)
+    return 1
+
+
+def fails(message: str) -> None:
+    raise ValueError(message)
+
+
+def raises_custom() -> None:
+    raise CustomError("custom failure", 7)
+
+
+class CustomError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message, code)
+        self.code = code
+
+
+def sleeps(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
+
+
+async def asleeps(seconds: float) -> str:
+    await anyio.sleep(seconds)
+    return "slept"
+
+
+def countdown(n: int, pause: float = 0.0) -> Iterator[int]:
+    for i in range(n, 0, -1):
+        yield i
+        time.sleep(pause)
+
+
+async def acountdown(n: int) -> AsyncIterator[int]:
+    for i in range(n, 0, -1):
+        yield i
+        await anyio.sleep(0)
+
+
+def unpicklable_result() -> object:
+    return threading.Lock()
+
+
+class Counter(rh.Module):
+    """Counts."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.n = start
+        self.ticks = 0
+
+    def incr(self, k: int = 1) -> int:
+        self.n += k
+        return self.n
+
+    async def slow_double(self, x: int) -> int:
+        await anyio.sleep(0.1)
+        return 2 * x
+
+    def count_to(self, n: int) -> Iterator[int]:
+        yield from range(n)
+
+    async def spin(self) -> None:
+        while True:
+            self.ticks += 1
+            await anyio.sleep(0.01)
+
+    def spin_sync(self) -> None:
+        while True:
+            self.ticks += 1
+            time.sleep(0.01)
+
+
+class Plain:
+    """A class that does not subclass rh.Module."""
+
+    def __init__(self, items: list[int]) -> None:
+        self.items = list(items)
+
+    def total(self) -> int:
+        return sum(self.items)

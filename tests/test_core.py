@@ -1,0 +1,287 @@
+"""End-to-end behaviour on a real local cluster: the issue's example and each numbered point."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+
+import pytest
+import remote_objects as ro
+
+import rhzmq as rh
+from helpers import worker_pid
+
+
+def test_issue_example_sync(cluster: rh.Cluster, capfd: pytest.CaptureFixture[str]) -> None:
+    remote_add = rh.function(ro.add).to(cluster)
+    assert remote_add.name == "add"
+    assert remote_add(1, 2) == 3
+    assert "(add) adding 1 and 2" in capfd.readouterr().out
+    RemoteCounter = rh.module(ro.Counter).to(cluster)
+    c = RemoteCounter(5, name="counter")
+    assert c.incr() == 6 and c.n == 6
+    assert asyncio.run(c.slow_double(4)) == 8
+    assert list(c.count_to(3)) == [0, 1, 2]
+    assert set(cluster.keys()) >= {"add", "counter"}
+    same = cluster.get("counter", remote=True)
+    assert same.incr() == 7
+    cluster.delete("counter")
+    assert "counter" not in cluster.keys()
+    with pytest.raises(rh.ObjectNotFound):
+        c.incr()
+
+
+@pytest.mark.anyio
+async def test_issue_example_async(cluster: rh.Cluster) -> None:
+    remote_add = await rh.function(ro.add).ato(cluster, name="add_async")
+    assert await remote_add.acall(1, 2) == 3
+    assert await remote_add(2, 3, run_async=True) == 5
+    counter = await rh.module(ro.Counter).to(cluster).anew(5, name="acounter")
+    assert await counter.incr.acall() == 6
+    assert await counter.slow_double(4) == 8
+    assert [x async for x in counter.count_to.aiter(3)] == [0, 1, 2]
+    assert await counter.rh_agetattr("n") == 6
+    assert "acounter" in await cluster.akeys()
+    await cluster.adelete("acounter")
+
+
+def test_plain_class_and_module_instance(cluster: rh.Cluster) -> None:
+    plain = rh.module(ro.Plain).to(cluster)([1, 2, 3], name="plain")
+    assert plain.total() == 6
+    assert plain.items == [1, 2, 3]
+    plain.items = [10]
+    assert plain.total() == 10
+    local = ro.Counter(40)
+    local.incr()
+    shipped = local.to(cluster, name="shipped")  # an instance travels with its state
+    assert shipped.incr() == 42
+    assert cluster.get("shipped").n == 42  # remote=False: a copy of the value
+    cluster.delete(["plain", "shipped"])
+
+
+def test_cluster_put_get_call(cluster: rh.Cluster) -> None:
+    cluster.put("config", {"lr": 0.1, "layers": (1, 2)})
+    assert cluster.get("config") == {"lr": 0.1, "layers": (1, 2)}
+    assert cluster.get("missing", default="fallback") == "fallback"
+    rh.function(ro.add).to(cluster, name="adder")
+    assert cluster.call("adder", "", 2, b=5) == 7
+    st = cluster.status()
+    assert st["objects"]["adder"] == "default"
+    assert any(w["name"] == "default" and "adder" in w["objects"] for w in st["workers"])
+    cluster.delete(["config", "adder"])
+    with pytest.raises(rh.ObjectNotFound):
+        cluster.delete("config")
+
+
+def test_unknown_name_lists_close_matches(cluster: rh.Cluster) -> None:
+    rh.function(ro.echo).to(cluster, name="trainer")
+    with pytest.raises(rh.ObjectNotFound) as info:
+        cluster.call("trainr", "")
+    assert "trainer" in str(info.value) and info.value.matches == ["trainer"]
+    assert isinstance(info.value, KeyError)
+
+
+def test_remote_exception_reraised_as_its_type(cluster: rh.Cluster) -> None:
+    fails = rh.function(ro.fails).to(cluster)
+    with pytest.raises(ValueError, match="boom") as info:
+        fails("boom")
+    cause = info.value.__cause__
+    assert isinstance(cause, rh.RemoteTraceback)
+    assert "raise ValueError(message)" in cause.tb and "remote_objects.py" in cause.tb
+    custom = rh.function(ro.raises_custom).to(cluster)
+    with pytest.raises(ro.CustomError) as info2:
+        custom()
+    assert info2.value.code == 7
+
+
+def test_unimportable_exception_becomes_remote_error(cluster: rh.Cluster, tmp_path: os.PathLike[str]) -> None:
+    # A class defined only on the worker (created from a string there) cannot be rebuilt locally.
+    def make_and_raise() -> None:
+        ns: dict[str, object] = {"__name__": "only_on_worker"}
+        exec("class Weird(Exception):\n    def __reduce__(self):\n        raise TypeError('no')\n", ns)
+        raise ns["Weird"]("strange")  # type: ignore[misc,operator]
+
+    fn = rh.function(make_and_raise).to(cluster)
+    with pytest.raises(rh.RemoteError) as info:
+        fn()
+    assert info.value.remote_type.endswith("Weird")
+    assert "strange" in str(info.value) and "Remote traceback" in str(info.value)
+
+
+def test_timeout_raises_call_timeout(cluster: rh.Cluster) -> None:
+    sleeps = rh.function(ro.sleeps).to(cluster)
+    t = time.monotonic()
+    with pytest.raises(rh.CallTimeout, match="timeout=0.3"):
+        sleeps(5, timeout=0.3)
+    assert time.monotonic() - t < 3
+    assert isinstance(rh.CallTimeout("x"), TimeoutError)
+    assert sleeps(0.01, timeout=5) == "slept"
+
+
+@pytest.mark.anyio
+async def test_cancelled_async_call_stops_on_worker(cluster: rh.Cluster) -> None:
+    c = await rh.module(ro.Counter).to(cluster).anew(name="spinner")
+    task = asyncio.ensure_future(c.spin.acall())
+    while await c.rh_agetattr("ticks") < 3:
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.1)  # let the CANCEL reach the worker
+    before = await c.rh_agetattr("ticks")
+    await asyncio.sleep(0.2)
+    assert await c.rh_agetattr("ticks") == before, "the remote coroutine kept running"
+    await cluster.adelete("spinner")
+
+
+@pytest.mark.anyio
+async def test_cancelled_sync_call_stops_on_worker(cluster: rh.Cluster) -> None:
+    c = await rh.module(ro.Counter).to(cluster).anew(name="spinner_sync")
+    with pytest.raises(rh.CallTimeout):
+        await c.spin_sync.acall(timeout=0.3)
+    await asyncio.sleep(0.1)
+    before = await c.rh_agetattr("ticks")
+    assert before > 3
+    await asyncio.sleep(0.2)
+    assert await c.rh_agetattr("ticks") == before, "the remote thread kept running"
+    await cluster.adelete("spinner_sync")
+
+
+def test_generators_stream_items_as_produced(cluster: rh.Cluster) -> None:
+    countdown = rh.function(ro.countdown).to(cluster)
+    start = time.monotonic()
+    it = iter(countdown(3, pause=0.5))
+    assert next(it) == 3
+    assert time.monotonic() - start < 0.45, "first item waited for the whole generator"
+    assert list(it) == [2, 1]
+
+
+@pytest.mark.anyio
+async def test_async_generator_streams(cluster: rh.Cluster) -> None:
+    acountdown = await rh.function(ro.acountdown).ato(cluster)
+    assert [x async for x in acountdown(4)] == [4, 3, 2, 1]
+
+
+def test_output_prefixed_and_carriage_returns_kept(cluster: rh.Cluster, capfd: pytest.CaptureFixture[str]) -> None:
+    progress = rh.function(ro.progress).to(cluster)
+    assert progress(3) == "done"
+    out = capfd.readouterr().out
+    assert "\r(progress) step 2/3\r(progress) step 3/3\n" in out
+
+
+def test_remote_logs_reemitted_at_level(cluster: rh.Cluster, caplog: pytest.LogCaptureFixture,
+                                        capfd: pytest.CaptureFixture[str]) -> None:
+    fn = rh.function(ro.logs_things).to(cluster)
+    with caplog.at_level(logging.DEBUG):
+        assert fn() == 1
+    records = [r for r in caplog.records if r.name == "tests.remote"]
+    assert [(r.levelno, r.getMessage()) for r in records] == [(logging.WARNING, "(logs_things) careful: 42")]
+    assert "(logs_things) to stderr" in capfd.readouterr().err
+
+
+def test_stream_logs_false_silences_output(cluster: rh.Cluster, capfd: pytest.CaptureFixture[str]) -> None:
+    fn = rh.function(ro.add).to(cluster, name="quiet_add")
+    assert fn(1, 1, stream_logs=False) == 2
+    assert "adding" not in capfd.readouterr().out
+
+
+def test_concurrent_calls_output_does_not_mix(cluster: rh.Cluster, capfd: pytest.CaptureFixture[str]) -> None:
+    a = rh.function(ro.chatty).to(cluster, name="chatty_a")
+    b = rh.function(ro.chatty).to(cluster, name="chatty_b")
+
+    async def both() -> list[int]:
+        return list(await asyncio.gather(a.acall("AAA", 20, 0.005), b.acall("BBB", 20, 0.005)))
+
+    assert asyncio.run(both()) == [20, 20]
+    lines = [ln for ln in capfd.readouterr().out.splitlines() if "line" in ln]
+    a_lines = [ln for ln in lines if ln.startswith("(chatty_a) ")]
+    b_lines = [ln for ln in lines if ln.startswith("(chatty_b) ")]
+    assert a_lines == [f"(chatty_a) AAA line {i}" for i in range(20)]
+    assert b_lines == [f"(chatty_b) BBB line {i}" for i in range(20)]
+    assert len(lines) == 40
+
+
+def test_sync_call_inside_event_loop_points_to_acall(cluster: rh.Cluster) -> None:
+    add = rh.function(ro.add).to(cluster)
+
+    async def wrong() -> None:
+        add(1, 2)
+
+    with pytest.raises(rh.SyncCallInEventLoop, match=r"await add\.acall\(1, 2\)"):
+        asyncio.run(wrong())
+
+
+def test_serialization_error_names_argument(cluster: rh.Cluster) -> None:
+    import threading
+
+    echo = rh.function(ro.echo).to(cluster)
+    with pytest.raises(rh.SerializationError, match=r"argument 0 \(a _thread\.lock\)"):
+        echo(threading.Lock())
+    bad = rh.function(ro.unpicklable_result).to(cluster)
+    with pytest.raises(rh.SerializationError, match="lock"):
+        bad()
+
+
+def test_large_payloads_round_trip(cluster: rh.Cluster) -> None:
+    np = pytest.importorskip("numpy")
+    echo = rh.function(ro.echo).to(cluster)
+    blob = os.urandom(3 * 1024 * 1024)
+    assert echo(blob) == blob
+    arr = np.arange(500_000, dtype=np.float64).reshape(1000, 500)
+    back = echo(arr)
+    assert back.dtype == arr.dtype and (back == arr).all()
+    back[0, 0] = -1.0  # writable, like the original
+
+
+def test_sync_calls_run_concurrently(cluster: rh.Cluster) -> None:
+    sleeps = rh.function(ro.sleeps).to(cluster)
+
+    async def many() -> list[str]:
+        return list(await asyncio.gather(*(sleeps.acall(0.3) for _ in range(8))))
+
+    t = time.monotonic()
+    assert asyncio.run(many()) == ["slept"] * 8
+    assert time.monotonic() - t < 2.0  # 8 x 0.3 s in sequence would be 2.4 s
+
+
+def test_by_value_code_from_main(cluster: rh.Cluster, tmp_path: os.PathLike[str]) -> None:
+    import subprocess
+    import sys
+
+    script = os.path.join(tmp_path, "script.py")
+    with open(script, "w") as f:
+        f.write(
+            "import rhzmq as rh\n"
+            "def triple(x):\n    return 3 * x\n"
+            "class Box:\n    def __init__(self, v): self.v = v\n    def get(self): return self.v\n"
+            "c = rh.cluster('local').up_if_not()\n"
+            "print(rh.function(triple).to(c)(14))\n"
+            "print(rh.module(Box).to(c)('in a box', name='box').get())\n"
+        )
+    out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60, env=os.environ)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["42", "in a box"]
+    cluster.delete(["triple", "box"])
+
+
+def test_worker_killed_mid_call_fails_fast_then_recovers(cluster: rh.Cluster) -> None:
+    sleeps = rh.function(ro.sleeps).to(cluster)
+    pid = worker_pid(cluster)
+
+    async def call_and_kill() -> float:
+        task = asyncio.ensure_future(sleeps.acall(30))
+        await asyncio.sleep(0.3)
+        t = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(rh.WorkerDiedError, match="SIGKILL"):
+            await task
+        return time.monotonic() - t
+
+    assert asyncio.run(call_and_kill()) < 3.0
+    new_pid = worker_pid(cluster)
+    assert new_pid != pid
+    # The restarted worker is empty; sending the function again works.
+    assert rh.function(ro.add).to(cluster)(2, 2) == 4

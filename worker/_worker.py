@@ -1,0 +1,499 @@
+"""A worker process: holds named objects and runs calls on them.
+
+``async def`` methods run as tasks on the worker's loop (uvloop), so thousands can wait at once;
+sync methods and generators run in a thread pool so they never block heartbeats or other calls.
+While a call runs, its output, log records and generator items travel back as PARTIAL messages (in
+the order they happened), then exactly one FINAL carries the result or the error.
+
+Cancelling a sync call: Python cannot stop a thread from outside, but it can schedule an exception
+in it (``PyThreadState_SetAsyncExc``), delivered at the next bytecode. That stops pure-Python work
+promptly; a call blocked inside C code stops when it returns to Python. The caller gets its
+``CallCancelled`` at once either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ctypes
+import inspect
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+import msgpack
+import zmq
+
+from rhzmq import _specs
+from rhzmq._exceptions import SerializationError
+from rhzmq._protocol import (
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_LIVENESS,
+    Cmd,
+    Partial,
+    Status,
+    check_header,
+    final_error,
+    pack_header,
+    pack_meta,
+    unpack_header,
+    unpack_meta,
+)
+from rhzmq._pump import Pump
+from rhzmq._serialization import dumps, loads
+from rhzmq._version import PROTOCOL_VERSION, __version__
+
+from ._capture import current_call, install
+from ._threads import CallThreads
+
+log = logging.getLogger("rhzmq.worker")
+
+_NONE = dumps(None)
+
+
+class _ThreadCancelled(BaseException):
+    """Raised inside a worker thread to stop a cancelled sync call."""
+
+
+@dataclass
+class Entry:
+    """A named object and what the worker knows about calling it."""
+
+    obj: Any
+    max_concurrency: int | None = None
+    kinds: dict[str, str] = field(default_factory=dict)
+    running: int = 0
+    waiting: deque[Callable[[], None]] = field(default_factory=deque)
+
+
+def call_kind(fn: Any) -> str:
+    if inspect.isasyncgenfunction(fn):
+        return "agen"
+    if inspect.iscoroutinefunction(fn):
+        return "async"
+    if inspect.isgeneratorfunction(fn):
+        return "gen"
+    return "sync"
+
+
+def describe(obj: Any) -> dict[str, Any]:
+    """What a client needs to build a stub: method names and their kinds, docs, signatures."""
+    if inspect.isroutine(obj) or inspect.isclass(obj):
+        return {"type": "function", "call": call_kind(obj), "doc": inspect.getdoc(obj) or "",
+                "signature": _signature(obj), "qualname": getattr(obj, "__qualname__", "")}
+    cls = type(obj)
+    methods: dict[str, str] = {}
+    signatures: dict[str, str] = {}
+    docs: dict[str, str] = {}
+    for name in dir(cls):
+        if name.startswith("_"):
+            continue
+        attr = inspect.getattr_static(cls, name)
+        if isinstance(attr, staticmethod | classmethod):
+            attr = attr.__func__
+        if inspect.isfunction(attr) or inspect.ismethoddescriptor(attr) or inspect.isbuiltin(attr):
+            methods[name] = call_kind(attr)
+            signatures[name] = _signature(getattr(obj, name))
+            docs[name] = inspect.getdoc(attr) or ""
+    attributes = sorted(n for n in getattr(obj, "__dict__", {}) if not n.startswith("_"))
+    return {
+        "type": "object",
+        "qualname": cls.__qualname__,
+        "module": cls.__module__,
+        "doc": inspect.getdoc(cls) or "",
+        "methods": methods,
+        "signatures": signatures,
+        "docs": docs,
+        "attributes": attributes,
+        "call": call_kind(cls.__call__) if callable(obj) else None,
+    }
+
+
+def _signature(fn: Any) -> str:
+    try:
+        return str(inspect.signature(fn))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def error_payload(exc: BaseException, where: str = "") -> tuple[int, list[Any]]:
+    """The FINAL status and frames for an exception raised by user code."""
+    if isinstance(exc, SerializationError):
+        return Status.SERIALIZATION, [msgpack.packb({"type": "SerializationError", "message": f"{where}{exc}"})]
+    tb = exc.__traceback__
+    # Drop the worker's own frames at the top: the caller wants to see their code.
+    while tb is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    body: dict[str, Any] = {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+        "message": str(exc),
+        "traceback": text,
+    }
+    try:
+        body["exc"] = cloudpickle.dumps(exc.with_traceback(None), protocol=5)
+    except Exception:
+        pass  # the client falls back to RemoteError with type name and traceback
+    return Status.REMOTE, [msgpack.packb(body)]
+
+
+class Call:
+    """One running call: queues its output and items in order, sends its FINAL once."""
+
+    __slots__ = ("_lock", "_pending", "_scheduled", "cid", "entry", "header_id", "started",
+                 "stream_logs", "task", "thread_id", "cancelled", "done", "worker", "call_id")
+
+    def __init__(self, worker: Worker, cid: bytes, call_id: int, header_id: bytes, stream_logs: bool) -> None:
+        self.worker = worker
+        self.cid = cid
+        self.call_id = call_id
+        self.header_id = header_id
+        self.stream_logs = stream_logs
+        self.entry: Entry | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.thread_id: int | None = None
+        self.cancelled = False
+        self.done = False
+        self.started = False
+        self._lock = threading.Lock()
+        self._pending: list[list[Any]] = []
+        self._scheduled = False
+
+    # Called from any thread -------------------------------------------------------------------
+
+    def _queue(self, kind: int, data: Any, mergeable: bool) -> None:
+        with self._lock:
+            pending = self._pending
+            if mergeable and pending and pending[-1][0] == kind:
+                pending[-1][1].append(data)
+            else:
+                pending.append([kind, [data] if mergeable else data])
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.worker.call_soon_any_thread(self.flush)
+
+    def output(self, kind: int, text: str) -> None:
+        self._queue(kind, text, True)
+
+    def log_record(self, record: dict[str, Any]) -> None:
+        self._queue(Partial.LOG, [msgpack.packb(record)], False)
+
+    def item(self, value: Any) -> None:
+        self._queue(Partial.ITEM, dumps(value), False)
+
+    # Loop thread only ------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            self._scheduled = False
+        send = self.worker.pump.send
+        for kind, data in pending:
+            if kind == Partial.STDOUT or kind == Partial.STDERR:
+                data = ["".join(data).encode()]
+            send([pack_header(Cmd.PARTIAL, self.call_id, kind), self.cid, *data])
+
+    def finish(self, status: int, frames: list[Any]) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.flush()
+        self.worker.pump.send([pack_header(Cmd.FINAL, self.call_id, status), self.cid, *frames])
+        self.worker.call_done(self)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.task is not None:
+            self.task.cancel()
+            return
+        with self._lock:
+            if self.thread_id is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self.thread_id), ctypes.py_object(_ThreadCancelled)
+                )
+        if not self.started:
+            self.finish(*_cancelled_frames(self.call_id))
+
+
+def _cancelled_frames(call_id: int) -> tuple[int, list[Any]]:
+    return Status.CANCELLED, final_error(call_id, Status.CANCELLED, "the call was cancelled")[1:]
+
+
+class Worker:
+    """A worker process's state and loop. ``await worker.serve()`` runs it until stopped."""
+
+    def __init__(self, broker: str, name: str = "default", *, threads: int = 64,
+                 parent_pid: int | None = None, curve: dict[str, bytes] | None = None) -> None:
+        self.broker = broker
+        self.name = name
+        self.parent_pid = parent_pid
+        self.curve = curve
+        self.objects: dict[bytes, Entry] = {}
+        self.calls: dict[bytes, Call] = {}
+        self.max_threads = threads
+        self.threads: CallThreads
+        self._stopped = asyncio.Event()
+        self._last_heard = time.monotonic()
+        self.loop: asyncio.AbstractEventLoop
+        self.pump: Pump
+        self._loop_thread = 0
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def call_soon_any_thread(self, fn: Callable[[], None]) -> None:
+        if threading.get_ident() == self._loop_thread:
+            self.loop.call_soon(fn)
+        else:
+            self.threads.post(fn)
+
+    async def serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self.threads = CallThreads(self.loop, self.max_threads)
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a broker that is not connected
+        sock.setsockopt(zmq.SNDHWM, 100_000)
+        sock.setsockopt(zmq.RCVHWM, 100_000)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)  # back off up to 2 s while the broker is away
+        if self.curve:
+            sock.curve_secretkey = self.curve["secret"]
+            sock.curve_publickey = self.curve["public"]
+            sock.curve_serverkey = self.curve["server"]
+        sock.connect(self.broker)
+        self.pump = Pump(sock, self._on_message)
+        self._ready()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._stopped.set)
+        hb = asyncio.create_task(self._heartbeat_loop())
+        try:
+            await self._stopped.wait()
+        finally:
+            hb.cancel()
+            for call in list(self.calls.values()):
+                call.cancel()
+            self.pump.send([pack_header(Cmd.DISCONNECT)])
+            self.pump.close()  # flushes the DISCONNECT
+            self.threads.shutdown()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _ready(self) -> None:
+        meta = {
+            "name": self.name,
+            "pid": os.getpid(),
+            "node": socket.gethostname(),
+            "capacity": self.max_threads,
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "objects": [n.decode() for n in self.objects],
+        }
+        self.pump.send([pack_header(Cmd.READY, 0, 0, self.name.encode()), b"", pack_meta(meta)])
+
+    async def _heartbeat_loop(self) -> None:
+        hb = [pack_header(Cmd.HEARTBEAT)]
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                log.warning("parent process %d is gone; worker exits", self.parent_pid)
+                self.stop()
+                return
+            self.pump.send(hb)
+            if time.monotonic() - self._last_heard > HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:
+                # Broker silent: it may have restarted. Registering again is idempotent.
+                self._ready()
+
+    # -- messages from the broker --------------------------------------------------------------
+
+    def _on_message(self, frames: list[bytes]) -> None:
+        self._last_heard = time.monotonic()
+        header = frames[0]
+        problem = check_header(header)
+        if problem:
+            log.warning("ignored a malformed message from the broker: %s", problem)
+            return
+        cmd, call_id, _, target = unpack_header(header)
+        if cmd == Cmd.CALL:
+            self._on_call(header, call_id, target.encode(), frames)
+        elif cmd == Cmd.CANCEL:
+            call = self.calls.get(frames[1] + header[4:12]) if len(frames) > 1 else None
+            if call is not None:
+                call.cancel()
+        elif cmd == Cmd.PUT:
+            self._on_put(header, call_id, target.encode(), frames)
+        elif cmd == Cmd.DELETE:
+            entry = self.objects.pop(target.encode(), None)
+            log.info("deleted %r", target)
+            if len(frames) > 1 and frames[1]:
+                status = Status.OK if entry is not None else Status.NOT_FOUND
+                body = _NONE if entry is not None else final_error(call_id, Status.NOT_FOUND, f"no object {target!r}")[1:]
+                self.pump.send([pack_header(Cmd.FINAL, call_id, status), frames[1], *body])
+        elif cmd == Cmd.DISCONNECT:
+            self._ready()
+        # HEARTBEAT: nothing to do beyond _last_heard
+
+    def _new_call(self, header: bytes, call_id: int, frames: list[bytes], stream_logs: bool) -> Call | None:
+        if len(frames) < 3:
+            log.warning("ignored a CALL/PUT without client id and meta frames")
+            return None
+        call = Call(self, frames[1], call_id, header[4:12], stream_logs)
+        self.calls[call.cid + call.header_id] = call
+        return call
+
+    def _on_call(self, header: bytes, call_id: int, target: bytes, frames: list[bytes]) -> None:
+        try:
+            meta = unpack_meta(frames[2])
+        except Exception:
+            meta = {}
+        call = self._new_call(header, call_id, frames, bool(meta.get("s", True)))
+        if call is None:
+            return
+        entry = self.objects.get(target)
+        if entry is None:
+            body = final_error(call_id, Status.NOT_FOUND, f"no object named {target.decode()!r} in worker {self.name!r}")
+            return call.finish(Status.NOT_FOUND, body[1:])
+        method = str(meta.get("m", ""))
+        try:
+            fn, kind = self._resolve(entry, method)
+            args, kwargs = loads(frames[3:]) if len(frames) > 3 else ((), {})
+        except BaseException as exc:
+            return call.finish(*error_payload(exc))
+        call.entry = entry
+        self._admit(entry, lambda: self._start(call, fn, kind, args, kwargs))
+
+    def _on_put(self, header: bytes, call_id: int, target: bytes, frames: list[bytes]) -> None:
+        call = self._new_call(header, call_id, frames, True)
+        if call is None:
+            return
+        try:
+            meta = unpack_meta(frames[2])
+            spec = loads(frames[3:])
+        except BaseException as exc:
+            return call.finish(*error_payload(exc))
+
+        def build() -> dict[str, Any]:
+            obj = _specs.build(spec)
+            self.objects[target] = Entry(obj, meta.get("max_concurrency"))
+            log.info("holding %r (%s)", target.decode(), type(obj).__qualname__)
+            return describe(obj)
+
+        self._start(call, build, "sync", (), {})
+
+    def _resolve(self, entry: Entry, method: str) -> tuple[Callable[..., Any], str]:
+        obj = entry.obj
+        if not method.startswith("__rh_"):
+            kind = entry.kinds.get(method)
+            fn = getattr(obj, method) if method else obj
+            if kind is None:
+                if not callable(fn):
+                    raise TypeError(f"{type(obj).__qualname__}.{method} is not callable, it is a {type(fn).__name__}")
+                kind = entry.kinds[method] = call_kind(fn if inspect.isroutine(fn) else type(fn).__call__)
+            return fn, kind
+        if method == "__rh_getattr__":
+            return (lambda attr: getattr(obj, attr)), "sync"
+        if method == "__rh_setattr__":
+            return (lambda attr, value: setattr(obj, attr, value)), "sync"
+        if method == "__rh_describe__":
+            return (lambda: describe(obj)), "sync"
+        if method == "__rh_value__":
+            return (lambda: obj), "sync"
+        raise AttributeError(f"unknown reserved method {method!r}")
+
+    # -- running calls ------------------------------------------------------------------------
+
+    def _admit(self, entry: Entry, start: Callable[[], None]) -> None:
+        """Start now, or queue when the object is at its ``max_concurrency``."""
+        if entry.max_concurrency is not None and entry.running >= entry.max_concurrency:
+            entry.waiting.append(start)
+        else:
+            entry.running += 1
+            start()
+
+    def call_done(self, call: Call) -> None:
+        self.calls.pop(call.cid + call.header_id, None)
+        entry = call.entry
+        if entry is not None and call.started:
+            entry.running -= 1
+            if entry.waiting:
+                entry.running += 1
+                entry.waiting.popleft()()
+
+    def _start(self, call: Call, fn: Callable[..., Any], kind: str, args: Any, kwargs: Any) -> None:
+        if call.done:
+            return  # cancelled while it waited for a slot
+        call.started = True
+        if kind == "async" or kind == "agen":
+            ctx = contextvars.copy_context()
+            ctx.run(current_call.set, call)
+            call.task = self.loop.create_task(self._run_async(call, fn, kind, args, kwargs), context=ctx)
+        else:
+            self.threads.submit(self._run_sync, call, fn, args, kwargs)
+
+    def _run_sync(self, call: Call, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        token = current_call.set(call)
+        status, frames = Status.OK, _NONE
+        try:
+            try:
+                with call._lock:
+                    if call.cancelled:
+                        raise _ThreadCancelled
+                    call.thread_id = threading.get_ident()
+                result = fn(*args, **kwargs)
+                if inspect.isgenerator(result):
+                    for item in result:
+                        call.item(item)
+                    result = None
+                frames = dumps(result)
+            finally:
+                with call._lock:
+                    call.thread_id = None
+        except _ThreadCancelled:
+            status, frames = _cancelled_frames(call.call_id)
+        except BaseException as exc:
+            status, frames = error_payload(exc)
+        finally:
+            current_call.reset(token)
+        self.threads.post(call.finish, status, frames)
+
+    async def _run_async(self, call: Call, fn: Callable[..., Any], kind: str, args: Any, kwargs: Any) -> None:
+        try:
+            if kind == "agen":
+                async for item in fn(*args, **kwargs):
+                    call.item(item)
+                result = None
+            else:
+                result = await fn(*args, **kwargs)
+            status, frames = Status.OK, dumps(result)
+        except asyncio.CancelledError:
+            # This task is the call itself: reporting the cancellation is how it ends.
+            status, frames = _cancelled_frames(call.call_id)
+        except BaseException as exc:
+            status, frames = error_payload(exc)
+        call.finish(status, frames)
+
+
+def run(broker: str, name: str, parent_pid: int | None = None, curve: dict[str, bytes] | None = None) -> None:
+    """Entry point of a worker process (``python -m worker``)."""
+    install(Partial.STDOUT, Partial.STDERR)
+    worker = Worker(broker, name, parent_pid=parent_pid, curve=curve)
+    log.info("worker %r (pid %d, rhzmq %s) connecting to %s", name, os.getpid(), __version__, broker)
+    try:
+        import uvloop
+
+        uvloop.run(worker.serve())
+    except ImportError:
+        asyncio.run(worker.serve())
+    # Threads stuck in user code must not keep a stopped worker alive.
+    os._exit(0)
