@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m broker", description=__doc__)
     parser.add_argument("--address", default="tcp://127.0.0.1:0", help="ZeroMQ endpoint to bind")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     async def serve() -> None:
         broker = Broker(args.address)

@@ -103,9 +103,10 @@ class Broker:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def serve(self, *, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
-        ctx = zmq.Context.instance()
-        sock = ctx.socket(zmq.ROUTER)
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable sends raise instead of vanishing
         sock.setsockopt(zmq.SNDHWM, self.hwm)
@@ -121,7 +122,9 @@ class Broker:
             sock.close(linger=0)
             raise
         self._pump = Pump(sock, self._on_message, router=True, on_unroutable=self._unroutable)
-        log.info("broker %s (protocol v%d) listening on %s", __version__, PROTOCOL_VERSION, self.endpoint)
+        log.info(
+            "broker %s (protocol v%d) listening on %s", __version__, PROTOCOL_VERSION, self.endpoint
+        )
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeat_loop)
@@ -146,7 +149,13 @@ class Broker:
     def finish_shutdown(self) -> None:
         """Answer the SHUTDOWN callers, then stop."""
         for cid, call_id in self._shutdown_waiters:
-            self._send([cid, pack_header(_FINAL, int.from_bytes(call_id, "big"), Status.OK), msgpack.packb(None)])
+            self._send(
+                [
+                    cid,
+                    pack_header(_FINAL, int.from_bytes(call_id, "big"), Status.OK),
+                    msgpack.packb(None),
+                ]
+            )
         self.stop()
 
     # -- sending -------------------------------------------------------------------------------
@@ -162,14 +171,20 @@ class Broker:
         else:
             log.info("client %s is gone; dropped a message for it", peer.hex())
 
-    def _reply_error(self, cid: Identity, call_id: int, status: int, message: str, **extra: Any) -> None:
+    def _reply_error(
+        self, cid: Identity, call_id: int, status: int, message: str, **extra: Any
+    ) -> None:
         self._send([cid, *final_error(call_id, status, message, **extra)])
 
     # -- the hot path ------------------------------------------------------------------------
 
     def _on_message(self, frames: list[bytes]) -> None:
         if len(frames) < 2:
-            log.warning("dropped a %d-frame message from %s: too short to hold a header", len(frames), frames[0].hex())
+            log.warning(
+                "dropped a %d-frame message from %s: too short to hold a header",
+                len(frames),
+                frames[0].hex(),
+            )
             return
         sender = frames[0]
         header = frames[1]
@@ -179,7 +194,9 @@ class Broker:
         if cmd == _PARTIAL or cmd == _FINAL:
             # [wid, header, cid, *payload] -> [cid, header, *payload]
             if len(frames) < 3:
-                return self._protocol_error(sender, header, "PARTIAL/FINAL without a client id frame")
+                return self._protocol_error(
+                    sender, header, "PARTIAL/FINAL without a client id frame"
+                )
             cid = frames[2]
             if cmd == _FINAL:
                 entry = self.inflight.pop(cid + header[4:12], None)
@@ -246,7 +263,9 @@ class Broker:
             names = sorted(n.decode() for n in self.directory)
             self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(names)])
         elif cmd == Cmd.STATUS:
-            self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(self.status())])
+            self._send(
+                [sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(self.status())]
+            )
         elif cmd == Cmd.PING:
             body = {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
             self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(body)])
@@ -257,7 +276,9 @@ class Broker:
             else:
                 self.finish_shutdown()
         else:
-            self._protocol_error(sender, header, f"command {Cmd(cmd).name} is not accepted by the broker")
+            self._protocol_error(
+                sender, header, f"command {Cmd(cmd).name} is not accepted by the broker"
+            )
 
     def _on_ready(self, sender: Identity, frames: list[bytes]) -> None:
         try:
@@ -289,7 +310,9 @@ class Broker:
         self._send([sender, _HB])
         self._worker_ready.set()
 
-    def _on_put(self, sender: Identity, header: bytes, call_id: int, target: bytes, frames: list[bytes]) -> None:
+    def _on_put(
+        self, sender: Identity, header: bytes, call_id: int, target: bytes, frames: list[bytes]
+    ) -> None:
         if not target:
             return self._protocol_error(sender, header, "PUT needs an object name as target")
         try:
@@ -301,7 +324,9 @@ class Broker:
         if wid is None:
             names = sorted(w.name for w in self.workers.values())
             return self._reply_error(
-                sender, call_id, Status.NOT_FOUND,
+                sender,
+                call_id,
+                Status.NOT_FOUND,
                 f"no worker named {wname!r} is running on the cluster (running: {', '.join(names) or 'none'})",
             )
         key = sender + header[4:12]
@@ -323,7 +348,12 @@ class Broker:
         known = [n.decode() for n in self.directory]
         err = ObjectNotFound.for_name(name, known)
         self._reply_error(
-            sender, int.from_bytes(header[4:12], "big"), _NOT_FOUND, str(err), name=name, matches=err.matches
+            sender,
+            int.from_bytes(header[4:12], "big"),
+            _NOT_FOUND,
+            str(err),
+            name=name,
+            matches=err.matches,
         )
 
     def _bad_header(self, sender: Identity, header: bytes) -> None:
@@ -338,7 +368,9 @@ class Broker:
         if sender in self.workers:
             return  # a worker gets no reply it could confuse with a call
         call_id = int.from_bytes(header[4:12], "big") if len(header) >= 12 else 0
-        self._reply_error(sender, call_id, Status.PROTOCOL, f"the broker rejected a message: {problem}")
+        self._reply_error(
+            sender, call_id, Status.PROTOCOL, f"the broker rejected a message: {problem}"
+        )
 
     # -- liveness ----------------------------------------------------------------------------
 
@@ -352,7 +384,13 @@ class Broker:
         worker = self.workers.pop(wid, None)
         if worker is None:
             return
-        log.warning("worker %r (pid %d) is gone: %s; failing %d calls", worker.name, worker.pid, reason, len(worker.calls))
+        log.warning(
+            "worker %r (pid %d) is gone: %s; failing %d calls",
+            worker.name,
+            worker.pid,
+            reason,
+            len(worker.calls),
+        )
         for name in worker.objects:
             if self.directory.get(name) == wid:
                 del self.directory[name]
@@ -364,7 +402,9 @@ class Broker:
         for key in worker.calls:
             entry = self.inflight.pop(key, None)
             if entry is not None and entry[2]:
-                self._reply_error(entry[2], int.from_bytes(key[-8:], "big"), Status.WORKER_DIED, message)
+                self._reply_error(
+                    entry[2], int.from_bytes(key[-8:], "big"), Status.WORKER_DIED, message
+                )
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -372,7 +412,9 @@ class Broker:
             now = time.monotonic()
             for w in list(self.workers.values()):
                 if w.expiry < now:
-                    self._worker_gone(w.wid, f"no heartbeat for {HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL:.0f} s")
+                    self._worker_gone(
+                        w.wid, f"no heartbeat for {HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL:.0f} s"
+                    )
                 else:
                     self._send([w.wid, _HB])
 
@@ -385,7 +427,11 @@ class Broker:
             "uptime": time.time() - self.started,
             "calls_routed": self.calls_routed,
             "inflight": len(self.inflight),
-            "objects": {n.decode(): self.workers[w].name for n, w in self.directory.items() if w in self.workers},
+            "objects": {
+                n.decode(): self.workers[w].name
+                for n, w in self.directory.items()
+                if w in self.workers
+            },
             "workers": [
                 {
                     "name": w.name,

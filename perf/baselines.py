@@ -49,8 +49,10 @@ def zmq_proxy(inflight: int = 64, payload: bytes = b"x" * 16) -> dict[str, float
     p2 = probe.bind_to_random_port("tcp://127.0.0.1")
     probe.close()
     front, back = f"tcp://127.0.0.1:{p1}", f"tcp://127.0.0.1:{p2}"
-    procs = [mp.Process(target=_proxy, args=(front, back), daemon=True),
-             mp.Process(target=_echo_worker, args=(back,), daemon=True)]
+    procs = [
+        mp.Process(target=_proxy, args=(front, back), daemon=True),
+        mp.Process(target=_echo_worker, args=(back,), daemon=True),
+    ]
     for p in procs:
         p.start()
     try:

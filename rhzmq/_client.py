@@ -56,20 +56,27 @@ CONNECT_TIMEOUT = 10.0
 class _Pending:
     """One call in flight: its future, how to show its output, where its items go."""
 
-    __slots__ = ("future", "items", "label", "stderr", "stdout", "timer")
+    __slots__ = ("capture_all", "future", "items", "label", "stderr", "stdout", "timer")
 
-    def __init__(self, future: asyncio.Future[Any], label: str, items: asyncio.Queue[Any] | None) -> None:
+    def __init__(
+        self,
+        future: asyncio.Future[Any],
+        label: str,
+        items: asyncio.Queue[Any] | None,
+        capture_all: bool = False,
+    ) -> None:
         self.future = future
         self.label = label
-        self.items = items
+        self.items = items  # (kind, frames) of generator items, or of every partial
+        self.capture_all = capture_all
         self.stdout: PrefixedWriter | None = None
         self.stderr: PrefixedWriter | None = None
         self.timer: asyncio.TimerHandle | None = None
 
     def partial(self, kind: int, frames: list[bytes]) -> None:
-        if kind == Partial.ITEM:
+        if self.capture_all or kind == Partial.ITEM:
             if self.items is not None:
-                self.items.put_nowait(frames)
+                self.items.put_nowait((kind, frames))
         elif kind == Partial.STDOUT:
             if self.stdout is None:
                 self.stdout = PrefixedWriter(self.label, "stdout")
@@ -114,7 +121,7 @@ class Client:
     def __init__(self, endpoint: str, curve: dict[str, bytes] | None = None) -> None:
         self.endpoint = endpoint
         self.loop = asyncio.get_running_loop()
-        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100_000)
         sock.setsockopt(zmq.RCVHWM, 100_000)
@@ -162,12 +169,20 @@ class Client:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _start(self, cmd: int, target: bytes, body: Sequence[Frame], label: str,
-               timeout: float | None, items: asyncio.Queue[Any] | None = None) -> tuple[int, _Pending]:
+    def _start(
+        self,
+        cmd: int,
+        target: bytes,
+        body: Sequence[Frame],
+        label: str,
+        timeout: float | None,
+        items: asyncio.Queue[Any] | None = None,
+        capture_all: bool = False,
+    ) -> tuple[int, _Pending]:
         if self.closed:
             raise ClusterNotRunning(f"the connection to {self.endpoint} is closed")
         call_id = next(self._ids)
-        pending = _Pending(self.loop.create_future(), label, items)
+        pending = _Pending(self.loop.create_future(), label, items, capture_all)
         self._calls[call_id] = pending
         self.pump.send([pack_header(cmd, call_id, 0, target), *body])
         if timeout is not None:
@@ -187,23 +202,25 @@ class Client:
             pending.items.put_nowait(_END)
         if not pending.future.done():
             pending.future.set_exception(
-                CallTimeout(f"{pending.label or 'the call'} did not finish within timeout={timeout:g} s; "
-                            "it was cancelled on the worker. Pass a larger timeout= if it needs longer.")
+                CallTimeout(
+                    f"{pending.label or 'the call'} did not finish within timeout={timeout:g} s; "
+                    "it was cancelled on the worker. Pass a larger timeout= if it needs longer."
+                )
             )
 
     def _send_cancel(self, call_id: int) -> None:
         self.pump.send([pack_header(Cmd.CANCEL, call_id)])
 
-    async def _await(self, call_id: int, pending: _Pending) -> Any:
+    async def _await(self, call_id: int, pending: _Pending) -> tuple[int, list[bytes]]:
+        """Wait for the FINAL; cancelling the waiting task cancels the remote call."""
         try:
-            status, frames = await pending.future
+            return await pending.future  # type: ignore[no-any-return]
         except asyncio.CancelledError:
             if self._calls.pop(call_id, None) is not None:
                 self._send_cancel(call_id)
                 if pending.timer is not None:
                     pending.timer.cancel()
             raise
-        return decode_final(status, frames)
 
     async def ensure_connected(self) -> None:
         """First contact: PING the broker so a missing daemon is a clear error, not a hang."""
@@ -236,9 +253,23 @@ class Client:
         timeout: float | None = None,
     ) -> Any:
         """Call ``target``'s method (named in ``meta``, see :func:`call_meta`) and return its result."""
+        payload = dumps_call(args, kwargs or {}) if (args or kwargs) else _NO_ARGS
+        return decode_final(
+            *await self.call_raw(target, meta, payload, label=label, timeout=timeout)
+        )
+
+    async def call_raw(
+        self,
+        target: bytes,
+        meta: bytes,
+        payload: Sequence[Frame],
+        *,
+        label: str = "",
+        timeout: float | None = None,
+    ) -> tuple[int, list[bytes]]:
+        """Like :meth:`call` with arguments already serialized; returns ``(status, frames)``."""
         if not self._connected:
             await self.ensure_connected()
-        payload = dumps_call(args, kwargs) if (args or kwargs) else _NO_ARGS
         call_id, pending = self._start(Cmd.CALL, target, (meta, *payload), label, timeout)
         return await self._await(call_id, pending)
 
@@ -255,27 +286,63 @@ class Client:
         """Call a generator method and yield its items as they arrive."""
         if not self._connected:
             await self.ensure_connected()
-        payload = dumps_call(args, kwargs) if (args or kwargs) else _NO_ARGS
+        payload = dumps_call(args, kwargs or {}) if (args or kwargs) else _NO_ARGS
         items: asyncio.Queue[Any] = asyncio.Queue()
         call_id, pending = self._start(Cmd.CALL, target, (meta, *payload), label, timeout, items)
         try:
             while True:
-                frames = await items.get()
-                if frames is _END:
+                event = await items.get()
+                if event is _END:
                     break
-                yield loads(frames)
+                yield loads(event[1])
             decode_final(*pending.future.result())
         finally:
             if self._calls.pop(call_id, None) is not None:
                 self._send_cancel(call_id)  # the consumer stopped early
 
-    async def control(self, cmd: int, target: str = "", frames: Sequence[Frame] = (),
-                      timeout: float | None = None, label: str = "") -> Any:
+    async def events(
+        self,
+        target: bytes,
+        meta: bytes,
+        payload: Sequence[Frame],
+        *,
+        timeout: float | None = None,
+    ) -> AsyncIterator[tuple[int, Any]]:
+        """Every PARTIAL of a call as ``(Partial kind, frames)``, then ``(-1, (status, frames))``.
+
+        Nothing is decoded or printed: the HTTP gateway decodes what it forwards itself, without
+        ever unpickling. Stopping early cancels the remote call.
+        """
+        if not self._connected:
+            await self.ensure_connected()
+        items: asyncio.Queue[Any] = asyncio.Queue()
+        call_id, pending = self._start(
+            Cmd.CALL, target, (meta, *payload), "", timeout, items, capture_all=True
+        )
+        try:
+            while True:
+                event = await items.get()
+                if event is _END:
+                    break
+                yield event
+            yield -1, await pending.future
+        finally:
+            if self._calls.pop(call_id, None) is not None:
+                self._send_cancel(call_id)
+
+    async def control(
+        self,
+        cmd: int,
+        target: str = "",
+        frames: Sequence[Frame] = (),
+        timeout: float | None = None,
+        label: str = "",
+    ) -> Any:
         """A control command (PUT, DELETE, KEYS, STATUS, PING, SHUTDOWN); returns its result."""
         if not self._connected and cmd != Cmd.PING:
             await self.ensure_connected()
         call_id, pending = self._start(cmd, target.encode(), frames, label, timeout)
-        return await self._await(call_id, pending)
+        return decode_final(*await self._await(call_id, pending))
 
     async def _watch(self) -> None:
         """Fail pending calls if the broker stops answering (see the module docstring)."""
@@ -284,10 +351,12 @@ class Client:
             while self._calls and not self.closed:
                 await asyncio.sleep(HEARTBEAT_INTERVAL)
                 if time.monotonic() - self._last_heard > HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:
-                    self._fail_all(ClusterNotRunning(
-                        f"lost the connection to the broker at {self.endpoint}: nothing heard for "
-                        f"{HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:.0f} s. Check `rhzmq status`."
-                    ))
+                    self._fail_all(
+                        ClusterNotRunning(
+                            f"lost the connection to the broker at {self.endpoint}: nothing heard for "
+                            f"{HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:.0f} s. Check `rhzmq status`."
+                        )
+                    )
                     break
                 self.pump.send(ping)  # its FINAL (call id 0) only refreshes _last_heard
         finally:
@@ -319,7 +388,9 @@ def call_meta(method: str, stream_logs: bool = True) -> bytes:
     return pack_meta(meta)
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Client]] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Client]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def get_client(endpoint: str, curve: dict[str, bytes] | None = None) -> Client:

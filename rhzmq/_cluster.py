@@ -31,14 +31,20 @@ from ._stubs import RemoteObject
 
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
-DEFAULT_GATEWAY_PORT: int | None = None
+DEFAULT_GATEWAY_PORT: int | None = 32300
 
 
 class Cluster:
     """A set of nodes running one broker; see ``rh.cluster``."""
 
-    def __init__(self, name: str = "local", *, gateway_port: int | None = DEFAULT_GATEWAY_PORT,
-                 port: int = 0, token: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "local",
+        *,
+        gateway_port: int | None = DEFAULT_GATEWAY_PORT,
+        port: int = 0,
+        token: str | None = None,
+    ) -> None:
         if name != "local":
             raise ClusterError(
                 f"unknown cluster {name!r}: this version knows the embedded cluster 'local' "
@@ -89,7 +95,9 @@ class Cluster:
         try:
             return await get_client(self.endpoint).control(Cmd.PING, timeout=5.0)
         except CallTimeout:
-            raise ClusterNotRunning(f"the daemon of cluster {self.name!r} does not answer") from None
+            raise ClusterNotRunning(
+                f"the daemon of cluster {self.name!r} does not answer"
+            ) from None
 
     def up_if_not(self) -> Cluster:
         """Start the local daemon unless it is already up; returns the cluster (for chaining)."""
@@ -148,8 +156,14 @@ class Cluster:
         """The broker's view: workers (pid, objects, calls in flight), objects, versions."""
         return run_sync(self.astatus, hint="`await cluster.astatus()`")
 
-    async def aput_spec(self, name: str, spec: dict[str, Any], *, worker: str | None = None,
-                        max_concurrency: int | None = None) -> dict[str, Any]:
+    async def aput_spec(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        *,
+        worker: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> dict[str, Any]:
         """Send an object spec to a worker under ``name``; returns the worker's description."""
         _check_name(name)
         meta: dict[str, Any] = {"worker": worker or "default"}
@@ -182,7 +196,9 @@ class Cluster:
 
     def get(self, name: str, default: Any = None, *, remote: bool = False) -> Any:
         """The object's value (a copy), or with ``remote=True`` a stub calling the remote object."""
-        return run_sync(self.aget, name, default, remote=remote, hint=f"`await cluster.aget({name!r})`")
+        return run_sync(
+            self.aget, name, default, remote=remote, hint=f"`await cluster.aget({name!r})`"
+        )
 
     async def adelete(self, names: str | Sequence[str]) -> None:
         client = get_client(self.endpoint)
@@ -197,13 +213,20 @@ class Cluster:
         from ._client import call_meta
 
         client = get_client(self.endpoint)
-        return await client.call(name.encode(), call_meta(method), args, kwargs,
-                                 label=f"{name}.{method}" if method else name)
+        return await client.call(
+            name.encode(),
+            call_meta(method),
+            args,
+            kwargs,
+            label=f"{name}.{method}" if method else name,
+        )
 
     def call(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``method`` of the object ``name`` (``""`` calls the object itself)."""
-        return run_sync(functools.partial(self.acall, name, method, *args, **kwargs),
-                        hint=f"`await cluster.acall({name!r}, {method!r}, ...)`")
+        return run_sync(
+            functools.partial(self.acall, name, method, *args, **kwargs),
+            hint=f"`await cluster.acall({name!r}, {method!r}, ...)`",
+        )
 
     def __repr__(self) -> str:
         return f"<Cluster {self.name!r}>"
@@ -234,7 +257,16 @@ def _start_lock() -> Iterator[None]:
 def _start_daemon(port: int, gateway_port: int | None, token: str | None) -> dict[str, Any]:
     """Start the daemon detached and wait for its READY line (see rhzmq._daemon)."""
     read_fd, write_fd = os.pipe()
-    cmd = [sys.executable, "-m", "rhzmq._daemon", "--detach", "--port", str(port), "--ready-fd", str(write_fd)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rhzmq._daemon",
+        "--detach",
+        "--port",
+        str(port),
+        "--ready-fd",
+        str(write_fd),
+    ]
     if gateway_port is not None:
         cmd += ["--gateway-port", str(gateway_port)]
     env = dict(os.environ)
@@ -242,8 +274,9 @@ def _start_daemon(port: int, gateway_port: int | None, token: str | None) -> dic
         env["RHZMQ_TOKEN"] = token  # via the environment: never visible in `ps`
     log_path = _config.log_file()
     with open(log_path, "ab") as log:
-        launcher = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    pass_fds=(write_fd,), env=env)
+        launcher = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_fd,), env=env
+        )
     os.close(write_fd)
     launcher.wait()  # it forks the daemon and exits at once
     print(f"rhzmq: starting the local cluster (log {log_path})", file=sys.stderr, flush=True)
@@ -253,12 +286,16 @@ def _start_daemon(port: int, gateway_port: int | None, token: str | None) -> dic
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([pipe], [], [], left)[0]:
-                raise ClusterError(f"the local daemon did not start within {START_TIMEOUT:g} s; see {log_path}")
+                raise ClusterError(
+                    f"the local daemon did not start within {START_TIMEOUT:g} s; see {log_path}"
+                )
             chunk = pipe.read(4096)
             if not chunk:
                 tail = log_path.read_text(errors="replace").splitlines()[-15:]
-                raise ClusterError("the local daemon exited during start-up. Its log ends with:\n  "
-                                   + "\n  ".join(tail))
+                raise ClusterError(
+                    "the local daemon exited during start-up. Its log ends with:\n  "
+                    + "\n  ".join(tail)
+                )
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
@@ -266,8 +303,11 @@ def _start_daemon(port: int, gateway_port: int | None, token: str | None) -> dic
                 if text.startswith("READY "):
                     state: dict[str, Any] = json.loads(text[6:])
                     extra = f", HTTP gateway {state['gateway']}" if state.get("gateway") else ""
-                    print(f"rhzmq: local cluster up (pid {state['pid']}): broker {state['endpoint']}{extra}",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"rhzmq: local cluster up (pid {state['pid']}): broker {state['endpoint']}{extra}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     return state
                 if text.startswith("STEP "):
                     print(f"rhzmq: {text[5:]}", file=sys.stderr, flush=True)

@@ -55,7 +55,9 @@ class _Handshake:
             self.stream = None
 
 
-async def serve(port: int, gateway_port: int | None, host: str, token: str | None, ready_fd: int | None) -> None:
+async def serve(
+    port: int, gateway_port: int | None, host: str, token: str | None, ready_fd: int | None
+) -> None:
     hs = _Handshake(ready_fd)
     stop = anyio.Event()
     broker = Broker(f"tcp://{host}:{port}", on_shutdown=stop.set)
@@ -132,11 +134,21 @@ def main(argv: list[str] | None = None) -> None:
         if os.fork() > 0:
             os._exit(0)
         os.setsid()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s [daemon %(process)d] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s [daemon %(process)d] %(name)s: %(message)s",
+    )
     try:
-        anyio.run(serve, args.port, args.gateway_port, args.host, args.token, args.ready_fd,
-                  backend_options={"use_uvloop": True})
+        anyio.run(
+            serve,
+            args.port,
+            args.gateway_port,
+            args.host,
+            args.token,
+            args.ready_fd,
+            backend_options={"use_uvloop": True},
+        )
     except Exception:
         log.exception("daemon failed")
         _remove_state()

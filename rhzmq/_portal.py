@@ -67,7 +67,9 @@ def check_not_in_loop(hint: str) -> None:
     )
 
 
-def run_sync(fn: Callable[..., Awaitable[T]], *args: Any, hint: str = "await ...", **kwargs: Any) -> T:
+def run_sync(
+    fn: Callable[..., Awaitable[T]], *args: Any, hint: str = "await ...", **kwargs: Any
+) -> T:
     """Run ``await fn(*args, **kwargs)`` on the portal loop and return its result."""
     check_not_in_loop(hint)
     future = portal().start_task_soon(functools.partial(fn, **kwargs) if kwargs else fn, *args)

@@ -192,7 +192,10 @@ def error_frame(
     status: int, message: str, type_name: str | None = None, **extra: Any
 ) -> tuple[bytes, bytes]:
     """Build the flags byte and payload frame of an error FINAL (used by broker and worker)."""
-    body: dict[str, Any] = {"type": type_name or _STATUS_ERRORS[status].__name__, "message": message}
+    body: dict[str, Any] = {
+        "type": type_name or _STATUS_ERRORS[status].__name__,
+        "message": message,
+    }
     body.update(extra)
     return bytes((status,)), msgpack.packb(body)
 
@@ -219,7 +222,7 @@ def error_from_frame(status: int, payload: bytes) -> RhzmqError:
 
 
 def pack_meta(meta: dict[str, Any]) -> bytes:
-    return msgpack.packb(meta)
+    return bytes(msgpack.packb(meta))
 
 
 def unpack_meta(frame: bytes | memoryview) -> dict[str, Any]:

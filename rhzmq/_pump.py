@@ -72,7 +72,7 @@ def split_batch(blob: bytes) -> list[list[bytes]]:
     msgs = msgpack.unpackb(blob)
     if type(msgs) is not list or not all(type(m) is list and m for m in msgs):
         raise ValueError("a BATCH body must be a msgpack array of non-empty arrays of frames")
-    return msgs  # type: ignore[no-any-return]
+    return msgs
 
 
 class Pump:
@@ -82,8 +82,14 @@ class Pump:
     per peer, and ``on_unroutable(peer)`` is told when a peer is gone (ROUTER_MANDATORY).
     """
 
-    def __init__(self, sock: zmq.Socket[Any], on_message: OnMessage, *, router: bool = False,
-                 on_unroutable: Callable[[Identity], Any] | None = None) -> None:
+    def __init__(
+        self,
+        sock: zmq.Socket[Any],
+        on_message: OnMessage,
+        *,
+        router: bool = False,
+        on_unroutable: Callable[[Identity], Any] | None = None,
+    ) -> None:
         self.sock = sock
         self.on_message = on_message
         self.router = router
@@ -93,7 +99,7 @@ class Pump:
         self._outbox: deque[Sequence[Frame]] = deque()  # flushed but refused (peer's HWM)
         self._kicked = False
         self._closed = False
-        self._fd = sock.getsockopt(zmq.FD)
+        self._fd = int(sock.getsockopt(zmq.FD))
         self.loop.add_reader(self._fd, self._on_ready)
         self._kick()  # messages may already be queued
 
@@ -143,7 +149,7 @@ class Pump:
         if self._queue:
             self._flush_queue()
         # Reading EVENTS re-arms the edge-triggered FD; it may also reveal a late arrival.
-        events = sock.getsockopt(_EVENTS)
+        events = int(sock.getsockopt(_EVENTS))
         if self._outbox and events & _POLLOUT:
             self._flush_outbox()
         if n >= DRAIN_BATCH or events & _POLLIN:
@@ -159,10 +165,10 @@ class Pump:
             return
         groups: dict[bytes, list[Sequence[Frame]]] = {}
         for msg in queue:
-            peer = msg[0]
-            group = groups.get(peer)  # type: ignore[call-overload]
+            peer = bytes(msg[0])
+            group = groups.get(peer)
             if group is None:
-                groups[peer] = [msg]  # type: ignore[index]
+                groups[peer] = [msg]
             else:
                 group.append(msg)
         for peer, msgs in groups.items():
@@ -230,7 +236,7 @@ class Pump:
                 if exc.errno != zmq.EHOSTUNREACH or not self.router:
                     raise
                 if self.on_unroutable is not None:
-                    self.on_unroutable(frames[0])  # type: ignore[arg-type]
+                    self.on_unroutable(bytes(frames[0]))
             self._outbox.popleft()
 
     @property

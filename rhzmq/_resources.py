@@ -28,37 +28,51 @@ class Function:
         if fn is not None and not callable(fn):
             raise TypeError(f"rh.function() needs a function, got {type(fn).__name__}")
         if fn is None and name is None:
-            raise TypeError("rh.function() needs a function (or the name of one already on a cluster)")
+            raise TypeError(
+                "rh.function() needs a function (or the name of one already on a cluster)"
+            )
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "function")
+        self.name: str = name or str(getattr(fn, "__name__", "function"))
         self.cluster: Cluster | None = None
         self.info: dict[str, Any] = {}
         self._stub: RemoteMethod | None = None
 
     @classmethod
-    def _bound(cls, cluster: Cluster, name: str, info: dict[str, Any],
-               fn: Callable[..., Any] | None = None) -> Function:
+    def _bound(
+        cls, cluster: Cluster, name: str, info: dict[str, Any], fn: Callable[..., Any] | None = None
+    ) -> Function:
         bound = cls(fn, name)
         bound.cluster = cluster
         bound.info = info
         bound._stub = RemoteMethod(cluster, name, "", str(info.get("call") or "sync"), name)
         return bound
 
-    async def ato(self, cluster: Cluster, *, name: str | None = None,
-                  max_concurrency: int | None = None) -> Function:
+    async def ato(
+        self, cluster: Cluster, *, name: str | None = None, max_concurrency: int | None = None
+    ) -> Function:
         if self.fn is None:
             raise TypeError(f"function {self.name!r} has no local code to send")
         name = name or self.name
         info = await cluster.aput_spec(name, object_spec(self.fn), max_concurrency=max_concurrency)
         return Function._bound(cluster, name, info, self.fn)
 
-    def to(self, cluster: Cluster, *, name: str | None = None, max_concurrency: int | None = None) -> Function:
+    def to(
+        self, cluster: Cluster, *, name: str | None = None, max_concurrency: int | None = None
+    ) -> Function:
         """Send the function to ``cluster`` (under ``name``, default its own name); returns the stub."""
-        return run_sync(self.ato, cluster, name=name, max_concurrency=max_concurrency, hint="`await rh.function(f).ato(cluster)`")
+        return run_sync(
+            self.ato,
+            cluster,
+            name=name,
+            max_concurrency=max_concurrency,
+            hint="`await rh.function(f).ato(cluster)`",
+        )
 
     def _remote(self) -> RemoteMethod:
         if self._stub is None:
-            raise RuntimeError(f"function {self.name!r} is not on a cluster yet: call .to(cluster) first")
+            raise RuntimeError(
+                f"function {self.name!r} is not on a cluster yet: call .to(cluster) first"
+            )
         return self._stub
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -98,26 +112,42 @@ class ModuleClass:
         """Bind the class to ``cluster``: instances made from the result live there."""
         return ModuleClass(self.cls, cluster)
 
-    async def anew(self, *args: Any, name: str | None = None, max_concurrency: int | None = None,
-                   **kwargs: Any) -> RemoteObject:
+    async def anew(
+        self, *args: Any, name: str | None = None, max_concurrency: int | None = None, **kwargs: Any
+    ) -> RemoteObject:
         """Construct an instance on the cluster from async code."""
         if self.cluster is None:
-            raise RuntimeError(f"{self.cls.__name__} is not bound to a cluster: use rh.module(cls).to(cluster)")
+            raise RuntimeError(
+                f"{self.cls.__name__} is not bound to a cluster: use rh.module(cls).to(cluster)"
+            )
         name = name or f"{self.cls.__name__.lower()}-{uuid.uuid4().hex[:8]}"
-        info = await self.cluster.aput_spec(name, construct_spec(self.cls, args, kwargs),
-                                            max_concurrency=max_concurrency)
+        info = await self.cluster.aput_spec(
+            name, construct_spec(self.cls, args, kwargs), max_concurrency=max_concurrency
+        )
         return RemoteObject(self.cluster, name, info)
 
-    def __call__(self, *args: Any, name: str | None = None, max_concurrency: int | None = None,
-                 **kwargs: Any) -> Any:
+    def __call__(
+        self, *args: Any, name: str | None = None, max_concurrency: int | None = None, **kwargs: Any
+    ) -> Any:
         """Construct an instance on the cluster, held under ``name`` (default: a unique one)."""
         if self.cluster is None:
             return self.cls(*args, **kwargs)
-        return run_sync(self._new, args, kwargs, name, max_concurrency,
-                        hint=f"`await {self.cls.__name__}.anew(...)`")
+        return run_sync(
+            self._new,
+            args,
+            kwargs,
+            name,
+            max_concurrency,
+            hint=f"`await {self.cls.__name__}.anew(...)`",
+        )
 
-    async def _new(self, args: tuple[Any, ...], kwargs: dict[str, Any], name: str | None,
-                   max_concurrency: int | None) -> RemoteObject:
+    async def _new(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        max_concurrency: int | None,
+    ) -> RemoteObject:
         return await self.anew(*args, name=name, max_concurrency=max_concurrency, **kwargs)
 
     def __repr__(self) -> str:

@@ -11,10 +11,12 @@ ext   name        data
 2     TUPLE       msgpack of the items (msgpack has no tuple; ``strict_types`` sends
                   tuples here so they come back as tuples)
 3     BUFFER      ``[kind, frame index]``: a large bytes/bytearray/memoryview sent as its
-                  own frame, zero-copy on the way out
+                  own frame, zero-copy on the way out; or ``[kind, data]`` for a small
+                  bytearray/memoryview, so it does not come back as bytes
 ====  ==========  ====================================================================
 
-Large buffers (>= ``OOB_THRESHOLD``) travel as frames only at the top two levels of a value (the
+Large buffers (>= ``OOB_THRESHOLD``) travel as frames, and bytearray/memoryview keep their type,
+only at the top two levels of a value (the
 value itself, the items of a call's argument list and keyword dict): that is where bulk data sits
 in practice, and it keeps the scan of small calls to a handful of ``isinstance`` checks. NumPy
 arrays anywhere go out-of-band through pickle protocol 5.
@@ -42,15 +44,15 @@ EXT_TUPLE = 2
 EXT_BUFFER = 3
 
 _BYTES, _BYTEARRAY, _MEMORYVIEW = 0, 1, 2
-_BUFFER_KINDS = {bytes: _BYTES, bytearray: _BYTEARRAY, memoryview: _MEMORYVIEW}
+_BUFFER_KINDS: dict[type, int] = {bytes: _BYTES, bytearray: _BYTEARRAY, memoryview: _MEMORYVIEW}
 
 
 class _Oob:
-    """Marks a large buffer that travels as its own frame."""
+    """Marks a buffer that travels as its own frame (``index``) or inline (``index`` is the data)."""
 
     __slots__ = ("index", "kind")
 
-    def __init__(self, kind: int, index: int) -> None:
+    def __init__(self, kind: int, index: int | bytes) -> None:
         self.kind = kind
         self.index = index
 
@@ -66,10 +68,12 @@ class _Encoder:
     def lift(self, value: Any) -> Any:
         """Replace a large top-level buffer by a frame reference."""
         kind = _BUFFER_KINDS.get(type(value))
-        if kind is not None and len(value) >= OOB_THRESHOLD:
+        if kind is None:
+            return value
+        if (value.nbytes if kind == _MEMORYVIEW else len(value)) >= OOB_THRESHOLD:
             self.frames.append(value)
             return _Oob(kind, len(self.frames))
-        return value
+        return value if kind == _BYTES else _Oob(kind, bytes(value))
 
     def default(self, obj: Any) -> Any:
         if type(obj) is tuple:
@@ -89,10 +93,10 @@ class _Encoder:
             return True
 
         data = cloudpickle.dumps(obj, protocol=5, buffer_callback=keep_out_of_band)
-        return msgpack.packb([data, list(range(first, len(frames) + 1))])
+        return bytes(msgpack.packb([data, list(range(first, len(frames) + 1))]))
 
     def pack(self, obj: Any) -> bytes:
-        return msgpack.packb(obj, default=self.default, strict_types=True)
+        return bytes(msgpack.packb(obj, default=self.default, strict_types=True))
 
 
 def dumps(value: Any) -> list[Frame]:
@@ -128,7 +132,7 @@ def loads(frames: Sequence[Frame]) -> Any:
             return tuple(msgpack.unpackb(data, ext_hook=ext_hook, strict_map_key=False))
         if code == EXT_BUFFER:
             kind, index = msgpack.unpackb(data)
-            buf = frames[index]
+            buf = frames[index] if type(index) is int else index
             if kind == _MEMORYVIEW:
                 return memoryview(buf)
             return bytearray(buf) if kind == _BYTEARRAY else bytes(buf)
@@ -150,7 +154,9 @@ def loads(frames: Sequence[Frame]) -> Any:
             "so it travels by value."
         ) from exc
     except Exception as exc:
-        raise SerializationError(f"cannot deserialize a payload: {type(exc).__name__}: {exc}") from exc
+        raise SerializationError(
+            f"cannot deserialize a payload: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def pickle_value(obj: Any) -> bytes:
@@ -173,7 +179,9 @@ def _argument_error(args: Sequence[Any], kwargs: dict[str, Any], exc: BaseExcept
         try:
             dumps(arg)
         except SerializationError as inner:
-            return SerializationError(_describe_failure(f"argument {i}", arg, inner.__cause__ or exc))
+            return SerializationError(
+                _describe_failure(f"argument {i}", arg, inner.__cause__ or exc)
+            )
     for key, arg in kwargs.items():
         try:
             dumps(arg)
@@ -186,4 +194,8 @@ def _argument_error(args: Sequence[Any], kwargs: dict[str, Any], exc: BaseExcept
 
 def _type_name(value: Any) -> str:
     cls = type(value)
-    return f"a {cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else f"a {cls.__qualname__}"
+    return (
+        f"a {cls.__module__}.{cls.__qualname__}"
+        if cls.__module__ != "builtins"
+        else f"a {cls.__qualname__}"
+    )

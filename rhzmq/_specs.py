@@ -33,7 +33,7 @@ CodeRef = dict[str, Any]
 def project_dir(module_name: str) -> str | None:
     """The ``sys.path`` entry a module was imported from (its project's source directory)."""
     module = sys.modules.get(module_name)
-    file = getattr(module, "__file__", None)
+    file: str | None = getattr(module, "__file__", None)
     if not file or module_name == "__main__":
         return None
     path = os.path.dirname(os.path.abspath(file))

@@ -47,8 +47,14 @@ class RemoteMethod:
         shown = ", ".join(repr(a) for a in args[:3]) + (", ..." if len(args) > 3 else "")
         return f"`await {self._label}.acall({shown})` (or pass run_async=True)"
 
-    def __call__(self, *args: Any, run_async: bool | None = None, timeout: float | None = None,
-                 stream_logs: bool = True, **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        *args: Any,
+        run_async: bool | None = None,
+        timeout: float | None = None,
+        stream_logs: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         kind = self._kind
         if kind == "gen" or kind == "agen":
             agen = self.aiter(*args, timeout=timeout, stream_logs=stream_logs, **kwargs)
@@ -59,27 +65,51 @@ class RemoteMethod:
             return self.acall(*args, timeout=timeout, stream_logs=stream_logs, **kwargs)
         return run_sync(self._call, args, kwargs, timeout, stream_logs, hint=self._hint(args))
 
-    async def acall(self, *args: Any, timeout: float | None = None, stream_logs: bool = True,
-                    **kwargs: Any) -> Any:
+    async def acall(
+        self, *args: Any, timeout: float | None = None, stream_logs: bool = True, **kwargs: Any
+    ) -> Any:
         """Call remotely and await the result (any kind of remote callable but generators)."""
         return await self._call(args, kwargs, timeout, stream_logs)
 
-    async def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None,
-                    stream_logs: bool) -> Any:
+    async def _call(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        stream_logs: bool,
+    ) -> Any:
         client = get_client(self._cluster.endpoint, self._cluster.curve_keys())
-        return await client.call(self._target, self._meta if stream_logs else self._meta_quiet,
-                                 args, kwargs, label=self._label, timeout=timeout)
+        return await client.call(
+            self._target,
+            self._meta if stream_logs else self._meta_quiet,
+            args,
+            kwargs,
+            label=self._label,
+            timeout=timeout,
+        )
 
-    def aiter(self, *args: Any, timeout: float | None = None, stream_logs: bool = True,
-              **kwargs: Any) -> AsyncIterator[Any]:
+    def aiter(
+        self, *args: Any, timeout: float | None = None, stream_logs: bool = True, **kwargs: Any
+    ) -> AsyncIterator[Any]:
         """Stream a generator's items: ``async for item in stub.aiter(...)``."""
         return self._stream(args, kwargs, timeout, stream_logs)
 
-    async def _stream(self, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None,
-                      stream_logs: bool) -> AsyncIterator[Any]:
+    async def _stream(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        stream_logs: bool,
+    ) -> AsyncIterator[Any]:
         client = get_client(self._cluster.endpoint, self._cluster.curve_keys())
-        async for item in client.stream(self._target, self._meta if stream_logs else self._meta_quiet,
-                                        args, kwargs, label=self._label, timeout=timeout):
+        async for item in client.stream(
+            self._target,
+            self._meta if stream_logs else self._meta_quiet,
+            args,
+            kwargs,
+            label=self._label,
+            timeout=timeout,
+        ):
             yield item
 
     def __repr__(self) -> str:
@@ -111,27 +141,42 @@ class RemoteObject:
             return stub
         kind = self._rh_info.get("methods", {}).get(attr)
         if kind is not None:
-            stub = methods[attr] = RemoteMethod(self._rh_cluster, self._rh_name, attr, kind,
-                                                f"{self._rh_name}.{attr}")
+            stub = methods[attr] = RemoteMethod(
+                self._rh_cluster, self._rh_name, attr, kind, f"{self._rh_name}.{attr}"
+            )
             return stub
-        return run_sync(self.rh_agetattr, attr, hint=f"`await {self._rh_name}.rh_agetattr({attr!r})`")
+        return run_sync(
+            self.rh_agetattr, attr, hint=f"`await {self._rh_name}.rh_agetattr({attr!r})`"
+        )
 
     async def rh_agetattr(self, attr: str) -> Any:
         """Read a remote attribute from async code."""
         return await self._rh_cluster.acall(self._rh_name, "__rh_getattr__", attr)
 
     def __setattr__(self, attr: str, value: Any) -> None:
-        run_sync(self._rh_cluster.acall, self._rh_name, "__rh_setattr__", attr, value,
-                 hint=f"`await cluster.acall({self._rh_name!r}, '__rh_setattr__', {attr!r}, value)`")
+        run_sync(
+            self._rh_cluster.acall,
+            self._rh_name,
+            "__rh_setattr__",
+            attr,
+            value,
+            hint=f"`await cluster.acall({self._rh_name!r}, '__rh_setattr__', {attr!r}, value)`",
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         kind = self._rh_info.get("call")
         if not kind:
-            raise TypeError(f"remote object {self._rh_name!r} ({self._rh_info.get('qualname')}) is not callable")
-        return RemoteMethod(self._rh_cluster, self._rh_name, "__call__", kind, self._rh_name)(*args, **kwargs)
+            raise TypeError(
+                f"remote object {self._rh_name!r} ({self._rh_info.get('qualname')}) is not callable"
+            )
+        return RemoteMethod(self._rh_cluster, self._rh_name, "__call__", kind, self._rh_name)(
+            *args, **kwargs
+        )
 
     def __dir__(self) -> list[str]:
-        return sorted({*self._rh_info.get("methods", {}), *self._rh_info.get("attributes", ()), "rh_name"})
+        return sorted(
+            {*self._rh_info.get("methods", {}), *self._rh_info.get("attributes", ()), "rh_name"}
+        )
 
     def __repr__(self) -> str:
         return f"<RemoteObject {self._rh_name!r} ({self._rh_info.get('qualname', '?')}) on {self._rh_cluster.name!r}>"

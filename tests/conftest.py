@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import wait_pid_gone
 
 import rhzmq as rh
 from rhzmq import _config
 
-from helpers import wait_pid_gone
 
-
-@pytest.fixture(params=[pytest.param(("asyncio", {}), id="asyncio"),
-                        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")])
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    ]
+)
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     return request.param  # type: ignore[no-any-return]
 
@@ -37,7 +39,7 @@ def rhzmq_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def cluster(rhzmq_home: Path) -> Iterator[rh.Cluster]:
     """One daemon for the session; stopped by PID at the end, and checked gone."""
-    c = rh.cluster("local").up_if_not()
+    c = rh.cluster("local", gateway_port=0).up_if_not()
     state = _config.read_state()
     assert state is not None
     pid = int(state["pid"])

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
+import anyio.lowlevel
 
 import rhzmq as rh
 
@@ -85,7 +86,7 @@ def countdown(n: int, pause: float = 0.0) -> Iterator[int]:
 async def acountdown(n: int) -> AsyncIterator[int]:
     for i in range(n, 0, -1):
         yield i
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
 
 
 def unpicklable_result() -> object:

@@ -9,9 +9,13 @@ from ._worker import run
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
-    parser.add_argument("--broker", required=True, help="broker endpoint, e.g. tcp://127.0.0.1:5555")
+    parser.add_argument(
+        "--broker", required=True, help="broker endpoint, e.g. tcp://127.0.0.1:5555"
+    )
     parser.add_argument("--name", default="default", help="worker name (the env it serves)")
-    parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
+    parser.add_argument(
+        "--parent-pid", type=int, default=None, help="exit when this process is gone"
+    )
     args = parser.parse_args(argv)
     run(args.broker, args.name, parent_pid=args.parent_pid)
 

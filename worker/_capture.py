@@ -27,7 +27,9 @@ class CallSink(Protocol):
     def log_record(self, record: dict[str, Any]) -> None: ...
 
 
-current_call: contextvars.ContextVar[CallSink | None] = contextvars.ContextVar("rhzmq_call", default=None)
+current_call: contextvars.ContextVar[CallSink | None] = contextvars.ContextVar(
+    "rhzmq_call", default=None
+)
 
 
 class _Redirect:
@@ -70,7 +72,12 @@ class _CallLogHandler(logging.Handler):
             if record.exc_text:
                 message = f"{message}\n{record.exc_text}"
             call.log_record(
-                {"name": record.name, "levelno": record.levelno, "msg": message, "created": record.created}
+                {
+                    "name": record.name,
+                    "levelno": record.levelno,
+                    "msg": message,
+                    "created": record.created,
+                }
             )
         except Exception:
             self.handleError(record)
@@ -84,12 +91,14 @@ class _NotInCall(logging.Filter):
 def install(stdout_kind: int, stderr_kind: int, level: int = logging.INFO) -> None:
     """Redirect this process's stdout/stderr and root logging through the per-call capture."""
     real_err = sys.stderr
-    sys.stdout = _Redirect(stdout_kind, sys.stdout)  # type: ignore[assignment]
-    sys.stderr = _Redirect(stderr_kind, real_err)  # type: ignore[assignment]
+    sys.stdout = _Redirect(stdout_kind, sys.stdout)
+    sys.stderr = _Redirect(stderr_kind, real_err)
     root = logging.getLogger()
     root.setLevel(level)
     own = logging.StreamHandler(real_err)
-    own.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [worker %(process)d] %(name)s: %(message)s"))
+    own.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [worker %(process)d] %(name)s: %(message)s")
+    )
     own.addFilter(_NotInCall())
     root.addHandler(own)
     root.addHandler(_CallLogHandler())

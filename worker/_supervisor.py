@@ -40,8 +40,13 @@ def exit_reason(returncode: int | None) -> str:
 class Supervisor:
     """Runs worker processes for one node; ``run_worker`` is a task per worker."""
 
-    def __init__(self, broker: str, *, log_file: IO[Any] | None = None,
-                 on_exit: Callable[[int, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        broker: str,
+        *,
+        log_file: IO[Any] | None = None,
+        on_exit: Callable[[int, str], None] | None = None,
+    ) -> None:
         self.broker = broker
         self.log_file = log_file
         self.on_exit = on_exit
@@ -50,8 +55,17 @@ class Supervisor:
         self._stopping = False
 
     def command(self, name: str) -> list[str]:
-        return [sys.executable, "-m", "worker", "--broker", self.broker, "--name", name,
-                "--parent-pid", str(os.getpid())]
+        return [
+            sys.executable,
+            "-m",
+            "worker",
+            "--broker",
+            self.broker,
+            "--name",
+            name,
+            "--parent-pid",
+            str(os.getpid()),
+        ]
 
     async def run_worker(self, name: str, env_vars: dict[str, str] | None = None) -> None:
         """Keep a worker called ``name`` running until :meth:`stop`."""
@@ -71,7 +85,9 @@ class Supervisor:
             if self._stopping:
                 return
             reason = exit_reason(code)
-            log.warning("worker %r (pid %d) %s; restarting in %.1f s", name, proc.pid, reason, backoff)
+            log.warning(
+                "worker %r (pid %d) %s; restarting in %.1f s", name, proc.pid, reason, backoff
+            )
             if self.on_exit is not None:
                 self.on_exit(proc.pid, reason)
             self.restarts[name] = self.restarts.get(name, 0) + 1

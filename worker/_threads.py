@@ -20,11 +20,15 @@ from typing import Any
 class CallThreads:
     """Up to ``max_threads`` daemon threads running submitted callables FIFO."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_threads: int = 64, name: str = "rhzmq-call") -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, max_threads: int = 64, name: str = "rhzmq-call"
+    ) -> None:
         self.loop = loop
         self.max_threads = max_threads
         self.name = name
-        self._work: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._idle = 0
@@ -35,7 +39,9 @@ class CallThreads:
         """Run ``fn(*args)`` on a call thread (starting one if none is idle)."""
         with self._lock:
             if self._idle == 0 and len(self._threads) < self.max_threads:
-                t = threading.Thread(target=self._run, name=f"{self.name}-{len(self._threads)}", daemon=True)
+                t = threading.Thread(
+                    target=self._run, name=f"{self.name}-{len(self._threads)}", daemon=True
+                )
                 self._threads.append(t)
                 t.start()
             self._idle -= 1  # claimed now, so a burst of submits starts enough threads

@@ -88,11 +88,18 @@ def call_kind(fn: Any) -> str:
 def describe(obj: Any) -> dict[str, Any]:
     """What a client needs to build a stub: method names and their kinds, docs, signatures."""
     if inspect.isroutine(obj) or inspect.isclass(obj):
-        return {"type": "function", "call": call_kind(obj), "doc": inspect.getdoc(obj) or "",
-                "signature": _signature(obj), "qualname": getattr(obj, "__qualname__", "")}
+        return {
+            "type": "function",
+            "call": call_kind(obj),
+            "doc": inspect.getdoc(obj) or "",
+            "signature": _signature(obj),
+            "params": _params(obj),
+            "qualname": getattr(obj, "__qualname__", ""),
+        }
     cls = type(obj)
     methods: dict[str, str] = {}
     signatures: dict[str, str] = {}
+    params: dict[str, list[dict[str, Any]]] = {}
     docs: dict[str, str] = {}
     for name in dir(cls):
         if name.startswith("_"):
@@ -103,6 +110,7 @@ def describe(obj: Any) -> dict[str, Any]:
         if inspect.isfunction(attr) or inspect.ismethoddescriptor(attr) or inspect.isbuiltin(attr):
             methods[name] = call_kind(attr)
             signatures[name] = _signature(getattr(obj, name))
+            params[name] = _params(getattr(obj, name))
             docs[name] = inspect.getdoc(attr) or ""
     attributes = sorted(n for n in getattr(obj, "__dict__", {}) if not n.startswith("_"))
     return {
@@ -112,6 +120,7 @@ def describe(obj: Any) -> dict[str, Any]:
         "doc": inspect.getdoc(cls) or "",
         "methods": methods,
         "signatures": signatures,
+        "params": params,
         "docs": docs,
         "attributes": attributes,
         "call": call_kind(cls.__call__) if callable(obj) else None,
@@ -125,20 +134,49 @@ def _signature(fn: Any) -> str:
         return "(...)"
 
 
+def _params(fn: Any) -> list[dict[str, Any]]:
+    """Parameters as plain data (for the gateway's OpenAPI document)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return []
+    out = []
+    for p in sig.parameters.values():
+        item: dict[str, Any] = {
+            "name": p.name,
+            "kind": p.kind.name,
+            "required": p.default is p.empty,
+        }
+        if p.annotation is not p.empty:
+            item["annotation"] = (
+                p.annotation
+                if isinstance(p.annotation, str)
+                else getattr(p.annotation, "__name__", str(p.annotation))
+            )
+        out.append(item)
+    return out
+
+
 def error_payload(exc: BaseException, where: str = "") -> tuple[int, list[Any]]:
     """The FINAL status and frames for an exception raised by user code."""
     if isinstance(exc, SerializationError):
-        return Status.SERIALIZATION, [msgpack.packb({"type": "SerializationError", "message": f"{where}{exc}"})]
+        return Status.SERIALIZATION, [
+            msgpack.packb({"type": "SerializationError", "message": f"{where}{exc}"})
+        ]
     tb = exc.__traceback__
     # Drop the worker's own frames at the top: the caller wants to see their code.
     while tb is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
         tb = tb.tb_next
+    # A TypeError with no user frame left was raised binding the arguments: the caller's mistake.
+    args_error = isinstance(exc, TypeError) and tb is None
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     body: dict[str, Any] = {
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
         "message": str(exc),
         "traceback": text,
     }
+    if args_error:
+        body["args_error"] = True
     try:
         body["exc"] = cloudpickle.dumps(exc.with_traceback(None), protocol=5)
     except Exception:
@@ -149,10 +187,26 @@ def error_payload(exc: BaseException, where: str = "") -> tuple[int, list[Any]]:
 class Call:
     """One running call: queues its output and items in order, sends its FINAL once."""
 
-    __slots__ = ("_lock", "_pending", "_scheduled", "cid", "entry", "header_id", "started",
-                 "stream_logs", "task", "thread_id", "cancelled", "done", "worker", "call_id")
+    __slots__ = (
+        "_lock",
+        "_pending",
+        "_scheduled",
+        "call_id",
+        "cancelled",
+        "cid",
+        "done",
+        "entry",
+        "header_id",
+        "started",
+        "stream_logs",
+        "task",
+        "thread_id",
+        "worker",
+    )
 
-    def __init__(self, worker: Worker, cid: bytes, call_id: int, header_id: bytes, stream_logs: bool) -> None:
+    def __init__(
+        self, worker: Worker, cid: bytes, call_id: int, header_id: bytes, stream_logs: bool
+    ) -> None:
         self.worker = worker
         self.cid = cid
         self.call_id = call_id
@@ -232,8 +286,15 @@ def _cancelled_frames(call_id: int) -> tuple[int, list[Any]]:
 class Worker:
     """A worker process's state and loop. ``await worker.serve()`` runs it until stopped."""
 
-    def __init__(self, broker: str, name: str = "default", *, threads: int = 64,
-                 parent_pid: int | None = None, curve: dict[str, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        broker: str,
+        name: str = "default",
+        *,
+        threads: int = 64,
+        parent_pid: int | None = None,
+        curve: dict[str, bytes] | None = None,
+    ) -> None:
         self.broker = broker
         self.name = name
         self.parent_pid = parent_pid
@@ -260,7 +321,7 @@ class Worker:
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.threads = CallThreads(self.loop, self.max_threads)
-        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a broker that is not connected
         sock.setsockopt(zmq.SNDHWM, 100_000)
@@ -338,13 +399,19 @@ class Worker:
             log.info("deleted %r", target)
             if len(frames) > 1 and frames[1]:
                 status = Status.OK if entry is not None else Status.NOT_FOUND
-                body = _NONE if entry is not None else final_error(call_id, Status.NOT_FOUND, f"no object {target!r}")[1:]
+                body = (
+                    _NONE
+                    if entry is not None
+                    else final_error(call_id, Status.NOT_FOUND, f"no object {target!r}")[1:]
+                )
                 self.pump.send([pack_header(Cmd.FINAL, call_id, status), frames[1], *body])
         elif cmd == Cmd.DISCONNECT:
             self._ready()
         # HEARTBEAT: nothing to do beyond _last_heard
 
-    def _new_call(self, header: bytes, call_id: int, frames: list[bytes], stream_logs: bool) -> Call | None:
+    def _new_call(
+        self, header: bytes, call_id: int, frames: list[bytes], stream_logs: bool
+    ) -> Call | None:
         if len(frames) < 3:
             log.warning("ignored a CALL/PUT without client id and meta frames")
             return None
@@ -362,7 +429,11 @@ class Worker:
             return
         entry = self.objects.get(target)
         if entry is None:
-            body = final_error(call_id, Status.NOT_FOUND, f"no object named {target.decode()!r} in worker {self.name!r}")
+            body = final_error(
+                call_id,
+                Status.NOT_FOUND,
+                f"no object named {target.decode()!r} in worker {self.name!r}",
+            )
             return call.finish(Status.NOT_FOUND, body[1:])
         method = str(meta.get("m", ""))
         try:
@@ -398,8 +469,12 @@ class Worker:
             fn = getattr(obj, method) if method else obj
             if kind is None:
                 if not callable(fn):
-                    raise TypeError(f"{type(obj).__qualname__}.{method} is not callable, it is a {type(fn).__name__}")
-                kind = entry.kinds[method] = call_kind(fn if inspect.isroutine(fn) else type(fn).__call__)
+                    raise TypeError(
+                        f"{type(obj).__qualname__}.{method} is not callable, it is a {type(fn).__name__}"
+                    )
+                kind = entry.kinds[method] = call_kind(
+                    fn if inspect.isroutine(fn) else type(fn).__call__
+                )
             return fn, kind
         if method == "__rh_getattr__":
             return (lambda attr: getattr(obj, attr)), "sync"
@@ -437,13 +512,16 @@ class Worker:
         if kind == "async" or kind == "agen":
             ctx = contextvars.copy_context()
             ctx.run(current_call.set, call)
-            call.task = self.loop.create_task(self._run_async(call, fn, kind, args, kwargs), context=ctx)
+            call.task = self.loop.create_task(
+                self._run_async(call, fn, kind, args, kwargs), context=ctx
+            )
         else:
             self.threads.submit(self._run_sync, call, fn, args, kwargs)
 
     def _run_sync(self, call: Call, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
         token = current_call.set(call)
-        status, frames = Status.OK, _NONE
+        status: int = Status.OK
+        frames: list[Any] = _NONE
         try:
             try:
                 with call._lock:
@@ -467,7 +545,9 @@ class Worker:
             current_call.reset(token)
         self.threads.post(call.finish, status, frames)
 
-    async def _run_async(self, call: Call, fn: Callable[..., Any], kind: str, args: Any, kwargs: Any) -> None:
+    async def _run_async(
+        self, call: Call, fn: Callable[..., Any], kind: str, args: Any, kwargs: Any
+    ) -> None:
         try:
             if kind == "agen":
                 async for item in fn(*args, **kwargs):
@@ -475,7 +555,8 @@ class Worker:
                 result = None
             else:
                 result = await fn(*args, **kwargs)
-            status, frames = Status.OK, dumps(result)
+            status: int = Status.OK
+            frames: list[Any] = dumps(result)
         except asyncio.CancelledError:
             # This task is the call itself: reporting the cancellation is how it ends.
             status, frames = _cancelled_frames(call.call_id)
@@ -484,11 +565,15 @@ class Worker:
         call.finish(status, frames)
 
 
-def run(broker: str, name: str, parent_pid: int | None = None, curve: dict[str, bytes] | None = None) -> None:
+def run(
+    broker: str, name: str, parent_pid: int | None = None, curve: dict[str, bytes] | None = None
+) -> None:
     """Entry point of a worker process (``python -m worker``)."""
     install(Partial.STDOUT, Partial.STDERR)
     worker = Worker(broker, name, parent_pid=parent_pid, curve=curve)
-    log.info("worker %r (pid %d, rhzmq %s) connecting to %s", name, os.getpid(), __version__, broker)
+    log.info(
+        "worker %r (pid %d, rhzmq %s) connecting to %s", name, os.getpid(), __version__, broker
+    )
     try:
         import uvloop
 

@@ -1,0 +1,5 @@
+"""The rhzmq HTTP gateway: name/method routes for non-Python callers (``python -m gateway``)."""
+
+from ._app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,43 @@
+"""``python -m gateway --broker tcp://127.0.0.1:PORT [--host 127.0.0.1] [--port 32300]``.
+
+The token comes from ``--token`` or the ``RHZMQ_TOKEN`` environment variable; binding to a
+non-loopback address without one is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from rhzmq._exceptions import ClusterError
+
+from ._serve import serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=32300)
+    parser.add_argument("--token", default=os.environ.get("RHZMQ_TOKEN"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s [gateway %(process)d] %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+
+        uvloop.run(serve(args.broker, args.host, args.port, args.token))
+    except ClusterError as exc:
+        print(f"rhzmq gateway: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

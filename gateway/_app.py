@@ -1,0 +1,469 @@
+"""The HTTP gateway: Runhouse-style ``/{name}/{method}`` routes onto the broker, for any language.
+
+================================  =====================================================
+route                             does
+================================  =====================================================
+``GET /health``                   200 when the broker answers (no auth, for probes)
+``GET /keys`` ``GET /status``     object names; workers, objects, calls in flight
+``GET /openapi.json``             OpenAPI 3.1 from the live objects' signatures/docs
+``GET /{name}/openapi.json``      the same for one object
+``POST /{name}``                  call a function object: ``{"args": [], "kwargs": {}}``
+``GET /{name}``                   call a function with query parameters as kwargs;
+                                  for other objects, describe them
+``POST /{name}/{method}``         call a method
+``GET /{name}/{method}``          call a method with query parameters as kwargs, or
+                                  read a plain attribute
+================================  =====================================================
+
+Query parameters ``timeout`` (seconds) and ``stream`` are options, not arguments. With
+``Accept: application/x-ndjson`` or ``?stream=true`` (and always for generators) the answer is
+NDJSON: one line per stdout/stderr chunk, log record and generator item as they happen, then one
+``result`` or ``error`` line. ``Accept: application/msgpack`` gets msgpack bodies (bytes welcome).
+
+Errors are ``{"error": {"type", "message", "traceback"?}}``: 400 bad body, 401/403 auth,
+404 unknown name/method, 405, 406 result not representable, 413 body too large, 422 wrong
+arguments, 500 remote exception (with the remote type and traceback), 503 worker died or broker
+down, 504 timeout. A request never shows a traceback of the gateway itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgpack
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rhzmq._client import Client, call_meta, get_client
+from rhzmq._exceptions import CallTimeout, ClusterNotRunning, RhzmqError
+from rhzmq._protocol import Cmd, Partial, Status
+from rhzmq._serialization import dumps_call
+from rhzmq._version import __version__
+
+from ._codec import (
+    MSGPACK,
+    NDJSON,
+    BadRequest,
+    NotPlainData,
+    decode_plain,
+    is_msgpack,
+    parse_body,
+    parse_query,
+    to_json,
+)
+from ._openapi import build_openapi
+
+log = logging.getLogger("rhzmq.gateway")
+
+MAX_BODY = 64 * 1024 * 1024
+DESCRIBE_TTL = 2.0
+RESERVED_QUERY = frozenset({"timeout", "stream"})
+
+_HTTP_STATUS: dict[int, int] = {
+    Status.NOT_FOUND: 404,
+    Status.WORKER_DIED: 503,
+    Status.TIMEOUT: 504,
+    Status.CANCELLED: 503,
+    Status.REMOTE: 500,
+    Status.PROTOCOL: 502,
+    Status.VERSION: 502,
+    Status.SERIALIZATION: 500,
+    Status.LIMIT: 429,
+}
+
+
+class HTTPError(Exception):
+    """Ends a request with a JSON error body."""
+
+    def __init__(self, status: int, type_: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type_
+        self.message = message
+        self.extra = extra
+
+    def response(self) -> Response:
+        return error_response(self.status, self.type, self.message, **self.extra)
+
+
+def error_response(status: int, type_: str, message: str, **extra: Any) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        {"error": {"type": type_, "message": message, **extra}}, status, headers=headers
+    )
+
+
+def _final_error(status: int, frames: list[bytes]) -> HTTPError:
+    try:
+        body = msgpack.unpackb(frames[0]) if frames else {}
+    except Exception:
+        body = {}
+    type_ = str(body.get("type", Status(status).name))
+    message = str(body.get("message", ""))
+    extra: dict[str, Any] = {}
+    if body.get("traceback"):
+        extra["traceback"] = body["traceback"]
+    code = _HTTP_STATUS.get(status, 500)
+    if status == Status.REMOTE and body.get("args_error"):
+        code = 422
+    if status == Status.NOT_FOUND and body.get("matches"):
+        extra["matches"] = body["matches"]
+    return HTTPError(code, type_, message, **extra)
+
+
+class Gateway:
+    """Request handlers; one instance per app, one broker client per event loop."""
+
+    def __init__(self, broker: str) -> None:
+        self.broker = broker
+        self._describe_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._meta: dict[str, bytes] = {}
+
+    def client(self) -> Client:
+        return get_client(self.broker)
+
+    def meta(self, method: str) -> bytes:
+        meta = self._meta.get(method)
+        if meta is None:
+            meta = self._meta[method] = call_meta(method, stream_logs=False)
+        return meta
+
+    # -- fixed routes --------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        try:
+            await self.client().control(Cmd.PING, timeout=2.0)
+        except RhzmqError as exc:
+            return error_response(503, type(exc).__name__, f"the broker does not answer: {exc}")
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def keys(self, request: Request) -> Response:
+        return JSONResponse({"keys": await self.client().control(Cmd.KEYS)})
+
+    async def status(self, request: Request) -> Response:
+        return JSONResponse(await self.client().control(Cmd.STATUS))
+
+    async def openapi(self, request: Request) -> Response:
+        names = await self.client().control(Cmd.KEYS)
+        infos = {}
+        for name in names:
+            try:
+                infos[name] = await self.describe(name)
+            except HTTPError:
+                continue  # deleted meanwhile
+        return JSONResponse(build_openapi(infos))
+
+    async def object_openapi(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        return JSONResponse(build_openapi({name: await self.describe(name)}, fixed_routes=False))
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    async def describe(self, name: str) -> dict[str, Any]:
+        cached = self._describe_cache.get(name)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        status, frames = await self.client().call_raw(
+            name.encode(), self.meta("__rh_describe__"), ()
+        )
+        if status != Status.OK:
+            raise _final_error(status, frames)
+        info = decode_plain(frames)
+        self._describe_cache[name] = (now + DESCRIBE_TTL, info)
+        return info  # type: ignore[no-any-return]
+
+    async def call_object(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        info = await self.describe(name)
+        if info.get("type") == "function":
+            return await self.invoke(request, name, "", str(info.get("call") or "sync"))
+        if request.method == "GET":
+            return self.respond(
+                request, {k: info.get(k) for k in ("qualname", "doc", "methods", "attributes")}
+            )
+        if info.get("call"):
+            return await self.invoke(request, name, "__call__", str(info["call"]))
+        methods = ", ".join(sorted(info.get("methods", {}))) or "none"
+        raise HTTPError(
+            405,
+            "MethodNotAllowed",
+            f"{name!r} is a {info.get('qualname')} object, not callable; call one of its methods with POST /{name}/<method> (methods: {methods})",
+        )
+
+    async def call_method(self, request: Request) -> Response:
+        name, method = request.path_params["name"], request.path_params["method"]
+        info = await self.describe(name)
+        methods: dict[str, str] = info.get("methods") or {}
+        if info.get("type") == "function":
+            raise HTTPError(
+                404,
+                "ObjectNotFound",
+                f"{name!r} is a function: call it with POST /{name}, it has no method {method!r}",
+            )
+        kind = methods.get(method)
+        if kind is not None:
+            return await self.invoke(request, name, method, kind)
+        if request.method == "GET" and not method.startswith("_"):
+            status, frames = await self.client().call_raw(
+                name.encode(),
+                self.meta("__rh_getattr__"),
+                dumps_call([method], {}),
+                timeout=self.timeout(request),
+            )
+            if status == Status.OK:
+                return self.respond(request, decode_plain(frames))
+            err = _final_error(status, frames)
+            if err.type != "AttributeError":
+                raise err
+        raise HTTPError(
+            404,
+            "ObjectNotFound",
+            f"{name!r} ({info.get('qualname')}) has no method or attribute {method!r}; methods: {', '.join(sorted(methods)) or 'none'}",
+        )
+
+    def timeout(self, request: Request) -> float | None:
+        raw = request.query_params.get("timeout")
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise HTTPError(
+                400, "BadRequest", f"timeout must be a number of seconds, got {raw!r}"
+            ) from None
+        if not 0 < value <= 86400:
+            raise HTTPError(
+                400, "BadRequest", f"timeout must be between 0 and 86400 seconds, got {value}"
+            )
+        return value
+
+    async def arguments(self, request: Request) -> tuple[list[Any], dict[str, Any]]:
+        if request.method == "GET":
+            return [], parse_query(request.query_params.multi_items(), RESERVED_QUERY)
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY:
+            raise HTTPError(
+                413, "PayloadTooLarge", f"the body is {length} bytes; the limit is {MAX_BODY}"
+            )
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise HTTPError(
+                    413, "PayloadTooLarge", f"the body exceeds the {MAX_BODY}-byte limit"
+                )
+            chunks.append(chunk)
+        return parse_body(b"".join(chunks), request.headers.get("content-type", ""))
+
+    async def invoke(self, request: Request, name: str, method: str, kind: str) -> Response:
+        timeout = self.timeout(request)
+        args, kwargs = await self.arguments(request)
+        try:
+            payload = dumps_call(args, kwargs)
+        except RhzmqError as exc:
+            raise HTTPError(400, "BadRequest", str(exc)) from None
+        accept = request.headers.get("accept", "")
+        stream = (
+            kind in ("gen", "agen")
+            or NDJSON in accept
+            or request.query_params.get("stream", "").lower() in ("1", "true", "yes")
+        )
+        if stream:
+            return StreamingResponse(self.ndjson(name, method, payload, timeout), media_type=NDJSON)
+        status, frames = await self.client().call_raw(
+            name.encode(), self.meta(method), payload, timeout=timeout
+        )
+        if status != Status.OK:
+            raise _final_error(status, frames)
+        try:
+            result = decode_plain(frames)
+        except NotPlainData as exc:
+            raise HTTPError(
+                406,
+                "NotAcceptable",
+                f"{exc}; results over HTTP must be plain data (numbers, strings, lists, dicts, bytes with msgpack)",
+            ) from None
+        return self.respond(request, result)
+
+    def respond(self, request: Request, result: Any) -> Response:
+        if is_msgpack(request.headers.get("accept", "")):
+            return Response(msgpack.packb({"result": result}), media_type=MSGPACK)
+        try:
+            return Response(b'{"result":' + to_json(result) + b"}", media_type="application/json")
+        except NotPlainData as exc:
+            raise HTTPError(
+                406, "NotAcceptable", f"{exc}. Ask for msgpack with 'Accept: {MSGPACK}'."
+            ) from None
+
+    async def ndjson(
+        self, name: str, method: str, payload: list[Any], timeout: float | None
+    ) -> AsyncIterator[bytes]:
+        meta = call_meta(method)  # with output: streaming is what the caller asked for
+        try:
+            async for kind, data in self.client().events(
+                name.encode(), meta, payload, timeout=timeout
+            ):
+                if kind == -1:
+                    status, frames = data
+                    if status == Status.OK:
+                        yield _line({"type": "result", "data": decode_plain(frames)})
+                    else:
+                        err = _final_error(status, frames)
+                        yield _line(
+                            {
+                                "type": "error",
+                                "status": err.status,
+                                "error": {"type": err.type, "message": err.message, **err.extra},
+                            }
+                        )
+                elif kind == Partial.ITEM:
+                    yield _line({"type": "item", "data": decode_plain(data)})
+                elif kind == Partial.STDOUT or kind == Partial.STDERR:
+                    yield _line(
+                        {
+                            "type": "stdout" if kind == Partial.STDOUT else "stderr",
+                            "data": data[0].decode(errors="replace"),
+                        }
+                    )
+                elif kind == Partial.LOG:
+                    rec = msgpack.unpackb(data[0])
+                    yield _line(
+                        {
+                            "type": "log",
+                            "level": logging.getLevelName(rec.get("levelno", 20)),
+                            "name": rec.get("name"),
+                            "message": rec.get("msg"),
+                        }
+                    )
+        except (NotPlainData, CallTimeout, ClusterNotRunning, RhzmqError) as exc:
+            code = (
+                406
+                if isinstance(exc, NotPlainData)
+                else 504
+                if isinstance(exc, CallTimeout)
+                else 503
+            )
+            yield _line(
+                {
+                    "type": "error",
+                    "status": code,
+                    "error": {"type": type(exc).__name__, "message": str(exc)},
+                }
+            )
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    try:
+        return to_json(obj) + b"\n"
+    except NotPlainData as exc:
+        return (
+            to_json(
+                {
+                    "type": "error",
+                    "status": 406,
+                    "error": {"type": "NotAcceptable", "message": str(exc)},
+                }
+            )
+            + b"\n"
+        )
+
+
+class BearerAuth:
+    """Pure ASGI middleware: every route but /health needs ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/health":
+            return await self.app(scope, receive, send)
+        auth = b""
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                auth = value
+                break
+        if not auth:
+            response = error_response(
+                401, "Unauthorized", "this gateway needs 'Authorization: Bearer <token>'"
+            )
+        else:
+            scheme, _, given = auth.partition(b" ")
+            # compare_digest: the time taken does not reveal how much of the token matched.
+            if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token):
+                return await self.app(scope, receive, send)
+            response = error_response(403, "Forbidden", "the bearer token is wrong")
+        await response(scope, receive, send)
+
+
+def _errors(
+    fn: Callable[[Gateway, Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Map our exceptions to JSON errors at the edge of every handler."""
+
+    async def handler(request: Request) -> Response:
+        try:
+            return await fn(request.app.state.gateway, request)
+        except HTTPError as exc:
+            return exc.response()
+        except BadRequest as exc:
+            return error_response(400, "BadRequest", str(exc))
+        except CallTimeout as exc:
+            return error_response(504, "CallTimeout", str(exc))
+        except ClusterNotRunning as exc:
+            return error_response(503, "ClusterNotRunning", str(exc))
+        except RhzmqError as exc:
+            status = 404 if type(exc).__name__ == "ObjectNotFound" else 502
+            return error_response(status, type(exc).__name__, str(exc))
+
+    return handler
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(
+            405, "MethodNotAllowed", f"{request.method} is not allowed on {request.url.path}"
+        )
+    return error_response(
+        exc.status_code, "NotFound", f"no route {request.url.path}; see GET /openapi.json"
+    )
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("gateway error on %s %s", request.method, request.url.path)
+    return error_response(
+        500, "GatewayError", "the gateway failed on this request; details are in the daemon log"
+    )
+
+
+def create_app(broker: str, *, token: str | None = None) -> ASGIApp:
+    """The gateway's ASGI app for the broker at ``broker`` (protected by ``token`` if given)."""
+    gw = Gateway(broker)
+    routes = [
+        Route("/health", _errors(Gateway.health), methods=["GET"]),
+        Route("/keys", _errors(Gateway.keys), methods=["GET"]),
+        Route("/status", _errors(Gateway.status), methods=["GET"]),
+        Route("/openapi.json", _errors(Gateway.openapi), methods=["GET"]),
+        Route("/{name}/openapi.json", _errors(Gateway.object_openapi), methods=["GET"]),
+        Route("/{name}", _errors(Gateway.call_object), methods=["GET", "POST"]),
+        Route("/{name}/{method}", _errors(Gateway.call_method), methods=["GET", "POST"]),
+    ]
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: _not_found, Exception: _crash}
+    )
+    app.state.gateway = gw
+    return BearerAuth(app, token) if token else app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,142 @@
+"""Turning HTTP bodies into call arguments and results into HTTP bodies — without ever unpickling.
+
+Requests: JSON or msgpack ``{"args": [...], "kwargs": {...}}``. msgpack extension types are
+refused: a pickle smuggled in an extension would be unpickled by the worker, and HTTP callers are
+never trusted with that. Arguments are re-encoded with rhzmq's serializer, which for plain data
+is plain msgpack.
+
+Results: the worker's frames are decoded with an extension hook that maps tuples to lists and
+buffers to bytes, and refuses pickled values (:class:`NotPlainData`): the gateway answers 406 for
+those, saying that only plain data crosses HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+from rhzmq._serialization import EXT_BUFFER, EXT_PICKLE, EXT_TUPLE
+
+JSON = "application/json"
+MSGPACK = "application/msgpack"
+NDJSON = "application/x-ndjson"
+_MSGPACK_TYPES = (MSGPACK, "application/x-msgpack", "application/vnd.msgpack")
+
+
+class BadRequest(ValueError):
+    """The request body or query cannot be turned into arguments (HTTP 400)."""
+
+
+class NotPlainData(ValueError):
+    """A result holds a Python object that only a Python client could rebuild (HTTP 406)."""
+
+
+def is_msgpack(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() in _MSGPACK_TYPES
+
+
+def parse_body(body: bytes, content_type: str) -> tuple[list[Any], dict[str, Any]]:
+    """``(args, kwargs)`` from a JSON or msgpack body; an empty body means no arguments."""
+    if not body.strip():
+        return [], {}
+    if is_msgpack(content_type):
+        try:
+            data = msgpack.unpackb(body, ext_hook=_refuse_ext, strict_map_key=True)
+        except BadRequest:
+            raise
+        except Exception as exc:
+            raise BadRequest(f"the body is not valid msgpack: {exc}") from None
+    else:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(
+            f'the body must be an object like {{"args": [...], "kwargs": {{...}}}}, got {type(data).__name__}'
+        )
+    unknown = set(data) - {"args", "kwargs"}
+    if unknown:
+        raise BadRequest(
+            f"unknown body keys {sorted(unknown)}: only 'args' and 'kwargs' are accepted"
+        )
+    args = data.get("args", [])
+    kwargs = data.get("kwargs", {})
+    if not isinstance(args, list):
+        raise BadRequest(f"'args' must be a list, got {type(args).__name__}")
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise BadRequest("'kwargs' must be an object with string keys")
+    return args, kwargs
+
+
+def parse_query(items: Sequence[tuple[str, str]], reserved: frozenset[str]) -> dict[str, Any]:
+    """Query parameters as keyword arguments: JSON values where they parse, else strings."""
+    kwargs: dict[str, Any] = {}
+    for key, raw in items:
+        if key in reserved:
+            continue
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        kwargs[key] = value
+    return kwargs
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise BadRequest(
+        f"msgpack extension types are not accepted over HTTP (got type {code}); send plain data"
+    )
+
+
+def _result_ext(code: int, data: bytes) -> Any:
+    if code == EXT_TUPLE:
+        return msgpack.unpackb(data, ext_hook=_result_ext, strict_map_key=False)
+    if code == EXT_PICKLE:
+        raise NotPlainData("the result is a Python object that only a Python client can rebuild")
+    if code == EXT_BUFFER:
+        return _BufferRef(msgpack.unpackb(data))
+    raise NotPlainData(f"unknown extension type {code}")
+
+
+class _BufferRef:
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: list[Any]) -> None:
+        self.ref = ref
+
+
+def decode_plain(frames: Sequence[bytes]) -> Any:
+    """Decode a serialized value into plain data (see module docstring)."""
+    value = msgpack.unpackb(frames[0], ext_hook=_result_ext, strict_map_key=False)
+    return _resolve_buffers(value, frames)
+
+
+def _resolve_buffers(value: Any, frames: Sequence[bytes]) -> Any:
+    if isinstance(value, _BufferRef):
+        _kind, index = value.ref
+        return bytes(frames[index]) if isinstance(index, int) else bytes(index)
+    if isinstance(value, list):
+        return [_resolve_buffers(v, frames) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_buffers(v, frames) for k, v in value.items()}
+    return value
+
+
+def to_json(value: Any) -> bytes:
+    """JSON bytes; NotPlainData for what JSON cannot carry (bytes, NaN, non-string keys)."""
+    try:
+        return json.dumps(
+            value, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_json_default
+        ).encode()
+    except (TypeError, ValueError) as exc:
+        raise NotPlainData(str(exc)) from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        raise TypeError("the result holds bytes, which JSON cannot carry")
+    raise TypeError(f"the result holds a {type(value).__name__}, which JSON cannot carry")

@@ -1,0 +1,108 @@
+"""Running the gateway: ``python -m gateway`` and the daemon's child process.
+
+Readiness is a handshake, not a sleep: the listening socket is bound *before* uvicorn starts, so
+a connection made after ``READY <url>`` is printed waits in the backlog and is served.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+from typing import IO, Any
+
+import anyio
+
+from rhzmq._exceptions import ClusterError
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to expose the gateway beyond this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise ClusterError(
+            f"refusing to serve HTTP on {host} without a token: anyone who reaches it could run "
+            "code on the cluster. Set one with `rhzmq start --token ...` or the RHZMQ_TOKEN "
+            "environment variable, or bind to 127.0.0.1."
+        )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ClusterError(
+            f"the HTTP gateway cannot listen on {host}:{port}: {exc.strerror}. Pick another port "
+            "with --gateway-port, or start without it (--no-gateway)."
+        ) from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(broker: str, host: str, port: int, token: str | None) -> None:
+    import uvicorn
+
+    from ._app import create_app
+
+    check_bind(host, token)
+    sock = bind(host, port)
+    actual = sock.getsockname()[1]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{actual}"
+    config = uvicorn.Config(
+        create_app(broker, token=token),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    print(f"READY {url}", flush=True)
+    # Nothing else goes to stdout: the daemon stops reading that pipe after READY.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    await server.serve(sockets=[sock])
+
+
+async def start_gateway_process(
+    broker: str, host: str, port: int, token: str | None, log_file: IO[Any] | None = None
+) -> tuple[Any, str]:
+    """Start ``python -m gateway`` and wait for its READY line; returns (process, url)."""
+    check_bind(host, token)
+    env = dict(os.environ)
+    if token:
+        env["RHZMQ_TOKEN"] = token  # the environment, not argv: argv is visible in `ps`
+    proc = await anyio.open_process(
+        [sys.executable, "-m", "gateway", "--broker", broker, "--host", host, "--port", str(port)],
+        stdout=-1,
+        stderr=log_file,
+        env=env,
+    )
+    assert proc.stdout is not None
+    buffer = b""
+    with anyio.fail_after(60):
+        async for chunk in proc.stdout:
+            buffer += chunk
+            if b"\n" in buffer:
+                break
+    line = buffer.split(b"\n", 1)[0].decode(errors="replace")
+    if not line.startswith("READY "):
+        await proc.wait()
+        raise ClusterError(
+            f"the HTTP gateway did not start (exit code {proc.returncode}); see the daemon log"
+        )
+    return proc, line[6:]

@@ -1,0 +1,5 @@
+"""``python -m rhzmq`` is the ``rhzmq`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,151 @@
+"""The ``rhzmq`` command: start, stop and inspect the local cluster daemon.
+
+rhzmq start [--port N] [--gateway-port 32300 | --no-gateway] [--token T]
+rhzmq status [--json]        rhzmq keys        rhzmq logs [-f] [-n 50]        rhzmq stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from . import _config
+from ._cluster import DEFAULT_GATEWAY_PORT, Cluster
+from ._exceptions import RhzmqError
+
+
+def _cluster(args: argparse.Namespace) -> Cluster:
+    gateway = (
+        None
+        if getattr(args, "no_gateway", False)
+        else getattr(args, "gateway_port", DEFAULT_GATEWAY_PORT)
+    )
+    return Cluster(
+        "local",
+        gateway_port=gateway,
+        port=getattr(args, "port", 0),
+        token=getattr(args, "token", None),
+    )
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    c = _cluster(args)
+    if c.is_up():
+        print(
+            f"already running: broker {c.endpoint}"
+            + (f", gateway {c.gateway_url}" if c.gateway_url else "")
+        )
+        return 0
+    c.up_if_not()
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    c = Cluster("local")
+    if not c.is_up():
+        print("not running")
+        return 0
+    c.teardown()
+    print("stopped")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    c = Cluster("local")
+    if not c.is_up():
+        print("not running (start it with `rhzmq start`)")
+        return 1
+    st = c.status()
+    st["gateway"] = c.gateway_url
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(
+        f"rhzmq {st['version']} (protocol v{st['protocol']}), daemon pid {st['pid']}, up {_ago(st['uptime'])}"
+    )
+    print(
+        f"broker   {st['endpoint']}   calls routed {st['calls_routed']}, in flight {st['inflight']}"
+    )
+    print(f"gateway  {st['gateway'] or 'off'}")
+    for w in st["workers"]:
+        objs = ", ".join(w["objects"]) or "-"
+        print(
+            f"worker   {w['name']:<12} pid {w['pid']:<7} node {w['node']:<16} in flight {w['inflight']:<4} objects: {objs}"
+        )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    for name in Cluster("local").keys():
+        print(name)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    path = _config.log_file()
+    if not path.exists():
+        print(f"no log yet at {path}")
+        return 1
+    with open(path, errors="replace") as f:
+        lines = f.readlines()
+        sys.stdout.writelines(lines[-args.lines :])
+        sys.stdout.flush()
+        while args.follow:
+            line = f.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)  # tail -f: nothing to wait on but the file growing
+    return 0
+
+
+def _ago(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rhzmq", description="Run and inspect the local rhzmq cluster."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start", help="start the local daemon (broker, default worker, gateway)")
+    start.add_argument("--port", type=int, default=0, help="broker port (default: any free port)")
+    start.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT or 32300)
+    start.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
+    start.add_argument(
+        "--token", default=os.environ.get("RHZMQ_TOKEN"), help="bearer token for the gateway"
+    )
+    start.set_defaults(fn=cmd_start)
+    sub.add_parser("stop", help="stop the local daemon and its workers").set_defaults(fn=cmd_stop)
+    status = sub.add_parser("status", help="show workers, objects and calls in flight")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(fn=cmd_status)
+    sub.add_parser("keys", help="list the objects on the cluster").set_defaults(fn=cmd_keys)
+    logs = sub.add_parser("logs", help="show the daemon's log")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.set_defaults(fn=cmd_logs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code: Any = args.fn(args)
+    except RhzmqError as exc:
+        print(f"rhzmq: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
