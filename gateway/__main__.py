@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=32300)
     parser.add_argument("--token", default=os.environ.get("RHZMQ_TOKEN"))
+    parser.add_argument("--max-body", type=int, default=None, help="largest request body in bytes")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
 
-        uvloop.run(serve(args.broker, args.host, args.port, args.token))
+        uvloop.run(serve(args.broker, args.host, args.port, args.token, args.max_body))
     except ClusterError as exc:
         print(f"rhzmq gateway: {exc}", file=sys.stderr)
         sys.exit(2)

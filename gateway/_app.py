@@ -122,8 +122,9 @@ def _final_error(status: int, frames: list[bytes]) -> HTTPError:
 class Gateway:
     """Request handlers; one instance per app, one broker client per event loop."""
 
-    def __init__(self, broker: str) -> None:
+    def __init__(self, broker: str, max_body: int = MAX_BODY) -> None:
         self.broker = broker
+        self.max_body = max_body
         self._describe_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._meta: dict[str, bytes] = {}
 
@@ -250,17 +251,17 @@ class Gateway:
         if request.method == "GET":
             return [], parse_query(request.query_params.multi_items(), RESERVED_QUERY)
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        if length is not None and length.isdigit() and int(length) > self.max_body:
             raise HTTPError(
-                413, "PayloadTooLarge", f"the body is {length} bytes; the limit is {MAX_BODY}"
+                413, "PayloadTooLarge", f"the body is {length} bytes; the limit is {self.max_body}"
             )
         chunks = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > MAX_BODY:
+            if size > self.max_body:
                 raise HTTPError(
-                    413, "PayloadTooLarge", f"the body exceeds the {MAX_BODY}-byte limit"
+                    413, "PayloadTooLarge", f"the body exceeds the {self.max_body}-byte limit"
                 )
             chunks.append(chunk)
         return parse_body(b"".join(chunks), request.headers.get("content-type", ""))
@@ -447,9 +448,9 @@ async def _crash(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(broker: str, *, token: str | None = None) -> ASGIApp:
+def create_app(broker: str, *, token: str | None = None, max_body: int = MAX_BODY) -> ASGIApp:
     """The gateway's ASGI app for the broker at ``broker`` (protected by ``token`` if given)."""
-    gw = Gateway(broker)
+    gw = Gateway(broker, max_body)
     routes = [
         Route("/health", _errors(Gateway.health), methods=["GET"]),
         Route("/keys", _errors(Gateway.keys), methods=["GET"]),

@@ -55,17 +55,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(broker: str, host: str, port: int, token: str | None) -> None:
+async def serve(
+    broker: str, host: str, port: int, token: str | None, max_body: int | None = None
+) -> None:
     import uvicorn
 
-    from ._app import create_app
+    from ._app import MAX_BODY, create_app
 
     check_bind(host, token)
     sock = bind(host, port)
     actual = sock.getsockname()[1]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{actual}"
     config = uvicorn.Config(
-        create_app(broker, token=token),
+        create_app(broker, token=token, max_body=max_body or MAX_BODY),
         log_level="warning",
         access_log=False,
         lifespan="off",

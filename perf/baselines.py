@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import statistics
-import threading
 import time
 from typing import Any
 
@@ -121,17 +120,6 @@ def asyncio_tcp(inflight: int = 64, size: int = 16) -> dict[str, float]:
             await r.readexactly(size)
             lat.append(time.perf_counter() - t)
         t = time.perf_counter()
-        done = 0
-        lock = asyncio.Lock()
-
-        async def client(n: int) -> None:
-            nonlocal done
-            for _ in range(n):
-                async with lock:  # one stream: keep request/response pairs whole
-                    w.write(payload)
-                    await r.readexactly(size)
-                done += 1
-
         # Pipelined: write `inflight` requests, then read them back, repeatedly.
         rounds = TPUT_CALLS // inflight
         for _ in range(rounds):
@@ -160,4 +148,3 @@ def _summary(lat: list[float], rate: float) -> dict[str, float]:
 if __name__ == "__main__":
     print("zmq_proxy", zmq_proxy())
     print("asyncio_tcp", asyncio_tcp())
-    del threading

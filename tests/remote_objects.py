@@ -130,3 +130,44 @@ class Plain:
 
     def total(self) -> int:
         return sum(self.items)
+
+
+def greet(name: str, punctuation: str = "!") -> str:
+    """Say hello to someone."""
+    return f"hello {name}{punctuation}"
+
+
+def ticker(n: int, pause: float) -> Iterator[dict[str, int]]:
+    """Yield n ticks, pausing between them (tests that items stream as they happen)."""
+    for i in range(n):
+        print(f"tick {i}")
+        yield {"tick": i}
+        time.sleep(pause)
+
+
+def raw_bytes(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256)
+
+
+def a_set() -> set[int]:
+    return {1, 2}
+
+
+def kwargs_echo(**kwargs: object) -> dict[str, object]:
+    return kwargs
+
+
+class Store:
+    """A small key-value store."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, object] = {}
+        self.version = 1
+
+    def put(self, key: str, value: object) -> int:
+        """Store a value; returns the number of keys."""
+        self.data[key] = value
+        return len(self.data)
+
+    def get(self, key: str) -> object:
+        return self.data[key]

@@ -63,7 +63,7 @@ class _CallLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         call = current_call.get()
-        if call is None or not call.stream_logs:
+        if call is None or not call.stream_logs or record.name.startswith(_OWN):
             return
         try:
             message = record.getMessage()
@@ -83,9 +83,12 @@ class _CallLogHandler(logging.Handler):
             self.handleError(record)
 
 
+_OWN = "rhzmq."  # the worker's own records stay in its log, even when a call triggered them
+
+
 class _NotInCall(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return current_call.get() is None
+        return current_call.get() is None or record.name.startswith(_OWN)
 
 
 def install(stdout_kind: int, stderr_kind: int, level: int = logging.INFO) -> None:

@@ -1,0 +1,1 @@
+"""rhzmq's performance suite: ``python -m perf`` (or ``nox -s perf``)."""

@@ -1,0 +1,365 @@
+"""The HTTP gateway, served by a real uvicorn process, called with httpx, curl and Node's fetch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgpack
+import pytest
+import remote_objects as ro
+from helpers import wait_pid_gone, worker_pid
+
+import rhzmq as rh
+
+TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def deployed(cluster: rh.Cluster) -> Iterator[str]:
+    """The session cluster's gateway URL, with the test objects on the cluster."""
+    for fn in (
+        ro.greet,
+        ro.ticker,
+        ro.raw_bytes,
+        ro.a_set,
+        ro.kwargs_echo,
+        ro.fails,
+        ro.sleeps,
+        ro.add,
+    ):
+        rh.function(fn).to(cluster)
+    rh.module(ro.Store).to(cluster)(name="store")
+    url = cluster.gateway_url
+    assert url and url.startswith("http://127.0.0.1:")
+    yield url
+    cluster.delete(["greet", "ticker", "raw_bytes", "a_set", "kwargs_echo", "fails", "store"])
+
+
+def start_gateway(
+    cluster: rh.Cluster, *args: str, token: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    env = {**os.environ}
+    env.pop("RHZMQ_TOKEN", None)
+    if token:
+        env["RHZMQ_TOKEN"] = token
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--broker", cluster.endpoint, "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()  # the READY handshake
+    assert line.startswith("READY "), proc.stderr.read().decode() if proc.stderr else line
+    return proc, line.split()[1]
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    assert wait_pid_gone(proc.pid)
+
+
+@pytest.fixture(scope="module")
+def authed(cluster: rh.Cluster, deployed: str) -> Iterator[str]:
+    proc, url = start_gateway(cluster, "--max-body", "2000", token=TOKEN)
+    yield url
+    stop(proc)
+
+
+def err(r: httpx.Response) -> dict[str, str]:
+    assert r.headers["content-type"].startswith("application/json")
+    return r.json()["error"]  # type: ignore[no-any-return]
+
+
+def test_health_keys_status(deployed: str) -> None:
+    assert httpx.get(f"{deployed}/health").json()["status"] == "ok"
+    assert {"greet", "store"} <= set(httpx.get(f"{deployed}/keys").json()["keys"])
+    st = httpx.get(f"{deployed}/status").json()
+    assert st["workers"][0]["name"] == "default" and "greet" in st["objects"]
+
+
+def test_post_and_get_calls(deployed: str) -> None:
+    r = httpx.post(f"{deployed}/greet", json={"args": ["ada"], "kwargs": {"punctuation": "?"}})
+    assert r.status_code == 200 and r.json() == {"result": "hello ada?"}
+    assert httpx.get(f"{deployed}/greet", params={"name": "bob"}).json() == {"result": "hello bob!"}
+    # Query values parse as JSON where they can, else stay strings.
+    got = httpx.get(
+        f"{deployed}/kwargs_echo", params={"a": "1", "b": "x", "c": "[1,2]", "d": "true"}
+    ).json()
+    assert got == {"result": {"a": 1, "b": "x", "c": [1, 2], "d": True}}
+    assert httpx.post(f"{deployed}/store/put", json={"args": ["k", [1, "two"]]}).json() == {
+        "result": 1
+    }
+    assert httpx.get(f"{deployed}/store/get", params={"key": "k"}).json() == {"result": [1, "two"]}
+    assert httpx.get(f"{deployed}/store/version").json() == {"result": 1}  # a plain attribute
+    described = httpx.get(f"{deployed}/store").json()["result"]
+    assert (
+        described["methods"] == {"get": "sync", "put": "sync"} and "data" in described["attributes"]
+    )
+
+
+def test_ndjson_streams_lines_before_the_call_ends(deployed: str) -> None:
+    arrivals = []
+    start = time.monotonic()
+    with httpx.stream("POST", f"{deployed}/ticker", json={"args": [3, 0.4]}, timeout=30) as r:
+        assert r.headers["content-type"].startswith("application/x-ndjson")
+        # A generator: each arrival time is taken as its line comes off the wire.
+        arrivals.extend((time.monotonic() - start, json.loads(line)) for line in r.iter_lines())
+    events = [e for _, e in arrivals]
+    assert [e["data"] for e in events if e["type"] == "item"] == [
+        {"tick": 0},
+        {"tick": 1},
+        {"tick": 2},
+    ]
+    assert [e["data"] for e in events if e["type"] == "stdout"] == [
+        "tick 0\n",
+        "tick 1\n",
+        "tick 2\n",
+    ]
+    assert events[-1] == {"type": "result", "data": None}
+    first_item = next(t for t, e in arrivals if e["type"] == "item")
+    assert first_item < arrivals[-1][0] - 0.6, "items were held back until the call ended"
+
+
+def test_ndjson_on_request_for_plain_function(deployed: str) -> None:
+    r = httpx.post(f"{deployed}/add?stream=true", json={"args": [2, 3]})
+    lines = [json.loads(x) for x in r.text.splitlines()]
+    assert lines == [{"type": "stdout", "data": "adding 2 and 3\n"}, {"type": "result", "data": 5}]
+    r = httpx.post(
+        f"{deployed}/fails", json={"args": ["streamed"]}, headers={"accept": "application/x-ndjson"}
+    )
+    last = json.loads(r.text.splitlines()[-1])
+    assert (
+        last["type"] == "error" and last["status"] == 500 and last["error"]["type"] == "ValueError"
+    )
+
+
+def test_msgpack_in_and_out(deployed: str) -> None:
+    body = msgpack.packb({"args": [1024]})
+    r = httpx.post(
+        f"{deployed}/raw_bytes",
+        content=body,
+        headers={"content-type": "application/msgpack", "accept": "application/msgpack"},
+    )
+    assert r.status_code == 200 and r.headers["content-type"] == "application/msgpack"
+    assert msgpack.unpackb(r.content) == {"result": bytes(range(256)) * 4}
+
+
+def test_results_json_cannot_carry_get_406(deployed: str) -> None:
+    r = httpx.post(f"{deployed}/raw_bytes", json={"args": [512]})
+    assert r.status_code == 406 and "application/msgpack" in err(r)["message"]
+    r = httpx.post(f"{deployed}/a_set", headers={"accept": "application/msgpack"})
+    assert r.status_code == 406 and "plain data" in err(r)["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "type_"),
+    [
+        ("POST", "/greeet", {"json": {}}, 404, "ObjectNotFound"),
+        ("POST", "/store/nope", {"json": {}}, 404, "ObjectNotFound"),
+        ("GET", "/store/nope", {}, 404, "ObjectNotFound"),
+        (
+            "POST",
+            "/greet",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+            "BadRequest",
+        ),
+        ("POST", "/greet", {"json": [1, 2]}, 400, "BadRequest"),
+        ("POST", "/greet", {"json": {"args": "ada"}}, 400, "BadRequest"),
+        ("POST", "/greet", {"json": {"argz": []}}, 400, "BadRequest"),
+        ("POST", "/greet", {"json": {"args": [1, 2, 3, 4]}}, 422, "TypeError"),
+        ("POST", "/greet", {"json": {"kwargs": {"nobody": 1}}}, 422, "TypeError"),
+        ("POST", "/fails", {"json": {"args": ["kaput"]}}, 500, "ValueError"),
+        ("POST", "/sleeps?timeout=0.2", {"json": {"args": [5]}}, 504, "CallTimeout"),
+        ("POST", "/sleeps?timeout=soon", {"json": {"args": [5]}}, 400, "BadRequest"),
+        ("PUT", "/keys", {}, 405, "MethodNotAllowed"),
+        (
+            "POST",
+            "/greet",
+            {
+                "content": msgpack.packb({"args": [msgpack.ExtType(1, b"evil")]}),
+                "headers": {"content-type": "application/msgpack"},
+            },
+            400,
+            "BadRequest",
+        ),
+        ("POST", "/store", {"json": {}}, 405, "MethodNotAllowed"),
+    ],
+)
+def test_error_statuses(
+    deployed: str, method: str, path: str, kwargs: dict[str, object], status: int, type_: str
+) -> None:
+    r = httpx.request(method, deployed + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+    assert r.status_code == status, r.text
+    e = err(r)
+    assert e["type"] == type_ and e["message"]
+    assert "Traceback" not in e["message"]
+    if status == 500:
+        assert "kaput" in e["message"] and "raise ValueError(message)" in e["traceback"]
+    if path == "/greeet":
+        assert r.json()["error"]["matches"] == ["greet"]
+
+
+def test_worker_death_is_503(cluster: rh.Cluster, deployed: str) -> None:
+    import threading
+
+    rh.function(ro.sleeps).to(cluster, name="doomed")
+    pid = worker_pid(cluster)
+    killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
+    killer.start()
+    r = httpx.post(f"{deployed}/doomed", json={"args": [30]}, timeout=30)
+    assert r.status_code == 503 and err(r)["type"] == "WorkerDiedError"
+    worker_pid(cluster)  # restarted
+    for fn in (
+        ro.greet,
+        ro.ticker,
+        ro.raw_bytes,
+        ro.a_set,
+        ro.kwargs_echo,
+        ro.fails,
+        ro.sleeps,
+        ro.add,
+    ):
+        rh.function(fn).to(cluster)
+    rh.module(ro.Store).to(cluster)(name="store")
+
+
+def test_openapi_from_live_objects(deployed: str) -> None:
+    spec = httpx.get(f"{deployed}/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    greet = spec["paths"]["/greet"]["post"]
+    assert greet["summary"] == "Say hello to someone."
+    kw = greet["requestBody"]["content"]["application/json"]["schema"]["properties"]["kwargs"]
+    assert kw["properties"]["name"] == {"type": "string"}
+    assert "/store/put" in spec["paths"] and "/store/version" in spec["paths"]
+    assert "application/x-ndjson" in spec["paths"]["/ticker"]["post"]["responses"]["200"]["content"]
+    one = httpx.get(f"{deployed}/store/openapi.json").json()
+    assert set(one["paths"]) == {"/store/get", "/store/put", "/store/version", "/store/data"}
+
+
+def test_bearer_token_auth(authed: str) -> None:
+    assert httpx.get(f"{authed}/health").status_code == 200  # probes need no token
+    r = httpx.get(f"{authed}/keys")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = httpx.get(f"{authed}/keys", headers={"authorization": "Bearer wrong"})
+    assert r.status_code == 403 and err(r)["type"] == "Forbidden"
+    r = httpx.get(f"{authed}/keys", headers={"authorization": f"Basic {TOKEN}"})
+    assert r.status_code == 403
+    ok = httpx.post(
+        f"{authed}/greet", json={"args": ["tok"]}, headers={"authorization": f"Bearer {TOKEN}"}
+    )
+    assert ok.json() == {"result": "hello tok!"}
+
+
+def test_body_limit_is_413(authed: str) -> None:
+    r = httpx.post(
+        f"{authed}/greet", json={"args": ["x" * 5000]}, headers={"authorization": f"Bearer {TOKEN}"}
+    )
+    assert r.status_code == 413 and "2000" in err(r)["message"]
+
+
+def test_refuses_public_bind_without_token(cluster: rh.Cluster) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RHZMQ_TOKEN"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--broker",
+            cluster.endpoint,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert out.returncode == 2 and "without a token" in out.stderr and "RHZMQ_TOKEN" in out.stderr
+
+
+def test_secrets_stay_out_of_status_and_logs(cluster: rh.Cluster, authed: str) -> None:
+    st = httpx.get(f"{authed}/status", headers={"authorization": f"Bearer {TOKEN}"}).text
+    assert TOKEN not in st
+    from rhzmq import _config
+
+    assert TOKEN not in _config.log_file().read_text(errors="replace")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl(deployed: str) -> None:
+    out = subprocess.run(
+        ["curl", "-s", f"{deployed}/greet?name=curl"], capture_output=True, text=True, timeout=30
+    )
+    assert json.loads(out.stdout) == {"result": "hello curl!"}
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            '{"args": [20, 22]}',
+            f"{deployed}/add",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert json.loads(out.stdout) == {"result": 42}
+    out = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{deployed}/nothing"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.stdout == "404"
+
+
+NODE_SCRIPT = """
+const base = process.argv[2];
+const post = await fetch(`${base}/store/put`, {method: "POST", headers: {"content-type": "application/json"},
+                                               body: JSON.stringify({args: ["from-node", {n: 1}]})});
+const got = await fetch(`${base}/store/get?key=from-node`);
+const stream = await fetch(`${base}/ticker`, {method: "POST", body: JSON.stringify({args: [2, 0.05]})});
+const lines = (await stream.text()).trim().split("\\n").map(JSON.parse);
+const missing = await fetch(`${base}/store/nothing`);
+console.log(JSON.stringify({post: await post.json(), got: await got.json(), lines, missing: missing.status}));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_node_fetch(deployed: str, tmp_path: Path) -> None:
+    script = tmp_path / "client.mjs"
+    script.write_text(NODE_SCRIPT)
+    out = subprocess.run(
+        ["node", str(script), deployed], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["got"] == {"result": {"n": 1}}
+    assert isinstance(result["post"]["result"], int)
+    assert [x["data"] for x in result["lines"] if x["type"] == "item"] == [{"tick": 0}, {"tick": 1}]
+    assert result["missing"] == 404
