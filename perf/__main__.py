@@ -26,7 +26,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def _fmt(v: Any) -> str:
     if isinstance(v, dict):
-        return f"{v['median']:,.0f} ({v["min"]:,.0f} to {v["max"]:,.0f})"
+        return f"{v['median']:,.0f} ({v['min']:,.0f} to {v['max']:,.0f})"
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
