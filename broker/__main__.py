@@ -16,17 +16,17 @@ from ._broker import Broker
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m broker", description=__doc__)
-    parser.add_argument("--address", default="tcp://127.0.0.1:0", help="ZeroMQ endpoint to bind")
+    parser.add_argument("--address", action="append", help="ZeroMQ endpoint to bind (repeatable; default tcp://127.0.0.1:0)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
     async def serve() -> None:
-        broker = Broker(args.address)
+        broker = Broker(args.address or ["tcp://127.0.0.1:0"])
         async with anyio.create_task_group() as tg:
-            endpoint = await tg.start(broker.serve)
-            print(f"READY {endpoint}", flush=True)
+            endpoints = await tg.start(broker.serve)
+            print(f"READY {' '.join(endpoints)}", flush=True)
 
     anyio.run(serve, backend_options={"use_uvloop": True})
 

@@ -23,12 +23,11 @@ LAT_CALLS = 3000
 TPUT_CALLS = 60000
 
 
-def _proxy(front: str, back: str) -> None:
+def _proxy(q: Any) -> None:
     ctx = zmq.Context()
     f = ctx.socket(zmq.ROUTER)
-    f.bind(front)
     b = ctx.socket(zmq.DEALER)
-    b.bind(back)
+    q.put((f.bind_to_random_port("tcp://127.0.0.1"), b.bind_to_random_port("tcp://127.0.0.1")))
     zmq.proxy(f, b)
 
 
@@ -43,20 +42,17 @@ def _echo_worker(back: str) -> None:
 def zmq_proxy(inflight: int = 64, payload: bytes = b"x" * 16) -> dict[str, float]:
     """p50/p99 sequential latency (µs) and calls/s with ``inflight`` pipelined requests."""
     ctx = zmq.Context()
-    probe = ctx.socket(zmq.ROUTER)
-    p1 = probe.bind_to_random_port("tcp://127.0.0.1")
-    p2 = probe.bind_to_random_port("tcp://127.0.0.1")
-    probe.close()
+    q: Any = mp.Queue()
+    procs = [mp.Process(target=_proxy, args=(q,), daemon=True)]
+    procs[0].start()
+    p1, p2 = q.get(timeout=30)
     front, back = f"tcp://127.0.0.1:{p1}", f"tcp://127.0.0.1:{p2}"
-    procs = [
-        mp.Process(target=_proxy, args=(front, back), daemon=True),
-        mp.Process(target=_echo_worker, args=(back,), daemon=True),
-    ]
-    for p in procs:
-        p.start()
+    procs.append(mp.Process(target=_echo_worker, args=(back,), daemon=True))
+    procs[1].start()
     try:
         s = ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.RCVTIMEO, 30_000)  # a broken baseline fails the run instead of hanging
         s.connect(front)
         s.send_multipart([b"", payload])
         s.recv_multipart()  # handshake: the whole path answers

@@ -16,6 +16,8 @@ def local_dir() -> Path:
     """State of the local daemon: ``daemon.json`` (address, pid), ``daemon.log``, locks."""
     path = home() / "local"
     path.mkdir(parents=True, exist_ok=True)
+    # Owner only: the broker's ipc socket lives here, and reaching it means running code.
+    path.chmod(0o700)
     return path
 
 

@@ -60,7 +60,12 @@ async def serve(
 ) -> None:
     hs = _Handshake(ready_fd)
     stop = anyio.Event()
-    broker = Broker(f"tcp://{host}:{port}", on_shutdown=stop.set)
+    addresses = [f"tcp://{host}:{port}"]
+    ipc = _config.local_dir() / "broker.sock"
+    if len(str(ipc)) < 100:  # the OS limit for a unix socket path is ~107 bytes
+        ipc.unlink(missing_ok=True)
+        addresses.insert(0, f"ipc://{ipc}")
+    broker = Broker(addresses, on_shutdown=stop.set)
     supervisor = Supervisor("", log_file=sys.stderr, on_exit=broker.worker_exited)
     gateway_proc = None
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -72,9 +77,11 @@ async def serve(
 
             tg.start_soon(on_signal)
             hs.say("STEP starting broker")
-            endpoint = await tg.start(broker.serve)
-            supervisor.broker = endpoint.replace("0.0.0.0", "127.0.0.1")
-            hs.say(f"STEP broker listening on {endpoint}; starting the default worker")
+            endpoints = await tg.start(broker.serve)
+            # Local peers use the first endpoint (ipc when possible).
+            supervisor.broker = endpoints[0].replace("0.0.0.0", "127.0.0.1")
+            tcp = next(e for e in endpoints if e.startswith("tcp://"))
+            hs.say(f"STEP broker listening on {', '.join(endpoints)}; starting the default worker")
             tg.start_soon(supervisor.run_worker, "default")
             with anyio.fail_after(WORKER_START_TIMEOUT):
                 await broker.wait_for_worker("default")
@@ -89,6 +96,7 @@ async def serve(
             state: dict[str, Any] = {
                 "pid": os.getpid(),
                 "endpoint": supervisor.broker,
+                "tcp_endpoint": tcp,
                 "gateway": gateway_url,
                 "version": __version__,
                 "protocol": PROTOCOL_VERSION,

@@ -23,6 +23,10 @@ Messages, as each socket sees them (``id`` frames are added/removed by the ROUTE
                        [header(PUT),    meta, *spec]          meta: {"worker": name}
                        [header(DELETE)]  [header(KEYS)]  [header(STATUS)]  [header(PING)]
                        [header(SHUTDOWN)]
+                       [header(SPAWN), meta]                  meta: {"name", "reqs", "env_vars",
+                                                              "working_dir", "setup_cmds",
+                                                              "replicas"}; PARTIALs stream the
+                                                              install, FINAL lists worker names
     broker -> worker   [header(CALL|PUT|DELETE), client id, meta, *payload]
                        [header(CANCEL), client id]
                        [header(HEARTBEAT)]                    target = broker instance id
@@ -96,6 +100,7 @@ class Cmd(enum.IntEnum):
     PING = 12
     SHUTDOWN = 13
     BATCH = 14  # several messages in one; see rhzmq._pump (split before any handler sees them)
+    SPAWN = 15  # client -> broker: make sure an environment's workers run (meta: the env spec)
 
 
 class Partial(enum.IntEnum):

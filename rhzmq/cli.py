@@ -68,7 +68,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"rhzmq {st['version']} (protocol v{st['protocol']}), daemon pid {st['pid']}, up {_ago(st['uptime'])}"
     )
     print(
-        f"broker   {st['endpoint']}   calls routed {st['calls_routed']}, in flight {st['inflight']}"
+        f"broker   {', '.join(st['endpoints'])}   calls routed {st['calls_routed']}, in flight {st['inflight']}"
     )
     print(f"gateway  {st['gateway'] or 'off'}")
     for w in st["workers"]:

@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--parent-pid", type=int, default=None, help="exit when this process is gone"
     )
+    parser.add_argument("--group", default=None, help="environment the worker belongs to")
     args = parser.parse_args(argv)
-    run(args.broker, args.name, parent_pid=args.parent_pid)
+    run(args.broker, args.name, parent_pid=args.parent_pid, group=args.group)
 
 
 if __name__ == "__main__":

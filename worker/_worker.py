@@ -291,12 +291,14 @@ class Worker:
         broker: str,
         name: str = "default",
         *,
+        group: str | None = None,
         threads: int = 64,
         parent_pid: int | None = None,
         curve: dict[str, bytes] | None = None,
     ) -> None:
         self.broker = broker
         self.name = name
+        self.group = group or name
         self.parent_pid = parent_pid
         self.curve = curve
         self.objects: dict[bytes, Entry] = {}
@@ -354,6 +356,7 @@ class Worker:
     def _ready(self) -> None:
         meta = {
             "name": self.name,
+            "group": self.group,
             "pid": os.getpid(),
             "node": socket.gethostname(),
             "capacity": self.max_threads,
@@ -364,14 +367,14 @@ class Worker:
         self.pump.send([pack_header(Cmd.READY, 0, 0, self.name.encode()), b"", pack_meta(meta)])
 
     async def _heartbeat_loop(self) -> None:
-        hb = [pack_header(Cmd.HEARTBEAT)]
+        header = pack_header(Cmd.HEARTBEAT)
         while True:
             await asyncio.sleep(HEARTBEAT_INTERVAL)
             if self.parent_pid is not None and os.getppid() != self.parent_pid:
                 log.warning("parent process %d is gone; worker exits", self.parent_pid)
                 self.stop()
                 return
-            self.pump.send(hb)
+            self.pump.send([header, pack_meta(_usage())])
             if time.monotonic() - self._last_heard > HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:
                 # Broker silent: it may have restarted. Registering again is idempotent.
                 self._ready()
@@ -565,12 +568,28 @@ class Worker:
         call.finish(status, frames)
 
 
+def _usage() -> dict[str, Any]:
+    """CPU seconds and resident memory of this process, for ``cluster.processes()``."""
+    t = os.times()
+    usage: dict[str, Any] = {"cpu": round(t.user + t.system, 3)}
+    try:
+        with open("/proc/self/statm") as f:
+            usage["rss"] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass  # not Linux: CPU time only
+    return usage
+
+
 def run(
-    broker: str, name: str, parent_pid: int | None = None, curve: dict[str, bytes] | None = None
+    broker: str,
+    name: str,
+    parent_pid: int | None = None,
+    curve: dict[str, bytes] | None = None,
+    group: str | None = None,
 ) -> None:
     """Entry point of a worker process (``python -m worker``)."""
     install(Partial.STDOUT, Partial.STDERR)
-    worker = Worker(broker, name, parent_pid=parent_pid, curve=curve)
+    worker = Worker(broker, name, parent_pid=parent_pid, curve=curve, group=group)
     log.info(
         "worker %r (pid %d, rhzmq %s) connecting to %s", name, os.getpid(), __version__, broker
     )
