@@ -16,7 +16,11 @@ from ._broker import Broker
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m broker", description=__doc__)
-    parser.add_argument("--address", action="append", help="ZeroMQ endpoint to bind (repeatable; default tcp://127.0.0.1:0)")
+    parser.add_argument(
+        "--address",
+        action="append",
+        help="ZeroMQ endpoint to bind (repeatable; default tcp://127.0.0.1:0)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -179,11 +179,11 @@ class Broker:
     async def wait_for_worker(self, name: str) -> WorkerInfo:
         """Wait until a worker called ``name`` is registered (the daemon's readiness handshake)."""
         while True:
+            ready = self._worker_ready  # taken before the check: a READY after it sets this one
             for w in self.workers.values():
                 if w.name == name:
                     return w
-            self._worker_ready = anyio.Event()
-            await self._worker_ready.wait()
+            await ready.wait()
 
     def finish_shutdown(self) -> None:
         """Answer the SHUTDOWN callers, then stop."""
@@ -299,8 +299,12 @@ class Broker:
             self._on_delete(sender, header, call_id, target)
         elif cmd == Cmd.SPAWN:
             if self.node is None:
-                return self._reply_error(sender, call_id, Status.LIMIT,
-                                         "this broker has no node supervisor to start workers")
+                return self._reply_error(
+                    sender,
+                    call_id,
+                    Status.LIMIT,
+                    "this broker has no node supervisor to start workers",
+                )
             try:
                 meta = unpack_meta(frames[2])
             except Exception as exc:
@@ -363,7 +367,8 @@ class Broker:
         log.info("worker %r registered (pid %d, %d objects)", name, pid, len(worker.objects))
         self._send([sender, _HB])
         self._rebuild(worker, reported)
-        self._worker_ready.set()
+        self._worker_ready.set()  # wakes every waiter; they look again with a fresh event
+        self._worker_ready = anyio.Event()
 
     def _on_put(
         self, sender: Identity, header: bytes, call_id: int, target: bytes, frames: list[bytes]
@@ -394,7 +399,9 @@ class Broker:
         spec = self._put_frames.pop(key, None)
         if status != Status.OK:
             if not key[:-8]:
-                log.error("rebuilding %r in worker %r failed; it stays gone", name.decode(), worker.name)
+                log.error(
+                    "rebuilding %r in worker %r failed; it stays gone", name.decode(), worker.name
+                )
             return
         self._bind(name, worker)
         if spec is not None:
@@ -429,7 +436,11 @@ class Broker:
             self.inflight[key] = (worker.wid, name, b"")
             worker.calls.add(key)
             self._put_frames[key] = spec
-            log.info("rebuilding %r in restarted worker %r (its state starts afresh)", name.decode(), worker.name)
+            log.info(
+                "rebuilding %r in restarted worker %r (its state starts afresh)",
+                name.decode(),
+                worker.name,
+            )
             self._send([worker.wid, pack_header(Cmd.PUT, call_id, 0, name), b"", *spec])
 
     def _on_delete(self, sender: Identity, header: bytes, call_id: int, target: bytes) -> None:
@@ -455,6 +466,21 @@ class Broker:
             else:
                 self._send([wid, pack_header(Cmd.DELETE, 0, 0, target), b""])
 
+    def forget_group(self, group: str) -> None:
+        """An environment is being deleted: its objects must not be rebuilt or routed to."""
+        names = {w.name for w in self.workers.values() if w.group == group}
+        for per_worker in self.specs.values():
+            for name in names:
+                per_worker.pop(name, None)
+        for wid, w in self.workers.items():
+            if w.group == group:
+                for obj in w.objects:
+                    holders = self.directory.get(obj)
+                    if holders and wid in holders:
+                        holders.remove(wid)
+                        if not holders:
+                            del self.directory[obj]
+
     def _load(self, wid: Identity) -> int:
         return len(self.workers[wid].calls)
 
@@ -471,7 +497,9 @@ class Broker:
 
     def _not_found(self, sender: Identity, header: bytes) -> None:
         name = header[HEADER_SIZE:].decode(errors="replace")
-        known = [n.decode() for n in self.directory] + sorted({w.group for w in self.workers.values()})
+        known = [n.decode() for n in self.directory] + sorted(
+            {w.group for w in self.workers.values()}
+        )
         err = ObjectNotFound.for_name(name, known)
         self._reply_error(
             sender,

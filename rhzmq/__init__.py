@@ -9,12 +9,14 @@ they were local — from asyncio, from scripts, or over HTTP.
 """
 
 from ._cluster import Cluster, cluster
+from ._env import Env, env
 from ._exceptions import (
     CallCancelled,
     CallError,
     CallTimeout,
     ClusterError,
     ClusterNotRunning,
+    EnvError,
     ObjectNotFound,
     ProtocolError,
     RemoteError,
@@ -40,6 +42,8 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "ClusterNotRunning",
+    "Env",
+    "EnvError",
     "Function",
     "Module",
     "ModuleClass",
@@ -56,6 +60,7 @@ __all__ = [
     "WorkerDiedError",
     "__version__",
     "cluster",
+    "env",
     "function",
     "here",
     "module",

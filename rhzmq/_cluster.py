@@ -7,6 +7,7 @@ code through the portal (:mod:`rhzmq._portal`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import functools
@@ -174,6 +175,44 @@ class Cluster:
         )
         return dict(info)
 
+    async def aspawn(self, spec: dict[str, Any]) -> list[str]:
+        """Make sure an environment's workers run (see rhzmq._env); returns their names."""
+        result = await get_client(self.endpoint).control(
+            Cmd.SPAWN, spec["name"], [pack_meta(spec)], label=f"env {spec['name']}"
+        )
+        return list(result["workers"])
+
+    async def aplace(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        env: Any = None,
+        replicas: int = 1,
+        max_concurrency: int | None = None,
+    ) -> dict[str, Any]:
+        """Send an object spec to the default worker, or to every replica of ``env``."""
+        if env is None and replicas == 1:
+            return await self.aput_spec(name, spec, max_concurrency=max_concurrency)
+        if env is None:
+            from ._env import Env
+
+            env = Env(name=f"{name}-replicas")
+        workers = await env.ato(self, replicas=replicas)
+        infos = await asyncio.gather(
+            *(
+                self.aput_spec(name, spec, worker=w, max_concurrency=max_concurrency)
+                for w in workers
+            )
+        )
+        return dict(infos[0])
+
+    async def aprocesses(self) -> list[dict[str, Any]]:
+        return list((await self.astatus())["workers"])
+
+    def processes(self) -> list[dict[str, Any]]:
+        """Worker processes: name, env, pid, node, objects, calls in flight, CPU seconds, RSS."""
+        return run_sync(self.aprocesses, hint="`await cluster.aprocesses()`")
+
     async def aput(self, name: str, obj: Any) -> None:
         await self.aput_spec(name, object_spec(obj, by_ref=False))
 
@@ -201,6 +240,7 @@ class Cluster:
         )
 
     async def adelete(self, names: str | Sequence[str]) -> None:
+        """Delete objects, or environments (their worker processes stop)."""
         client = get_client(self.endpoint)
         for name in [names] if isinstance(names, str) else names:
             await client.control(Cmd.DELETE, name)

@@ -14,6 +14,7 @@ daemon that fails to start is reported with its own error, from the log.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -23,16 +24,104 @@ import time
 from typing import IO, Any
 
 import anyio
+import msgpack
+from anyio.abc import TaskGroup
 
 from broker import Broker
+from worker._envs import EnvInstallError, ensure_venv, run_setup
 from worker._supervisor import Supervisor
 
 from . import _config
+from ._protocol import Partial, Status
 from ._version import PROTOCOL_VERSION, __version__
 
 log = logging.getLogger("rhzmq.daemon")
 
 WORKER_START_TIMEOUT = 60.0
+
+
+class LocalNode:
+    """The broker's :class:`~broker.NodeHooks` on this machine: environments as worker processes.
+
+    An environment (``rh.env``) becomes ``replicas`` workers named ``name``, ``name.1``, ...
+    in group ``name``, running the env's Python (a cached venv when it has requirements) with its
+    env vars and working directory. Asking again with the same spec is a no-op; a changed spec
+    restarts the group.
+    """
+
+    def __init__(self, broker: Broker, supervisor: Supervisor, tg: TaskGroup) -> None:
+        self.broker = broker
+        self.supervisor = supervisor
+        self.tg = tg
+        self.specs: dict[str, str] = {}  # group -> hash of the spec its workers run
+
+    def spawn(self, cid: bytes, call_id: int, meta: dict[str, Any]) -> None:
+        self.tg.start_soon(self._spawn, cid, call_id, meta)
+
+    def stop_group(self, cid: bytes, call_id: int, group: str) -> None:
+        self.tg.start_soon(self._stop_group, cid, call_id, group)
+
+    def kill(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    async def _spawn(self, cid: bytes, call_id: int, meta: dict[str, Any]) -> None:
+        def progress(text: str) -> None:
+            self.broker.partial(cid, call_id, Partial.STDOUT, [text.encode()])
+
+        try:
+            name = str(meta["name"])
+            replicas = int(meta.get("replicas") or 1)
+            if not name or "/" in name or not 1 <= replicas <= 256:
+                raise ValueError(f"bad environment {name!r} with {replicas} replicas")
+            reqs = [str(r) for r in meta.get("reqs") or []]
+            env_vars = {str(k): str(v) for k, v in (meta.get("env_vars") or {}).items()}
+            key = json.dumps(meta, sort_keys=True, default=str)
+            names = [name] + [f"{name}.{i}" for i in range(1, replicas)]
+            if self.specs.get(name) == key and all(n in self.supervisor.processes for n in names):
+                return self.broker.reply(
+                    cid, call_id, Status.OK, [msgpack.packb({"workers": names})]
+                )
+            if name in self.specs or self.supervisor.group_members(name):
+                progress(f"restarting environment {name!r} with its new definition\n")
+                await self.supervisor.stop_workers(self.supervisor.group_members(name))
+            python = await ensure_venv(reqs, progress) if reqs else None
+            if meta.get("setup_cmds"):
+                await run_setup(list(meta["setup_cmds"]), meta.get("working_dir"), progress)
+            progress(
+                f"starting {replicas} worker process{'es' if replicas > 1 else ''} for {name!r}\n"
+            )
+            for n in names:
+                self.tg.start_soon(
+                    self.supervisor.run_worker, n, env_vars, python, meta.get("working_dir"), name
+                )
+            with anyio.fail_after(WORKER_START_TIMEOUT):
+                for n in names:
+                    await self.broker.wait_for_worker(n)
+            self.specs[name] = key
+            self.broker.reply(cid, call_id, Status.OK, [msgpack.packb({"workers": names})])
+        except EnvInstallError as exc:
+            self.broker.reply_error(cid, call_id, Status.ENV, str(exc))
+        except TimeoutError:
+            self.broker.reply_error(
+                cid,
+                call_id,
+                Status.ENV,
+                f"the workers of {meta.get('name')!r} did not start within {WORKER_START_TIMEOUT:g} s; see `rhzmq logs`",
+            )
+        except Exception as exc:
+            log.exception("spawning %r failed", meta.get("name"))
+            self.broker.reply_error(
+                cid, call_id, Status.ENV, f"could not start environment {meta.get('name')!r}: {exc}"
+            )
+
+    async def _stop_group(self, cid: bytes, call_id: int, group: str) -> None:
+        members = self.supervisor.group_members(group)
+        self.specs.pop(group, None)
+        self.broker.forget_group(group)
+        await self.supervisor.stop_workers(members)
+        log.info("environment %r deleted (workers %s stopped)", group, ", ".join(members))
+        self.broker.reply(cid, call_id, Status.OK, [msgpack.packb(None)])
 
 
 class _Handshake:
@@ -76,6 +165,7 @@ async def serve(
                     stop.set()
 
             tg.start_soon(on_signal)
+            broker.node = LocalNode(broker, supervisor, tg)
             hs.say("STEP starting broker")
             endpoints = await tg.start(broker.serve)
             # Local peers use the first endpoint (ipc when possible).

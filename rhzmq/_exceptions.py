@@ -4,7 +4,8 @@
 
     RhzmqError
     ├── ClusterError                  a cluster cannot be used as asked
-    │   └── ClusterNotRunning         no daemon answers at the cluster's address
+    │   ├── ClusterNotRunning         no daemon answers at the cluster's address
+    │   └── EnvError                  an environment could not be built (carries pip's output)
     ├── ProtocolError                 a message broke the wire protocol
     │   └── VersionMismatch           two peers speak different protocol versions
     ├── SerializationError            a value cannot cross the wire (names the argument and type)
@@ -33,6 +34,7 @@ __all__ = [
     "CallTimeout",
     "ClusterError",
     "ClusterNotRunning",
+    "EnvError",
     "ObjectNotFound",
     "ProtocolError",
     "RemoteError",
@@ -55,6 +57,10 @@ class ClusterError(RhzmqError):
 
 class ClusterNotRunning(ClusterError):
     """No daemon answers at the cluster's address."""
+
+
+class EnvError(ClusterError):
+    """An environment could not be built or started; the message carries pip's own output."""
 
 
 class ProtocolError(RhzmqError):

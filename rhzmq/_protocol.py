@@ -62,6 +62,7 @@ import msgpack
 from ._exceptions import (
     CallCancelled,
     CallTimeout,
+    EnvError,
     ObjectNotFound,
     ProtocolError,
     RemoteError,
@@ -126,6 +127,7 @@ class Status(enum.IntEnum):
     VERSION = 7
     SERIALIZATION = 8
     LIMIT = 9
+    ENV = 10  # an environment could not be built or started
 
 
 _STATUS_ERRORS: dict[int, type[RhzmqError]] = {
@@ -138,6 +140,7 @@ _STATUS_ERRORS: dict[int, type[RhzmqError]] = {
     Status.VERSION: VersionMismatch,
     Status.SERIALIZATION: SerializationError,
     Status.LIMIT: RhzmqError,
+    Status.ENV: EnvError,
 }
 
 

@@ -9,8 +9,11 @@ ships that instance, state included.
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._portal import run_sync
@@ -19,6 +22,36 @@ from ._stubs import RemoteMethod, RemoteObject
 
 if TYPE_CHECKING:
     from ._cluster import Cluster
+    from ._env import Env
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn with ``\\r`` at most ten times a second."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.start = time.monotonic()
+        self.drawn = 0.0
+
+    def advance(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.drawn >= 0.1 or self.done == self.total:
+            self.drawn = now
+            width = 30
+            filled = width * self.done // max(self.total, 1)
+            rate = self.done / max(now - self.start, 1e-9)
+            sys.stderr.write(
+                f"\r{self.label}.map [{'#' * filled}{' ' * (width - filled)}] "
+                f"{self.done}/{self.total} {rate:,.0f}/s"
+            )
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 class Function:
@@ -48,24 +81,126 @@ class Function:
         return bound
 
     async def ato(
-        self, cluster: Cluster, *, name: str | None = None, max_concurrency: int | None = None
+        self,
+        cluster: Cluster,
+        *,
+        name: str | None = None,
+        env: Env | None = None,
+        replicas: int = 1,
+        max_concurrency: int | None = None,
     ) -> Function:
         if self.fn is None:
             raise TypeError(f"function {self.name!r} has no local code to send")
         name = name or self.name
-        info = await cluster.aput_spec(name, object_spec(self.fn), max_concurrency=max_concurrency)
+        info = await cluster.aplace(name, object_spec(self.fn), env, replicas, max_concurrency)
         return Function._bound(cluster, name, info, self.fn)
 
     def to(
-        self, cluster: Cluster, *, name: str | None = None, max_concurrency: int | None = None
+        self,
+        cluster: Cluster,
+        *,
+        name: str | None = None,
+        env: Env | None = None,
+        replicas: int = 1,
+        max_concurrency: int | None = None,
     ) -> Function:
-        """Send the function to ``cluster`` (under ``name``, default its own name); returns the stub."""
+        """Send the function to ``cluster`` and return the stub.
+
+        ``name`` defaults to the function's name; ``env`` places it in that environment's
+        workers; ``replicas`` runs that many worker processes, each call going to the least
+        loaded; ``max_concurrency`` bounds the calls running at once in one worker.
+        """
         return run_sync(
             self.ato,
             cluster,
             name=name,
+            env=env,
+            replicas=replicas,
             max_concurrency=max_concurrency,
             hint="`await rh.function(f).ato(cluster)`",
+        )
+
+    async def astarmap(
+        self,
+        iterable: Iterable[Sequence[Any]],
+        *,
+        max_in_flight: int = 64,
+        progress: bool | None = None,
+    ) -> list[Any]:
+        """Call with each item's arguments, at most ``max_in_flight`` at once; results in input order.
+
+        The first failure cancels the calls still running and is re-raised, with a note naming
+        the failing item's index. ``progress`` (default: for 100 items or more) draws a bar on
+        stderr.
+        """
+        stub = self._remote()
+        items = list(iterable)
+        results: list[Any] = [None] * len(items)
+        bar = (
+            _Progress(self.name, len(items))
+            if (progress or (progress is None and len(items) >= 100))
+            else None
+        )
+        index: dict[asyncio.Task[Any], int] = {}
+        pending: set[asyncio.Task[Any]] = set()
+        next_item = 0
+        try:
+            while next_item < len(items) or pending:
+                while next_item < len(items) and len(pending) < max_in_flight:
+                    task = asyncio.ensure_future(stub.acall(*items[next_item]))
+                    index[task] = next_item
+                    pending.add(task)
+                    next_item += 1
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=index.__getitem__):
+                    exc = task.exception()
+                    if exc is not None:
+                        exc.add_note(
+                            f"rhzmq: {self.name}.map stopped at item {index[task]}: {items[index[task]]!r}"
+                        )
+                        raise exc
+                    results[index[task]] = task.result()
+                    if bar is not None:
+                        bar.advance()
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            if bar is not None:
+                bar.close()
+        return results
+
+    async def amap(self, iterable: Iterable[Any], **kwargs: Any) -> list[Any]:
+        """``astarmap`` with one argument per item."""
+        return await self.astarmap(((x,) for x in iterable), **kwargs)
+
+    def map(
+        self, iterable: Iterable[Any], *, max_in_flight: int = 64, progress: bool | None = None
+    ) -> list[Any]:
+        """Call once per item across the replicas; results in input order (see ``astarmap``)."""
+        return run_sync(
+            self.amap,
+            iterable,
+            max_in_flight=max_in_flight,
+            progress=progress,
+            hint="`await fn.amap(items)`",
+        )
+
+    def starmap(
+        self,
+        iterable: Iterable[Sequence[Any]],
+        *,
+        max_in_flight: int = 64,
+        progress: bool | None = None,
+    ) -> list[Any]:
+        """Like ``map`` with each item unpacked as the call's arguments."""
+        return run_sync(
+            self.astarmap,
+            iterable,
+            max_in_flight=max_in_flight,
+            progress=progress,
+            hint="`await fn.astarmap(items)`",
         )
 
     def _remote(self) -> RemoteMethod:
@@ -101,16 +236,21 @@ def function(fn: Callable[..., Any] | None = None, name: str | None = None) -> F
 class ModuleClass:
     """A class, local until ``.to(cluster)``; then calling it constructs instances remotely."""
 
-    def __init__(self, cls: type, cluster: Cluster | None = None) -> None:
+    def __init__(
+        self, cls: type, cluster: Cluster | None = None, env: Env | None = None, replicas: int = 1
+    ) -> None:
         if not isinstance(cls, type):
             raise TypeError(f"rh.module() needs a class, got {type(cls).__name__}")
         self.cls = cls
         self.cluster = cluster
+        self.env = env
+        self.replicas = replicas
         self.__doc__ = cls.__doc__
 
-    def to(self, cluster: Cluster) -> ModuleClass:
-        """Bind the class to ``cluster``: instances made from the result live there."""
-        return ModuleClass(self.cls, cluster)
+    def to(self, cluster: Cluster, *, env: Env | None = None, replicas: int = 1) -> ModuleClass:
+        """Bind the class to ``cluster``: instances made from the result live there (in ``env``;
+        with ``replicas``, one instance per replica worker behind one name)."""
+        return ModuleClass(self.cls, cluster, env, replicas)
 
     async def anew(
         self, *args: Any, name: str | None = None, max_concurrency: int | None = None, **kwargs: Any
@@ -121,8 +261,8 @@ class ModuleClass:
                 f"{self.cls.__name__} is not bound to a cluster: use rh.module(cls).to(cluster)"
             )
         name = name or f"{self.cls.__name__.lower()}-{uuid.uuid4().hex[:8]}"
-        info = await self.cluster.aput_spec(
-            name, construct_spec(self.cls, args, kwargs), max_concurrency=max_concurrency
+        info = await self.cluster.aplace(
+            name, construct_spec(self.cls, args, kwargs), self.env, self.replicas, max_concurrency
         )
         return RemoteObject(self.cluster, name, info)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,6 +82,7 @@ def _paths(obj: Any) -> list[str]:
 # -- worker side ------------------------------------------------------------------------------
 
 _mtimes: dict[str, float] = {}
+_reload_lock = threading.Lock()
 
 
 def load_code(ref: CodeRef) -> Any:
@@ -93,14 +95,15 @@ def load_code(ref: CodeRef) -> Any:
     if path and path not in sys.path:
         sys.path.insert(0, path)
     name = ref["module"]
-    module = sys.modules.get(name)
-    if module is None:
-        module = importlib.import_module(name)
-    else:
-        file = getattr(module, "__file__", None)
-        seen = _mtimes.get(name)
-        if seen is not None and file and os.path.exists(file) and os.path.getmtime(file) > seen:
-            module = importlib.reload(module)  # the user edited it since we last loaded it
+    # import_module, not sys.modules: another call thread may be importing the same module right
+    # now (two objects rebuilt at once), and only import_module waits for it to finish.
+    module = importlib.import_module(name)
+    seen = _mtimes.get(name)
+    file = getattr(module, "__file__", None)
+    if seen is not None and file and os.path.exists(file) and os.path.getmtime(file) > seen:
+        with _reload_lock:
+            if os.path.getmtime(file) > _mtimes.get(name, 0.0):
+                module = importlib.reload(module)  # the user edited it since we last loaded it
     file = getattr(module, "__file__", None)
     if file and os.path.exists(file):
         _mtimes[name] = os.path.getmtime(file)

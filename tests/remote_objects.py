@@ -171,3 +171,39 @@ class Store:
 
     def get(self, key: str) -> object:
         return self.data[key]
+
+
+def getenv(key: str) -> str | None:
+    return os.environ.get(key)
+
+
+def camelize(text: str) -> str:
+    import inflection  # only installed in the env that asks for it
+
+    return str(inflection.camelize(text))
+
+
+def burn(ms: float) -> int:
+    """Pure-Python CPU work for about ``ms`` milliseconds; returns this process's pid."""
+    end = time.perf_counter() + ms / 1000
+    while time.perf_counter() < end:
+        pass
+    return os.getpid()
+
+
+def square_or_fail(x: int) -> int:
+    if x == 13:
+        raise ValueError("unlucky")
+    return x * x
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def bump(self) -> int:
+        self.count += 1
+        return self.count
+
+    def pid(self) -> int:
+        return os.getpid()

@@ -52,29 +52,47 @@ class Supervisor:
         self.on_exit = on_exit
         self.processes: dict[str, Process] = {}
         self.restarts: dict[str, int] = {}
+        self.groups: dict[str, str] = {}  # worker name -> environment
         self._stopping = False
+        self._stopped: set[str] = set()  # workers stopped on purpose: not restarted
 
-    def command(self, name: str) -> list[str]:
+    def command(self, name: str, python: str | None = None, group: str | None = None) -> list[str]:
         return [
-            sys.executable,
+            python or sys.executable,
             "-m",
             "worker",
             "--broker",
             self.broker,
             "--name",
             name,
+            "--group",
+            group or name,
             "--parent-pid",
             str(os.getpid()),
         ]
 
-    async def run_worker(self, name: str, env_vars: dict[str, str] | None = None) -> None:
-        """Keep a worker called ``name`` running until :meth:`stop`."""
+    async def run_worker(
+        self,
+        name: str,
+        env_vars: dict[str, str] | None = None,
+        python: str | None = None,
+        cwd: str | None = None,
+        group: str | None = None,
+    ) -> None:
+        """Keep a worker called ``name`` running until :meth:`stop` or :meth:`stop_workers`."""
         backoff = BACKOFF_FIRST
         env = {**os.environ, **(env_vars or {})}
-        while not self._stopping:
+        self._stopped.discard(name)
+        self.groups[name] = group or name
+        while not self._stopping and name not in self._stopped:
             started = time.monotonic()
             proc = await anyio.open_process(
-                self.command(name), stdin=None, stdout=self.log_file, stderr=self.log_file, env=env
+                self.command(name, python, group),
+                stdin=None,
+                stdout=self.log_file,
+                stderr=self.log_file,
+                env=env,
+                cwd=cwd,
             )
             self.processes[name] = proc
             log.info("started worker %r (pid %d)", name, proc.pid)
@@ -83,6 +101,10 @@ class Supervisor:
             finally:
                 self.processes.pop(name, None)
             if self._stopping:
+                return
+            if name in self._stopped:
+                if self.on_exit is not None:
+                    self.on_exit(proc.pid, "its environment was deleted")
                 return
             reason = exit_reason(code)
             log.warning(
@@ -96,10 +118,20 @@ class Supervisor:
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
+    def group_members(self, group: str) -> list[str]:
+        return [n for n, g in self.groups.items() if g == group and n not in self._stopped]
+
+    async def stop_workers(self, names: list[str], grace: float = 5.0) -> None:
+        """Stop these workers for good (an environment was deleted)."""
+        self._stopped.update(names)
+        await self._terminate([p for n, p in self.processes.items() if n in names], grace)
+
     async def stop(self, grace: float = 5.0) -> None:
         """Terminate every worker; kill those still alive after ``grace`` seconds."""
         self._stopping = True
-        procs = list(self.processes.values())
+        await self._terminate(list(self.processes.values()), grace)
+
+    async def _terminate(self, procs: list[Process], grace: float) -> None:
         for proc in procs:
             if proc.returncode is None:
                 proc.terminate()

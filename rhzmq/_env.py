@@ -1,0 +1,93 @@
+"""Environments: the Python a worker process runs, described in code.
+
+``rh.env(name="math", reqs=["numpy"], env_vars={...})`` names a set of worker processes. Its
+``reqs`` are installed once per machine into a virtual environment cached by their hash and
+layered over the daemon's own packages; installing streams pip's output to the caller.
+``.to(cluster)`` (or ``fn.to(cluster, env=e)``) makes sure its workers run; objects sent with
+``env=`` live there; ``cluster.delete("math")`` stops them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._portal import run_sync
+
+if TYPE_CHECKING:
+    from ._cluster import Cluster
+
+
+class Env:
+    """A worker environment; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        reqs: list[str] | None = None,
+        env_vars: dict[str, str] | None = None,
+        working_dir: str | None = None,
+        setup_cmds: list[str] | None = None,
+        compute: dict[str, Any] | None = None,
+    ) -> None:
+        if name is not None and (
+            not name or "/" in name or (name == "default" and (reqs or env_vars))
+        ):
+            raise ValueError(
+                f"invalid env name {name!r}: use a non-empty name without '/' ('default' is the "
+                "daemon's own worker and cannot take requirements)"
+            )
+        if reqs is not None and (
+            isinstance(reqs, str) or not all(isinstance(r, str) for r in reqs)
+        ):
+            raise TypeError(
+                f"reqs must be a list of requirement strings like ['numpy>=2'], got {reqs!r}"
+            )
+        self.name = name or "env-" + _short_hash(reqs, env_vars, working_dir, setup_cmds)
+        self.reqs = list(reqs or [])
+        self.env_vars = dict(env_vars or {})
+        self.working_dir = working_dir
+        self.setup_cmds = list(setup_cmds or [])
+        self.compute = dict(compute or {})
+
+    def spec(self, replicas: int = 1) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "reqs": self.reqs,
+            "env_vars": self.env_vars,
+            "working_dir": self.working_dir,
+            "setup_cmds": self.setup_cmds,
+            "replicas": replicas,
+        }
+
+    async def ato(self, cluster: Cluster, *, replicas: int = 1) -> list[str]:
+        """Make sure the env's workers run on ``cluster``; returns their worker names."""
+        if replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {replicas}")
+        return await cluster.aspawn(self.spec(replicas))
+
+    def to(self, cluster: Cluster, *, replicas: int = 1) -> Env:
+        """Make sure the env's workers run on ``cluster`` (installing its reqs if needed)."""
+        run_sync(self.ato, cluster, replicas=replicas, hint="`await env.ato(cluster)`")
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Env {self.name!r} reqs={self.reqs}>"
+
+
+def env(
+    name: str | None = None,
+    reqs: list[str] | None = None,
+    env_vars: dict[str, str] | None = None,
+    working_dir: str | None = None,
+    setup_cmds: list[str] | None = None,
+    compute: dict[str, Any] | None = None,
+) -> Env:
+    """Describe a worker environment: ``rh.env(name="math", reqs=["numpy"])``."""
+    return Env(name, reqs, env_vars, working_dir, setup_cmds, compute)
+
+
+def _short_hash(*parts: Any) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]

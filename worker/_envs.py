@@ -1,0 +1,143 @@
+"""Python environments for workers: a virtual environment per set of requirements.
+
+An env with ``reqs`` gets a venv under ``$RHZMQ_HOME/envs/<hash of the requirements and Python
+version>``, created once and reused by every env with the same requirements. It is *layered* over
+the daemon's own environment: a ``.pth`` file in the venv runs ``site.addsitedir`` on the daemon's
+site-packages, so rhzmq (even an editable install) and everything the daemon has stay importable,
+while the env's own packages come first on ``sys.path``.
+
+pip runs from the daemon (``pip --python <venv>``: no pip inside the venv, no bootstrap cost) and
+its output streams to the caller line by line. A failed install removes the half-built venv and
+raises :class:`EnvInstallError` with pip's own last lines; other envs are untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import site
+import sys
+import sysconfig
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from rhzmq import _config
+from rhzmq._exceptions import EnvError
+
+
+class EnvInstallError(EnvError):
+    """Installing an environment's requirements failed; the message carries pip's output."""
+
+
+def env_key(reqs: list[str]) -> str:
+    data = json.dumps({"reqs": sorted(reqs), "python": sys.version.split()[0]})
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def envs_dir() -> Path:
+    path = _config.home() / "envs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _parent_site_lines() -> list[str]:
+    """``.pth`` lines that make the daemon's packages importable inside a venv."""
+    lines = [
+        f"import site; site.addsitedir({d!r})" for d in site.getsitepackages() if Path(d).is_dir()
+    ]
+    user = site.getusersitepackages()
+    if isinstance(user, str) and Path(user).is_dir():
+        lines.append(f"import site; site.addsitedir({user!r})")
+    return lines
+
+
+def _write_parent_pth(root: Path) -> None:
+    purelib = Path(sysconfig.get_path("purelib", vars={"base": str(root), "platbase": str(root)}))
+    purelib.mkdir(parents=True, exist_ok=True)
+    (purelib / "_rhzmq_parent.pth").write_text("\n".join(_parent_site_lines()) + "\n")
+
+
+async def ensure_venv(reqs: list[str], progress: Callable[[str], None]) -> str:
+    """Path of a Python with ``reqs`` installed (building the venv unless cached)."""
+    root = envs_dir() / env_key(reqs)
+    python = root / "bin" / "python"
+    ready = root / ".rhzmq-ready"
+    if ready.exists():
+        progress(f"using the cached environment for {', '.join(reqs)} ({root})\n")
+        return str(python)
+    lock = envs_dir() / f"{root.name}.lock"
+    async with await anyio.open_file(lock, "w") as f:
+        import fcntl
+
+        # Two envs with the same requirements built at once share one venv: the second waits.
+        await anyio.to_thread.run_sync(fcntl.flock, f.wrapped.fileno(), fcntl.LOCK_EX)
+        try:
+            if ready.exists():
+                return str(python)
+            shutil.rmtree(root, ignore_errors=True)
+            progress(f"creating a virtual environment in {root}\n")
+            await _run([sys.executable, "-m", "venv", "--without-pip", str(root)], progress, reqs)
+            await anyio.to_thread.run_sync(_write_parent_pth, root)
+            progress(f"installing {' '.join(reqs)}\n")
+            await _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "--python",
+                    str(python),
+                    "install",
+                    "--progress-bar",
+                    "off",
+                    "--disable-pip-version-check",
+                    *reqs,
+                ],
+                progress,
+                reqs,
+            )
+            ready.write_text(json.dumps({"reqs": reqs}))
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        finally:
+            fcntl.flock(f.wrapped.fileno(), fcntl.LOCK_UN)
+    return str(python)
+
+
+async def _run(cmd: list[str], progress: Callable[[str], None], reqs: list[str]) -> None:
+    tail: list[str] = []
+    async with await anyio.open_process(cmd, stderr=-2) as proc:  # stderr into stdout
+        assert proc.stdout is not None
+        buffer = b""
+        async for chunk in proc.stdout:
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                line = raw.decode(errors="replace")
+                progress(line + "\n")
+                tail = [*tail[-14:], line]
+        if buffer:
+            progress(buffer.decode(errors="replace") + "\n")
+            tail.append(buffer.decode(errors="replace"))
+        code = await proc.wait()
+    if code != 0:
+        raise EnvInstallError(
+            f"installing {', '.join(reqs)} failed (exit code {code}). pip said:\n  "
+            + "\n  ".join(t for t in tail if t.strip())
+        )
+
+
+async def run_setup(cmds: list[str], cwd: str | None, progress: Callable[[str], None]) -> None:
+    """Run an env's ``setup_cmds`` in a shell, streaming output; the first failure stops."""
+    for cmd in cmds:
+        progress(f"$ {cmd}\n")
+        async with await anyio.open_process(cmd, stderr=-2, cwd=cwd) as proc:
+            assert proc.stdout is not None
+            async for chunk in proc.stdout:
+                progress(chunk.decode(errors="replace"))
+            code = await proc.wait()
+        if code != 0:
+            raise EnvInstallError(f"setup command {cmd!r} failed with exit code {code}")
