@@ -33,7 +33,7 @@ def _fmt(v: Any) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m perf")
     parser.add_argument("--quick", action="store_true", help="fewer calls and rounds (a smoke run)")
-    parser.add_argument("--only", default="baselines,core,gateway")
+    parser.add_argument("--only", default="baselines,core,replicas,gateway")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
     rounds = 1 if args.quick else 3
@@ -53,6 +53,9 @@ def main() -> None:
     if "core" in wanted:
         print("rhzmq core: latency and calls in flight ...", flush=True)
         report["rhzmq_core"] = bench.core(rounds, int(3000 * scale), int(40000 * scale))
+    if "replicas" in wanted:
+        print("replicas: CPU-bound function on 1 and 2 workers ...", flush=True)
+        report["replicas"] = bench.replicas(rounds, int(2000 * scale))
     if "gateway" in wanted:
         print("gateway vs bare Starlette ...", flush=True)
         report["gateway"] = bench.gateway(rounds, int(20000 * scale))

@@ -116,6 +116,29 @@ def summarize(results: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
+def replicas(rounds: int = 3, calls: int = 2000) -> dict[str, Any]:
+    """Calls/s of a 2 ms CPU-bound function with 1 and 2 worker replicas (ideal scaling: 2x)."""
+    import uvloop
+
+    results: dict[str, list[float]] = {}
+    with local_cluster() as c:
+        one = rh.function(targets.burn_2ms).to(c, name="burn_1", env=rh.env(name="burn-1"))
+        two = rh.function(targets.burn_2ms).to(c, name="burn_2", replicas=2)
+        for _ in range(rounds):
+            results.setdefault("cpu_2ms_calls_per_s_1_replica", []).append(
+                uvloop.run(in_flight(one, calls, 16))
+            )
+            results.setdefault("cpu_2ms_calls_per_s_2_replicas", []).append(
+                uvloop.run(in_flight(two, calls, 16))
+            )
+    out = summarize(results)
+    out["replica_scaling"] = (
+        out["cpu_2ms_calls_per_s_2_replicas"]["median"]
+        / out["cpu_2ms_calls_per_s_1_replica"]["median"]
+    )
+    return out
+
+
 # -- gateway ---------------------------------------------------------------------------------------
 
 

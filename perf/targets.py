@@ -9,3 +9,14 @@ def noop(x: object) -> object:
 
 async def anoop(x: object) -> object:
     return x
+
+
+def burn_2ms(x: object) -> object:
+    """About 2 ms of pure-Python CPU work (holds the GIL: only more processes scale it)."""
+    import time
+
+    end = time.perf_counter() + 0.002
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return x
