@@ -157,7 +157,9 @@ class Broker:
         except zmq.ZMQError:
             sock.close(linger=0)
             raise
-        self._pump = Pump(sock, self._on_message, router=True, on_unroutable=self._unroutable)
+        self._pump = Pump(
+            sock, self._on_message, router=True, on_unroutable=self._unroutable, zero_copy=True
+        )
         log.info(
             "broker %s (protocol v%d) listening on %s",
             __version__,

@@ -1,9 +1,10 @@
-"""Run the benchmarks and their baselines in one sitting; write JSON and a markdown table.
+"""Run every benchmark and its baselines in one sitting; write JSON, a markdown table and charts.
 
-    python -m perf [--quick] [--only core,gateway,baselines]
+    python -m perf [--quick] [--only baselines,core,clients,payloads,logs,memory,replicas,gateway]
 
-Results go to ``perf/results/<UTC timestamp>.json`` and ``.md``. Run with nothing else busy on the
-machine: every figure is the median of several rounds, with the range beside it.
+Results go to ``perf/results/<UTC timestamp>.json``, ``.md`` and ``-*.png``. Run with nothing
+else busy on the machine: every figure is the median of several rounds with the range beside it,
+and the table warns where the rounds disagree by more than 25 % (a noisy machine).
 """
 
 from __future__ import annotations
@@ -19,23 +20,35 @@ from typing import Any
 
 from rhzmq import __version__
 
-from . import baselines, bench
+from . import baselines, bench, charts
 
 RESULTS = Path(__file__).parent / "results"
+NOISY = 0.25
+ALL = "baselines,core,clients,payloads,logs,memory,replicas,gateway"
 
 
 def _fmt(v: Any) -> str:
     if isinstance(v, dict):
         return f"{v['median']:,.0f} ({v['min']:,.0f} to {v['max']:,.0f})"
-    return f"{v:.2f}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+def _rounds(fn: Any, rounds: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for k, v in fn().items():
+            out.setdefault(k, []).append(v)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m perf")
     parser.add_argument("--quick", action="store_true", help="fewer calls and rounds (a smoke run)")
-    parser.add_argument("--only", default="baselines,core,replicas,gateway")
+    parser.add_argument("--only", default=ALL)
     args = parser.parse_args()
-    scale = 0.2 if args.quick else 1.0
+    scale = 0.1 if args.quick else 1.0
     rounds = 1 if args.quick else 3
     wanted = set(args.only.split(","))
     report: dict[str, Any] = {
@@ -47,42 +60,101 @@ def main() -> None:
             "platform": platform.platform(),
         },
     }
-    if "baselines" in wanted:
-        print("baselines: zmq.proxy blocking echo ...", flush=True)
-        report["zmq_proxy"] = bench.summarize(_rounds(lambda: baselines.zmq_proxy(), rounds))
-    if "core" in wanted:
-        print("rhzmq core: latency and calls in flight ...", flush=True)
-        report["rhzmq_core"] = bench.core(rounds, int(3000 * scale), int(40000 * scale))
-    if "replicas" in wanted:
-        print("replicas: CPU-bound function on 1 and 2 workers ...", flush=True)
-        report["replicas"] = bench.replicas(rounds, int(2000 * scale))
-    if "gateway" in wanted:
-        print("gateway vs bare Starlette ...", flush=True)
-        report["gateway"] = bench.gateway(rounds, int(20000 * scale))
+
+    def step(name: str, what: str, fn: Any) -> None:
+        if name in wanted:
+            print(f"{name}: {what} ...", flush=True)
+            t = time.monotonic()
+            report[name] = fn()
+            print(f"{name}: done in {time.monotonic() - t:.0f} s", flush=True)
+
+    step(
+        "baselines",
+        "zmq.proxy and raw asyncio TCP echo",
+        lambda: {
+            **{
+                f"zmq_proxy_{k}": v
+                for k, v in bench.summarize(_rounds(baselines.zmq_proxy, rounds)).items()
+            },
+            **{
+                f"asyncio_tcp_{k}": v
+                for k, v in bench.summarize(_rounds(baselines.asyncio_tcp, rounds)).items()
+            },
+            **{
+                f"zmq_proxy_{bench._size_label(s)}_MiB_per_s": baselines.zmq_proxy_payload(
+                    s, max(4, int(min(2000, (256 << 20) // s) * scale))
+                )
+                for s in bench.PAYLOADS
+            },
+        },
+    )
+    step(
+        "core",
+        "sequential latency, calls in flight 1/8/64/256",
+        lambda: bench.core(rounds, int(3000 * scale), int(40000 * scale)),
+    )
+    step(
+        "clients",
+        "8 client processes at once",
+        lambda: bench.many_clients(rounds, 8, int(10000 * scale)),
+    )
+    step(
+        "payloads",
+        "echo 100 B to 64 MiB, bytes and NumPy",
+        lambda: bench.payloads(rounds, budget=int((256 << 20) * scale)),
+    )
+    step(
+        "logs",
+        "10 printed lines per call, streamed vs not",
+        lambda: bench.log_streaming(rounds, int(2000 * scale)),
+    )
+    step(
+        "memory",
+        "daemon and worker RSS after 100 and 10,000 calls",
+        lambda: bench.memory(int(10_000 * max(scale, 0.5))),
+    )
+    step(
+        "replicas",
+        "CPU-bound function on 1 and 2 workers",
+        lambda: bench.replicas(rounds, int(2000 * scale)),
+    )
+    step(
+        "gateway",
+        "HTTP vs bare Starlette, 64 concurrent",
+        lambda: bench.gateway(rounds, int(20000 * scale)),
+    )
+
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2))
+    pngs = charts.draw(report, bench.LATENCIES, RESULTS / stamp) if not args.quick else []
+    m = report["machine"]
     lines = [
-        f"# rhzmq {__version__} perf, {report['date']}, {report['machine']['cpus']} CPUs, Python {report['machine']['python']}",
+        f"# rhzmq {__version__} perf, {report['date']}, {m['cpus']} CPUs, Python {m['python']}, {m['platform']}",
         "",
         "| scenario | figure | median (min to max) |",
         "|---|---|---|",
     ]
+    noisy = []
     for section, values in report.items():
-        if isinstance(values, dict) and section not in ("machine",):
+        if isinstance(values, dict) and section != "machine":
             for key, value in values.items():
                 lines.append(f"| {section} | {key} | {_fmt(value)} |")
+                if (
+                    isinstance(value, dict)
+                    and value["median"]
+                    and (value["max"] - value["min"]) / value["median"] > NOISY
+                ):
+                    noisy.append(f"{section}.{key}")
+    if noisy:
+        lines += [
+            "",
+            f"**Warning: noisy machine** — rounds differ by more than {NOISY:.0%} for: {', '.join(noisy)}.",
+        ]
+    lines += ["", *[f"![{p.stem}]({p.name})" for p in pngs]]
     table = "\n".join(lines) + "\n"
     (RESULTS / f"{stamp}.md").write_text(table)
     print(table)
-
-
-def _rounds(fn: Any, rounds: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        for k, v in fn().items():
-            out.setdefault(k, []).append(v)
-    return out
 
 
 if __name__ == "__main__":

@@ -53,7 +53,11 @@ def sequential_sync(fn: rh.Function, calls: int) -> dict[str, float]:
         t = time.perf_counter()
         fn(1)
         lat.append(time.perf_counter() - t)
-    return {"p50_us": _pct(lat, 0.5), "p99_us": _pct(lat, 0.99)}
+    return {"p50_us": _pct(lat, 0.5), "p99_us": _pct(lat, 0.99), "samples": lat}  # type: ignore[dict-item]
+
+
+#: Sequential sync-stub latencies of the last core() run, for the histogram.
+LATENCIES: list[float] = []
 
 
 async def sequential_async(fn: rh.Function, calls: int) -> dict[str, float]:
@@ -81,7 +85,12 @@ async def in_flight(fn: rh.Function, calls: int, width: int) -> float:
     return per_worker * width / (time.perf_counter() - t)
 
 
-def core(rounds: int = 3, calls: int = 3000, tput_calls: int = 40000) -> dict[str, Any]:
+def core(
+    rounds: int = 3,
+    calls: int = 3000,
+    tput_calls: int = 40000,
+    widths: tuple[int, ...] = (1, 8, 64, 256),
+) -> dict[str, Any]:
     """Sequential p50/p99 (sync stub and acall) and calls/s with 64 in flight, no-op sync and async."""
     results: dict[str, list[float]] = {}
 
@@ -93,6 +102,7 @@ def core(rounds: int = 3, calls: int = 3000, tput_calls: int = 40000) -> dict[st
         anoop = rh.function(targets.anoop).to(c)
         for _ in range(rounds):
             s = sequential_sync(noop, calls)
+            LATENCIES.extend(s.pop("samples"))  # type: ignore[arg-type]
             add("sync_stub_p50_us", s["p50_us"])
             add("sync_stub_p99_us", s["p99_us"])
 
@@ -100,7 +110,11 @@ def core(rounds: int = 3, calls: int = 3000, tput_calls: int = 40000) -> dict[st
                 a = await sequential_async(noop, calls)
                 add("acall_p50_us", a["p50_us"])
                 add("acall_p99_us", a["p99_us"])
-                add("calls_per_s_64_sync_fn", await in_flight(noop, tput_calls, 64))
+                for width in widths:
+                    add(
+                        f"calls_per_s_{width}_in_flight",
+                        await in_flight(noop, tput_calls if width > 1 else calls, width),
+                    )
                 add("calls_per_s_64_async_fn", await in_flight(anoop, tput_calls, 64))
 
             import uvloop
@@ -137,6 +151,158 @@ def replicas(rounds: int = 3, calls: int = 2000) -> dict[str, Any]:
         / out["cpu_2ms_calls_per_s_1_replica"]["median"]
     )
     return out
+
+
+def _client_process(home: str, calls: int, width: int, start: Any, out: Any) -> None:
+    import uvloop
+
+    os.environ["RHZMQ_HOME"] = home
+    c = rh.cluster("local", gateway_port=None)
+    fn = rh.Function._bound(c, "noop", {"call": "sync"})
+
+    async def run() -> float:
+        await fn.acall(1)  # connected and warm before the start signal
+        start.wait()
+        return await in_flight(fn, calls, width)
+
+    out.put(uvloop.run(run()))
+
+
+def many_clients(rounds: int = 3, processes: int = 8, calls: int = 10000) -> dict[str, Any]:
+    """Total calls/s of ``processes`` client processes, 64 in flight each, started together."""
+    results: dict[str, list[float]] = {}
+    with local_cluster() as c:
+        rh.function(targets.noop).to(c)
+        home = os.environ["RHZMQ_HOME"]
+        for _ in range(rounds):
+            start, out = mp.Event(), mp.Queue()
+            procs = [
+                mp.Process(target=_client_process, args=(home, calls, 64, start, out))
+                for _ in range(processes)
+            ]
+            for p in procs:
+                p.start()
+            time.sleep(0)  # each process connects and warms up, then waits on `start`
+            t = time.perf_counter()
+            start.set()
+            rates = [out.get(timeout=300) for _ in procs]
+            elapsed = time.perf_counter() - t
+            for p in procs:
+                p.join()
+            results.setdefault(f"calls_per_s_{processes}_clients", []).append(
+                processes * calls / elapsed
+            )
+            results.setdefault("slowest_client_calls_per_s", []).append(min(rates))
+    return summarize(results)
+
+
+PAYLOADS = (100, 10_000, 1 << 20, 16 << 20, 64 << 20)
+
+
+def payloads(
+    rounds: int = 3, sizes: tuple[int, ...] = PAYLOADS, budget: int = 256 << 20
+) -> dict[str, Any]:
+    """Echo throughput in MiB/s each way for bytes and NumPy payloads from 100 B to 64 MiB."""
+    import numpy as np
+    import uvloop
+
+    results: dict[str, list[float]] = {}
+    with local_cluster() as c:
+        echo = rh.function(targets.echo).to(c)
+        for _ in range(rounds):
+            for size in sizes:
+                calls = max(4, min(2000, budget // size))
+                for kind, value in (
+                    ("bytes", os.urandom(size)),
+                    ("numpy", np.frombuffer(os.urandom(size), dtype=np.uint8)),
+                ):
+
+                    async def run(
+                        value: Any = value, calls: int = calls, size: int = size
+                    ) -> float:
+                        await echo.acall(value)
+                        t = time.perf_counter()
+                        sem = asyncio.Semaphore(4)
+
+                        async def one() -> None:
+                            async with sem:
+                                await echo.acall(value)
+
+                        await asyncio.gather(*(one() for _ in range(calls)))
+                        return calls * size / (time.perf_counter() - t) / (1 << 20)
+
+                    results.setdefault(f"{kind}_{_size_label(size)}_MiB_per_s", []).append(
+                        uvloop.run(run())
+                    )
+    return summarize(results)
+
+
+def _size_label(size: int) -> str:
+    for unit, factor in (("MiB", 1 << 20), ("KB", 1000)):
+        if size >= factor:
+            return f"{size // factor}{unit}"
+    return f"{size}B"
+
+
+def log_streaming(rounds: int = 3, calls: int = 2000) -> dict[str, Any]:
+    """Calls/s of a function printing 10 lines, with its output streamed back vs not."""
+    import contextlib
+    import io
+
+    import uvloop
+
+    results: dict[str, list[float]] = {}
+    with local_cluster() as c:
+        chatty = rh.function(targets.ten_prints).to(c)
+
+        async def run(stream: bool) -> float:
+            async def one() -> None:
+                await chatty.acall(1, stream_logs=stream)
+
+            await one()
+            t = time.perf_counter()
+            for _ in range(calls // 8):
+                await asyncio.gather(*(one() for _ in range(8)))
+            return (calls // 8) * 8 / (time.perf_counter() - t)
+
+        for _ in range(rounds):
+            with contextlib.redirect_stdout(io.StringIO()):  # printing locally is part of the cost
+                results.setdefault("streaming_on_calls_per_s", []).append(uvloop.run(run(True)))
+            results.setdefault("streaming_off_calls_per_s", []).append(uvloop.run(run(False)))
+    out = summarize(results)
+    out["streaming_cost"] = (
+        1 - out["streaming_on_calls_per_s"]["median"] / out["streaming_off_calls_per_s"]["median"]
+    )
+    return out
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory(calls: int = 10_000) -> dict[str, Any]:
+    """RSS of the daemon and the worker after 100 calls and after ``calls`` more."""
+    import uvloop
+
+    with local_cluster() as c:
+        noop = rh.function(targets.noop).to(c)
+        st = c.status()
+        daemon, worker = st["pid"], st["workers"][0]["pid"]
+
+        async def run(n: int) -> None:
+            await in_flight(noop, n, 64)
+
+        uvloop.run(run(128))
+        before = {"daemon": _rss(daemon), "worker": _rss(worker)}
+        uvloop.run(run(calls))
+        after = {"daemon": _rss(daemon), "worker": _rss(worker)}
+    return {
+        **{f"{k}_rss_mib_after_100": v / (1 << 20) for k, v in before.items()},
+        **{f"{k}_rss_mib_after_{calls}": v / (1 << 20) for k, v in after.items()},
+        "daemon_growth_mib": (after["daemon"] - before["daemon"]) / (1 << 20),
+        "worker_growth_mib": (after["worker"] - before["worker"]) / (1 << 20),
+    }
 
 
 # -- gateway ---------------------------------------------------------------------------------------

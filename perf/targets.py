@@ -20,3 +20,13 @@ def burn_2ms(x: object) -> object:
     while time.perf_counter() < end:
         n += 1
     return x
+
+
+def echo(x: object) -> object:
+    return x
+
+
+def ten_prints(x: object) -> object:
+    for i in range(10):
+        print(f"line {i} of a chatty call")
+    return x

@@ -28,17 +28,14 @@ class PrefixedWriter:
             stream.write(text)
             stream.flush()
             return
+        # splitlines(keepends=True) breaks after \n and \r alike, in C; the prefix goes before
+        # every piece that starts a line.
         out: list[str] = []
-        start = 0
-        for i, ch in enumerate(text):
+        for piece in text.splitlines(keepends=True):
             if self.at_line_start:
                 out.append(self.prefix)
-                self.at_line_start = False
-            if ch == "\n" or ch == "\r":
-                out.append(text[start : i + 1])
-                start = i + 1
-                self.at_line_start = True
-        out.append(text[start:])
+            out.append(piece)
+            self.at_line_start = piece[-1] in "\r\n"
         stream.write("".join(out))
         stream.flush()
 

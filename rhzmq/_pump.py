@@ -59,7 +59,7 @@ _EVENTS = int(zmq.EVENTS)
 OnMessage = Callable[[list[bytes]], Any]
 
 
-def is_large(frames: Sequence[Frame]) -> bool:
+def is_large(frames: Sequence[Any]) -> bool:
     """Whether any frame is big enough that sending it zero-copy beats copying."""
     for f in frames:
         if (f.nbytes if type(f) is memoryview else len(f)) >= OOB_THRESHOLD:
@@ -89,8 +89,12 @@ class Pump:
         *,
         router: bool = False,
         on_unroutable: Callable[[Identity], Any] | None = None,
+        zero_copy: bool = False,
     ) -> None:
         self.sock = sock
+        # zero_copy: receive without copying and hand large frames on as zmq.Frame objects, so a
+        # forwarder (the broker) passes big payloads through without ever copying them.
+        self.zero_copy = zero_copy
         self.on_message = on_message
         self.router = router
         self.on_unroutable = on_unroutable
@@ -122,9 +126,15 @@ class Pump:
         recv = sock.recv_multipart
         handle = self.on_message
         n = 0
+        zero_copy = self.zero_copy
         while n < DRAIN_BATCH:
             try:
-                frames = recv(_NOBLOCK)
+                if zero_copy:
+                    frames = [
+                        f.bytes if len(f) < OOB_THRESHOLD else f for f in recv(_NOBLOCK, copy=False)
+                    ]
+                else:
+                    frames = recv(_NOBLOCK)
             except zmq.Again:
                 break
             try:
