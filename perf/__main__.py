@@ -27,12 +27,14 @@ NOISY = 0.25
 ALL = "baselines,core,clients,payloads,logs,memory,replicas,gateway"
 
 
+def _num(v: float) -> str:
+    return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, dict):
-        return f"{v['median']:,.0f} ({v['min']:,.0f} to {v['max']:,.0f})"
-    if isinstance(v, float):
-        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
-    return str(v)
+        return f"{_num(v['median'])} ({_num(v['min'])} to {_num(v['max'])})"
+    return _num(v) if isinstance(v, float) else str(v)
 
 
 def _rounds(fn: Any, rounds: int) -> dict[str, list[float]]:
@@ -41,6 +43,35 @@ def _rounds(fn: Any, rounds: int) -> dict[str, list[float]]:
         for k, v in fn().items():
             out.setdefault(k, []).append(v)
     return out
+
+
+def render(report: dict[str, Any], pngs: list[str]) -> str:
+    """The markdown table of a report, with a warning where its rounds disagree."""
+    m = report["machine"]
+    lines = [
+        f"# rhzmq {report['version']} perf, {report['date']}, {m['cpus']} CPUs, Python {m['python']}, {m['platform']}",
+        "",
+        "| scenario | figure | median (min to max) |",
+        "|---|---|---|",
+    ]
+    noisy = []
+    for section, values in report.items():
+        if isinstance(values, dict) and section != "machine":
+            for key, value in values.items():
+                lines.append(f"| {section} | {key} | {_fmt(value)} |")
+                if (
+                    isinstance(value, dict)
+                    and value["median"]
+                    and (value["max"] - value["min"]) / value["median"] > NOISY
+                ):
+                    noisy.append(f"{section}.{key}")
+    if noisy:
+        lines += [
+            "",
+            f"**Warning: noisy machine** — rounds differ by more than {NOISY:.0%} for: {', '.join(noisy)}.",
+        ]
+    lines += ["", *[f"![{Path(p).stem}]({p})" for p in pngs]]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -128,31 +159,7 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2))
     pngs = charts.draw(report, bench.LATENCIES, RESULTS / stamp) if not args.quick else []
-    m = report["machine"]
-    lines = [
-        f"# rhzmq {__version__} perf, {report['date']}, {m['cpus']} CPUs, Python {m['python']}, {m['platform']}",
-        "",
-        "| scenario | figure | median (min to max) |",
-        "|---|---|---|",
-    ]
-    noisy = []
-    for section, values in report.items():
-        if isinstance(values, dict) and section != "machine":
-            for key, value in values.items():
-                lines.append(f"| {section} | {key} | {_fmt(value)} |")
-                if (
-                    isinstance(value, dict)
-                    and value["median"]
-                    and (value["max"] - value["min"]) / value["median"] > NOISY
-                ):
-                    noisy.append(f"{section}.{key}")
-    if noisy:
-        lines += [
-            "",
-            f"**Warning: noisy machine** — rounds differ by more than {NOISY:.0%} for: {', '.join(noisy)}.",
-        ]
-    lines += ["", *[f"![{p.stem}]({p.name})" for p in pngs]]
-    table = "\n".join(lines) + "\n"
+    table = render(report, [p.name for p in pngs])
     (RESULTS / f"{stamp}.md").write_text(table)
     print(table)
 
