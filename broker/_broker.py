@@ -16,6 +16,11 @@ the node supervisor at once (process exit) or from heartbeats within ``HEARTBEAT
 intervals, and then sends every call that worker held a FINAL ``WORKER_DIED`` error, so no caller
 waits forever on an answer that will never come.
 
+Clients die too. A client with calls in flight PINGs every heartbeat interval (see
+rhzmq._client); the broker notes when it last heard from each client, and one silent for
+``HEARTBEAT_LIVENESS`` intervals has its calls cancelled on their workers and forgotten, so a
+killed client leaves neither running work nor table entries behind.
+
 Rebuilding after a crash: the broker keeps each PUT's spec frames (opaque bytes, never decoded)
 per object and worker name. When a worker registers under a name that held objects it does not
 report (the supervisor restarted it), the broker replays those PUTs into it, so objects come
@@ -128,6 +133,8 @@ class Broker:
         self._pump: Pump | None = None
         self._shutdown_waiters: list[tuple[Identity, bytes]] = []
         self._put_frames: dict[bytes, list[bytes]] = {}
+        self.clients: dict[Identity, float] = {}  # client id -> when we last heard from it
+        self._now = time.monotonic()  # refreshed by the heartbeat loop: cheap on the hot path
         self._stopped = anyio.Event()
         self._worker_ready = anyio.Event()
 
@@ -253,6 +260,7 @@ class Broker:
             return
         if cmd == _CALL:
             # [cid, header, meta, *payload] -> [wid, header, cid, meta, *payload]
+            self.clients[sender] = self._now
             wids = self.directory.get(header[HEADER_SIZE:])
             if not wids:
                 return self._not_found(sender, header)
@@ -320,6 +328,7 @@ class Broker:
                 [sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(self.status())]
             )
         elif cmd == Cmd.PING:
+            self.clients[sender] = self._now
             body = {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
             self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(body)])
         elif cmd == Cmd.SHUTDOWN:
@@ -568,10 +577,33 @@ class Broker:
                     entry[2], int.from_bytes(key[-8:], "big"), Status.WORKER_DIED, message
                 )
 
+    def _reap_clients(self, now: float) -> None:
+        """Cancel the calls of clients silent for HEARTBEAT_LIVENESS intervals (they died)."""
+        deadline = now - HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS
+        stale = {cid for cid, seen in self.clients.items() if seen < deadline}
+        if not stale:
+            return
+        for key, (wid, _, cid) in list(self.inflight.items()):
+            if cid in stale:
+                del self.inflight[key]
+                self._put_frames.pop(key, None)
+                worker = self.workers.get(wid)
+                if worker is not None:
+                    worker.calls.discard(key)
+                    self._send([wid, pack_header(Cmd.CANCEL, int.from_bytes(key[-8:], "big")), cid])
+                log.info(
+                    "client %s went silent: cancelled its call on worker %r",
+                    cid.hex(),
+                    worker.name if worker else "?",
+                )
+        for cid in stale:
+            del self.clients[cid]
+
     async def _heartbeat_loop(self) -> None:
         while True:
             await anyio.sleep(HEARTBEAT_INTERVAL)
-            now = time.monotonic()
+            now = self._now = time.monotonic()
+            self._reap_clients(now)
             for w in list(self.workers.values()):
                 if w.expiry < now:
                     self._worker_gone(
@@ -589,6 +621,7 @@ class Broker:
             "uptime": time.time() - self.started,
             "calls_routed": self.calls_routed,
             "inflight": len(self.inflight),
+            "clients": len(self.clients),
             "objects": {
                 n.decode(): ", ".join(self.workers[w].name for w in ws if w in self.workers)
                 for n, ws in self.directory.items()

@@ -127,6 +127,9 @@ class Pump:
         handle = self.on_message
         n = 0
         zero_copy = self.zero_copy
+        # bytes, except (zero_copy) zmq.Frame objects for large frames, which handlers forward
+        # untouched: they only ever read routing ids, headers and meta, all small.
+        frames: list[Any]
         while n < DRAIN_BATCH:
             try:
                 if zero_copy:

@@ -1,0 +1,50 @@
+"""Random and truncated multipart messages at the broker's real port: it answers, or drops and
+logs, and other callers never notice."""
+
+from __future__ import annotations
+
+import msgpack
+import remote_objects as ro
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import rhzmq as rh
+from rhzmq._protocol import pack_header
+from rhzmq._pump import BATCH_HEADER
+
+headers = st.builds(
+    lambda cmd, cid, flags, target, cut: pack_header(cmd, cid, flags, target)[:cut],
+    st.integers(0, 20),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 255),
+    st.binary(max_size=20),
+    st.integers(0, 40),
+)
+frames = st.one_of(
+    st.binary(max_size=64),
+    headers,
+    st.just(BATCH_HEADER),
+    st.binary(max_size=32).map(lambda b: msgpack.packb([[b]])),
+)
+
+
+def test_fuzz_target_exists(cluster: rh.Cluster) -> None:
+    # Runs first in this module (definition order): the object the property test calls.
+    rh.function(ro.add).to(cluster, name="fuzz_add")
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.lists(frames, min_size=1, max_size=5), min_size=1, max_size=8))
+def test_broker_survives_random_messages(cluster: rh.Cluster, messages: list[list[bytes]]) -> None:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(cluster.endpoint)
+    try:
+        for msg in messages:
+            sock.send_multipart(msg)
+    finally:
+        sock.close()
+    assert rh.Function._bound(cluster, "fuzz_add", {"call": "sync"})(2, 3) == 5
