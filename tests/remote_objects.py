@@ -207,3 +207,24 @@ class Tally:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def token_echo(token: str, payload: bytes, pause: float) -> tuple[str, int, int]:
+    """Echo a caller's token with its payload's size and checksum, after a pause."""
+    if pause:
+        time.sleep(pause)
+    return token, len(payload), sum(payload[:64])
+
+
+async def atoken_echo(token: str, payload: bytes, pause: float) -> tuple[str, int, int]:
+    if pause:
+        await anyio.sleep(pause)
+    return token, len(payload), sum(payload[:64])
+
+
+def exit_now(code: int) -> None:
+    os._exit(code)
+
+
+def out_of_memory() -> None:
+    raise MemoryError("pretend the worker ran out of memory")
