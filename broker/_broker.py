@@ -43,6 +43,7 @@ import msgpack
 import zmq
 
 from rhzmq._exceptions import ObjectNotFound
+from rhzmq._limits import Limits
 from rhzmq._protocol import (
     HEADER_SIZE,
     HEARTBEAT_INTERVAL,
@@ -134,6 +135,8 @@ class Broker:
         self._shutdown_waiters: list[tuple[Identity, bytes]] = []
         self._put_frames: dict[bytes, list[bytes]] = {}
         self.clients: dict[Identity, float] = {}  # client id -> when we last heard from it
+        self.limits = Limits.from_env()
+        self.client_calls: dict[Identity, int] = {}  # calls in flight per client
         self._now = time.monotonic()  # refreshed by the heartbeat loop: cheap on the hot path
         self._stopped = anyio.Event()
         self._worker_ready = anyio.Event()
@@ -153,6 +156,8 @@ class Broker:
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable sends raise instead of vanishing
         sock.setsockopt(zmq.SNDHWM, self.hwm)
         sock.setsockopt(zmq.RCVHWM, self.hwm)
+        # A hard guard for peers that skip the sender-side size check (they get disconnected).
+        sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes + (1 << 20))
         try:
             for address in self.addresses:
                 if address.startswith("tcp://") and address.endswith(":0"):
@@ -249,6 +254,7 @@ class Broker:
             if cmd == _FINAL:
                 entry = self.inflight.pop(cid + header[4:12], None)
                 if entry is not None:
+                    self._client_done(cid)
                     worker = self.workers.get(entry[0])
                     if worker is not None:
                         worker.calls.discard(cid + header[4:12])
@@ -264,6 +270,10 @@ class Broker:
             wids = self.directory.get(header[HEADER_SIZE:])
             if not wids:
                 return self._not_found(sender, header)
+            n = self.client_calls.get(sender, 0)
+            if n >= self.limits.max_inflight:
+                return self._too_many(sender, header, n)
+            self.client_calls[sender] = n + 1
             # Least loaded replica: fewest calls in flight (usually just one candidate).
             wid = wids[0] if len(wids) == 1 else min(wids, key=self._load)
             key = sender + header[4:12]
@@ -492,6 +502,22 @@ class Broker:
                         if not holders:
                             del self.directory[obj]
 
+    def _client_done(self, cid: Identity) -> None:
+        n = self.client_calls.get(cid, 0)
+        if n <= 1:
+            self.client_calls.pop(cid, None)
+        else:
+            self.client_calls[cid] = n - 1
+
+    def _too_many(self, sender: Identity, header: bytes, n: int) -> None:
+        self._reply_error(
+            sender,
+            int.from_bytes(header[4:12], "big"),
+            Status.LIMIT,
+            f"this client already has {n:,} calls in flight, the most the broker accepts; wait for "
+            "some to finish (fn.map bounds its calls), or raise RHZMQ_MAX_INFLIGHT on the daemon",
+        )
+
     def _load(self, wid: Identity) -> int:
         return len(self.workers[wid].calls)
 
@@ -573,6 +599,8 @@ class Broker:
             self._put_frames.pop(key, None)
             entry = self.inflight.pop(key, None)
             if entry is not None and entry[2]:
+                self._client_done(entry[2])
+            if entry is not None and entry[2]:
                 self._reply_error(
                     entry[2], int.from_bytes(key[-8:], "big"), Status.WORKER_DIED, message
                 )
@@ -586,6 +614,7 @@ class Broker:
         for key, (wid, _, cid) in list(self.inflight.items()):
             if cid in stale:
                 del self.inflight[key]
+                self._client_done(cid)
                 self._put_frames.pop(key, None)
                 worker = self.workers.get(wid)
                 if worker is not None:

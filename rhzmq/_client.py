@@ -26,6 +26,7 @@ import msgpack
 import zmq
 
 from ._exceptions import ClusterNotRunning, ProtocolError, RemoteError, RemoteTraceback
+from ._limits import Limits, check_size
 from ._output import PrefixedWriter, emit_log
 from ._protocol import (
     HEARTBEAT_INTERVAL,
@@ -40,7 +41,7 @@ from ._protocol import (
     version_message,
 )
 from ._pump import Pump
-from ._serialization import dumps_call, loads
+from ._serialization import OOB_THRESHOLD, dumps_call, loads
 from ._types import Frame
 from ._version import PROTOCOL_VERSION
 
@@ -139,6 +140,7 @@ class Client:
         self._watchdog: asyncio.Task[None] | None = None
         self._connected = False
         self.closed = False
+        self.limits = Limits.from_env()
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -270,6 +272,10 @@ class Client:
         """Like :meth:`call` with arguments already serialized; returns ``(status, frames)``."""
         if not self._connected:
             await self.ensure_connected()
+        if len(payload) > 1 or (payload and len(payload[0]) > OOB_THRESHOLD):  # big calls only
+            check_size(
+                payload, self.limits.max_message_bytes, f"the call to {label or target.decode()}"
+            )
         call_id, pending = self._start(Cmd.CALL, target, (meta, *payload), label, timeout)
         return await self._await(call_id, pending)
 

@@ -10,6 +10,7 @@
     │   └── VersionMismatch           two peers speak different protocol versions
     ├── SerializationError            a value cannot cross the wire (names the argument and type)
     ├── ObjectNotFound                no object of that name (lists close matches); also a KeyError
+    ├── LimitExceeded                 a configured limit (message size, calls in flight, objects)
     ├── CallError                     a call did not produce a result
     │   ├── RemoteError               the remote code raised; carries the remote traceback
     │   ├── WorkerDiedError           the worker holding the object died mid-call
@@ -35,6 +36,7 @@ __all__ = [
     "ClusterError",
     "ClusterNotRunning",
     "EnvError",
+    "LimitExceeded",
     "ObjectNotFound",
     "ProtocolError",
     "RemoteError",
@@ -73,6 +75,10 @@ class VersionMismatch(ProtocolError):
 
 class SerializationError(RhzmqError):
     """A value cannot be serialized or deserialized; the message names the argument and its type."""
+
+
+class LimitExceeded(RhzmqError):
+    """A configured limit was exceeded; the message names the limit and how to raise it."""
 
 
 class ObjectNotFound(RhzmqError, KeyError):

@@ -63,6 +63,7 @@ from ._exceptions import (
     CallCancelled,
     CallTimeout,
     EnvError,
+    LimitExceeded,
     ObjectNotFound,
     ProtocolError,
     RemoteError,
@@ -139,7 +140,7 @@ _STATUS_ERRORS: dict[int, type[RhzmqError]] = {
     Status.PROTOCOL: ProtocolError,
     Status.VERSION: VersionMismatch,
     Status.SERIALIZATION: SerializationError,
-    Status.LIMIT: RhzmqError,
+    Status.LIMIT: LimitExceeded,
     Status.ENV: EnvError,
 }
 

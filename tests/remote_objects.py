@@ -228,3 +228,7 @@ def exit_now(code: int) -> None:
 
 def out_of_memory() -> None:
     raise MemoryError("pretend the worker ran out of memory")
+
+
+def big_result(size: int) -> bytes:
+    return b"x" * size

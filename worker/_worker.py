@@ -35,6 +35,7 @@ import zmq
 
 from rhzmq import _specs
 from rhzmq._exceptions import SerializationError
+from rhzmq._limits import Limits, check_size
 from rhzmq._protocol import (
     HEARTBEAT_INTERVAL,
     HEARTBEAT_LIVENESS,
@@ -49,7 +50,7 @@ from rhzmq._protocol import (
     unpack_meta,
 )
 from rhzmq._pump import Pump
-from rhzmq._serialization import dumps, loads
+from rhzmq._serialization import OOB_THRESHOLD, dumps, loads
 from rhzmq._version import PROTOCOL_VERSION, __version__
 
 from ._capture import current_call, install
@@ -304,6 +305,7 @@ class Worker:
         self.objects: dict[bytes, Entry] = {}
         self.calls: dict[bytes, Call] = {}
         self.max_threads = threads
+        self.limits = Limits.from_env()
         self.threads: CallThreads
         self._stopped = asyncio.Event()
         self._last_heard = time.monotonic()
@@ -451,6 +453,12 @@ class Worker:
         call = self._new_call(header, call_id, frames, True)
         if call is None:
             return
+        if target not in self.objects and len(self.objects) >= self.limits.max_objects:
+            message = (
+                f"worker {self.name!r} already holds {len(self.objects):,} objects, its limit; "
+                "delete some (cluster.delete) or raise RHZMQ_MAX_OBJECTS on the daemon"
+            )
+            return call.finish(Status.LIMIT, final_error(call_id, Status.LIMIT, message)[1:])
         try:
             meta = unpack_meta(frames[2])
             spec = loads(frames[3:])
@@ -521,6 +529,12 @@ class Worker:
         else:
             self.threads.submit(self._run_sync, call, fn, args, kwargs)
 
+    def _result(self, value: Any) -> list[Any]:
+        frames = dumps(value)
+        if len(frames) > 1 or len(frames[0]) > OOB_THRESHOLD:  # only big results pay for the sum
+            check_size(frames, self.limits.max_message_bytes, "the result")
+        return frames
+
     def _run_sync(self, call: Call, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
         token = current_call.set(call)
         status: int = Status.OK
@@ -536,7 +550,7 @@ class Worker:
                     for item in result:
                         call.item(item)
                     result = None
-                frames = dumps(result)
+                frames = self._result(result)
             finally:
                 with call._lock:
                     call.thread_id = None
@@ -559,7 +573,7 @@ class Worker:
             else:
                 result = await fn(*args, **kwargs)
             status: int = Status.OK
-            frames: list[Any] = dumps(result)
+            frames: list[Any] = self._result(result)
         except asyncio.CancelledError:
             # This task is the call itself: reporting the cancellation is how it ends.
             status, frames = _cancelled_frames(call.call_id)
