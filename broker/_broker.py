@@ -36,12 +36,14 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
 import msgpack
 import zmq
 
+from rhzmq._curve import server_keys
 from rhzmq._exceptions import ObjectNotFound
 from rhzmq._limits import Limits
 from rhzmq._protocol import (
@@ -115,7 +117,9 @@ class Broker:
         hwm: int = 100_000,
         on_shutdown: Callable[[], Any] | None = None,
         node: NodeHooks | None = None,
+        curve_dir: Path | None = None,
     ) -> None:
+        self.curve_dir = curve_dir  # set: CURVE on every endpoint, ZAP allow-list (rhzmq._curve)
         # Several endpoints on one socket: ipc:// for peers on this machine (no TCP stack; it
         # measured ~100 us faster per call), loopback TCP for SSH tunnels and other hosts.
         self.addresses = [address] if isinstance(address, str) else list(address)
@@ -158,6 +162,18 @@ class Broker:
         sock.setsockopt(zmq.RCVHWM, self.hwm)
         # A hard guard for peers that skip the sender-side size check (they get disconnected).
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes + (1 << 20))
+        auth = None
+        if self.curve_dir is not None:
+            from zmq.auth.thread import ThreadAuthenticator
+
+            # The authenticator must answer before the first peer connects: start it first.
+            auth = ThreadAuthenticator(zmq.Context.instance())
+            auth.start()
+            auth.configure_curve(domain="*", location=str(self.curve_dir / "authorized"))
+            keys = server_keys(self.curve_dir)
+            sock.curve_server = True
+            sock.curve_secretkey = keys["secret"]
+            sock.curve_publickey = keys["public"]
         try:
             for address in self.addresses:
                 if address.startswith("tcp://") and address.endswith(":0"):
@@ -168,6 +184,8 @@ class Broker:
                     self.endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
         except zmq.ZMQError:
             sock.close(linger=0)
+            if auth is not None:
+                auth.stop()
             raise
         self._pump = Pump(
             sock, self._on_message, router=True, on_unroutable=self._unroutable, zero_copy=True
@@ -186,6 +204,8 @@ class Broker:
                 tg.cancel_scope.cancel()
         finally:
             self._pump.close()
+            if auth is not None:
+                auth.stop()
 
     def stop(self) -> None:
         self._stopped.set()

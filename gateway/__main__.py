@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=32300)
     parser.add_argument("--token", default=os.environ.get("RHZMQ_TOKEN"))
     parser.add_argument("--max-body", type=int, default=None, help="largest request body in bytes")
+    parser.add_argument("--curve-dir", default=None, help="CURVE key directory (rhzmq._curve)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -32,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
 
-        uvloop.run(serve(args.broker, args.host, args.port, args.token, args.max_body))
+        uvloop.run(
+            serve(args.broker, args.host, args.port, args.token, args.max_body, args.curve_dir)
+        )
     except ClusterError as exc:
         print(f"rhzmq gateway: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -122,14 +122,19 @@ def _final_error(status: int, frames: list[bytes]) -> HTTPError:
 class Gateway:
     """Request handlers; one instance per app, one broker client per event loop."""
 
-    def __init__(self, broker: str, max_body: int = MAX_BODY) -> None:
+    def __init__(self, broker: str, max_body: int = MAX_BODY, curve_dir: str | None = None) -> None:
+        from pathlib import Path
+
+        from rhzmq._curve import client_keys
+
         self.broker = broker
+        self.curve = client_keys(Path(curve_dir)) if curve_dir else None
         self.max_body = max_body
         self._describe_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._meta: dict[str, bytes] = {}
 
     def client(self) -> Client:
-        return get_client(self.broker)
+        return get_client(self.broker, self.curve)
 
     def meta(self, method: str) -> bytes:
         meta = self._meta.get(method)
@@ -448,9 +453,11 @@ async def _crash(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(broker: str, *, token: str | None = None, max_body: int = MAX_BODY) -> ASGIApp:
+def create_app(
+    broker: str, *, token: str | None = None, max_body: int = MAX_BODY, curve_dir: str | None = None
+) -> ASGIApp:
     """The gateway's ASGI app for the broker at ``broker`` (protected by ``token`` if given)."""
-    gw = Gateway(broker, max_body)
+    gw = Gateway(broker, max_body, curve_dir)
     routes = [
         Route("/health", _errors(Gateway.health), methods=["GET"]),
         Route("/keys", _errors(Gateway.keys), methods=["GET"]),

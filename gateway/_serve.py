@@ -56,7 +56,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 async def serve(
-    broker: str, host: str, port: int, token: str | None, max_body: int | None = None
+    broker: str,
+    host: str,
+    port: int,
+    token: str | None,
+    max_body: int | None = None,
+    curve_dir: str | None = None,
 ) -> None:
     import uvicorn
 
@@ -67,7 +72,7 @@ async def serve(
     actual = sock.getsockname()[1]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{actual}"
     config = uvicorn.Config(
-        create_app(broker, token=token, max_body=max_body or MAX_BODY),
+        create_app(broker, token=token, max_body=max_body or MAX_BODY, curve_dir=curve_dir),
         log_level="warning",
         access_log=False,
         lifespan="off",
@@ -81,7 +86,12 @@ async def serve(
 
 
 async def start_gateway_process(
-    broker: str, host: str, port: int, token: str | None, log_file: IO[Any] | None = None
+    broker: str,
+    host: str,
+    port: int,
+    token: str | None,
+    log_file: IO[Any] | None = None,
+    curve_dir: str | None = None,
 ) -> tuple[Any, str]:
     """Start ``python -m gateway`` and wait for its READY line; returns (process, url)."""
     check_bind(host, token)
@@ -89,7 +99,18 @@ async def start_gateway_process(
     if token:
         env["RHZMQ_TOKEN"] = token  # the environment, not argv: argv is visible in `ps`
     proc = await anyio.open_process(
-        [sys.executable, "-m", "gateway", "--broker", broker, "--host", host, "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--broker",
+            broker,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            *(["--curve-dir", curve_dir] if curve_dir else []),
+        ],
         stdout=-1,
         stderr=log_file,
         env=env,

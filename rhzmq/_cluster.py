@@ -45,6 +45,7 @@ class Cluster:
         gateway_port: int | None = DEFAULT_GATEWAY_PORT,
         port: int = 0,
         token: str | None = None,
+        bind: str = "127.0.0.1",
     ) -> None:
         if name != "local":
             raise ClusterError(
@@ -55,7 +56,9 @@ class Cluster:
         self.gateway_port = gateway_port
         self.port = port
         self.token = token
+        self.bind = bind
         self._endpoint: str | None = None
+        self._curve: dict[str, bytes] | None = None
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -70,10 +73,22 @@ class Cluster:
                     f"rh.cluster({self.name!r}).up_if_not() or `rhzmq start`."
                 )
             self._endpoint = str(state["endpoint"])
+            self._curve = None
+            if state.get("curve"):
+                from pathlib import Path
+
+                from ._curve import client_keys
+
+                self._curve = client_keys(Path(state["curve"]))
         return self._endpoint
 
     def curve_keys(self) -> dict[str, bytes] | None:
-        return None
+        """CURVE keys when the daemon is reachable beyond loopback (see rhzmq._curve)."""
+        self.endpoint  # noqa: B018 - resolves the state (and the keys) once, then cached
+        return self._curve
+
+    def _client(self) -> Any:
+        return get_client(self.endpoint, self.curve_keys())
 
     @property
     def gateway_url(self) -> str | None:
@@ -94,7 +109,7 @@ class Cluster:
 
     async def _aping(self) -> Any:
         try:
-            return await get_client(self.endpoint).control(Cmd.PING, timeout=5.0)
+            return await self._client().control(Cmd.PING, timeout=5.0)
         except CallTimeout:
             raise ClusterNotRunning(
                 f"the daemon of cluster {self.name!r} does not answer"
@@ -106,7 +121,7 @@ class Cluster:
             return self
         with _start_lock():
             if not self.is_up():  # another process may have started it meanwhile
-                _start_daemon(self.port, self.gateway_port, self.token)
+                _start_daemon(self.port, self.gateway_port, self.token, self.bind)
         self._endpoint = None
         return self
 
@@ -138,20 +153,20 @@ class Cluster:
 
     async def _ashutdown(self) -> None:
         endpoint = self.endpoint
-        await get_client(endpoint).control(Cmd.SHUTDOWN, timeout=STOP_TIMEOUT)
+        await get_client(endpoint, self.curve_keys()).control(Cmd.SHUTDOWN, timeout=STOP_TIMEOUT)
         drop_client(endpoint)
 
     # -- objects -----------------------------------------------------------------------------
 
     async def akeys(self) -> list[str]:
-        return list(await get_client(self.endpoint).control(Cmd.KEYS))
+        return list(await self._client().control(Cmd.KEYS))
 
     def keys(self) -> list[str]:
         """Names of the objects on the cluster."""
         return run_sync(self.akeys, hint="`await cluster.akeys()`")
 
     async def astatus(self) -> dict[str, Any]:
-        return dict(await get_client(self.endpoint).control(Cmd.STATUS))
+        return dict(await self._client().control(Cmd.STATUS))
 
     def status(self) -> dict[str, Any]:
         """The broker's view: workers (pid, objects, calls in flight), objects, versions."""
@@ -170,14 +185,14 @@ class Cluster:
         meta: dict[str, Any] = {"worker": worker or "default"}
         if max_concurrency is not None:
             meta["max_concurrency"] = max_concurrency
-        info = await get_client(self.endpoint).control(
+        info = await self._client().control(
             Cmd.PUT, name, [pack_meta(meta), *dumps(spec)], label=name
         )
         return dict(info)
 
     async def aspawn(self, spec: dict[str, Any]) -> list[str]:
         """Make sure an environment's workers run (see rhzmq._env); returns their names."""
-        result = await get_client(self.endpoint).control(
+        result = await self._client().control(
             Cmd.SPAWN, spec["name"], [pack_meta(spec)], label=f"env {spec['name']}"
         )
         return list(result["workers"])
@@ -241,7 +256,7 @@ class Cluster:
 
     async def adelete(self, names: str | Sequence[str]) -> None:
         """Delete objects, or environments (their worker processes stop)."""
-        client = get_client(self.endpoint)
+        client = self._client()
         for name in [names] if isinstance(names, str) else names:
             await client.control(Cmd.DELETE, name)
 
@@ -252,7 +267,7 @@ class Cluster:
     async def acall(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
         from ._client import call_meta
 
-        client = get_client(self.endpoint)
+        client = self._client()
         return await client.call(
             name.encode(),
             call_meta(method),
@@ -294,7 +309,9 @@ def _start_lock() -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _start_daemon(port: int, gateway_port: int | None, token: str | None) -> dict[str, Any]:
+def _start_daemon(
+    port: int, gateway_port: int | None, token: str | None, bind: str = "127.0.0.1"
+) -> dict[str, Any]:
     """Start the daemon detached and wait for its READY line (see rhzmq._daemon)."""
     read_fd, write_fd = os.pipe()
     cmd = [
@@ -306,6 +323,8 @@ def _start_daemon(port: int, gateway_port: int | None, token: str | None) -> dic
         str(port),
         "--ready-fd",
         str(write_fd),
+        "--host",
+        bind,
     ]
     if gateway_port is not None:
         cmd += ["--gateway-port", str(gateway_port)]

@@ -32,6 +32,7 @@ from worker._envs import EnvInstallError, ensure_venv, run_setup
 from worker._supervisor import Supervisor
 
 from . import _config
+from ._curve import ensure_keys
 from ._protocol import Partial, Status
 from ._version import PROTOCOL_VERSION, __version__
 
@@ -147,6 +148,10 @@ class _Handshake:
 async def serve(
     port: int, gateway_port: int | None, host: str, token: str | None, ready_fd: int | None
 ) -> None:
+    from gateway._serve import is_loopback
+
+    # Reachable from other hosts: CURVE on every connection, with an allow-list of client keys.
+    curve = None if is_loopback(host) else ensure_keys()
     hs = _Handshake(ready_fd)
     stop = anyio.Event()
     addresses = [f"tcp://{host}:{port}"]
@@ -154,8 +159,9 @@ async def serve(
     if len(str(ipc)) < 100:  # the OS limit for a unix socket path is ~107 bytes
         ipc.unlink(missing_ok=True)
         addresses.insert(0, f"ipc://{ipc}")
-    broker = Broker(addresses, on_shutdown=stop.set)
+    broker = Broker(addresses, on_shutdown=stop.set, curve_dir=curve)
     supervisor = Supervisor("", log_file=sys.stderr, on_exit=broker.worker_exited)
+    supervisor.curve_dir = str(curve) if curve else None
     gateway_proc = None
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with anyio.create_task_group() as tg:
@@ -181,12 +187,18 @@ async def serve(
 
                 hs.say(f"STEP starting the HTTP gateway on port {gateway_port}")
                 gateway_proc, gateway_url = await start_gateway_process(
-                    supervisor.broker, host, gateway_port, token, log_file=sys.stderr
+                    supervisor.broker,
+                    host,
+                    gateway_port,
+                    token,
+                    log_file=sys.stderr,
+                    curve_dir=str(curve) if curve else None,
                 )
             state: dict[str, Any] = {
                 "pid": os.getpid(),
                 "endpoint": supervisor.broker,
                 "tcp_endpoint": tcp,
+                "curve": str(curve) if curve else None,
                 "gateway": gateway_url,
                 "version": __version__,
                 "protocol": PROTOCOL_VERSION,

@@ -29,6 +29,7 @@ def _cluster(args: argparse.Namespace) -> Cluster:
         gateway_port=gateway,
         port=getattr(args, "port", 0),
         token=getattr(args, "token", None),
+        bind=getattr(args, "bind", "127.0.0.1"),
     )
 
 
@@ -121,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
     start.add_argument(
         "--token", default=os.environ.get("RHZMQ_TOKEN"), help="bearer token for the gateway"
+    )
+    start.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address to listen on; anything but loopback turns on CURVE for ZeroMQ "
+        "and needs --token for HTTP",
     )
     start.set_defaults(fn=cmd_start)
     sub.add_parser("stop", help="stop the local daemon and its workers").set_defaults(fn=cmd_stop)

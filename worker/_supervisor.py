@@ -54,7 +54,10 @@ class Supervisor:
         self.restarts: dict[str, int] = {}
         self.groups: dict[str, str] = {}  # worker name -> environment
         self._stopping = False
-        self._stopped: set[str] = set()  # workers stopped on purpose: not restarted
+        self._stopped: set[str] = set()
+        self.curve_dir: str | None = (
+            None  # workers authenticate with CURVE when set  # workers stopped on purpose: not restarted
+        )
 
     def command(self, name: str, python: str | None = None, group: str | None = None) -> list[str]:
         return [
@@ -69,6 +72,7 @@ class Supervisor:
             group or name,
             "--parent-pid",
             str(os.getpid()),
+            *(["--curve-dir", self.curve_dir] if self.curve_dir else []),
         ]
 
     async def run_worker(
