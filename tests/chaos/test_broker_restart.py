@@ -64,7 +64,7 @@ def test_broker_restart(endpoint: str) -> None:
 
         async def scenario() -> float:
             client = Client(endpoint)
-            while not (await client.control(Cmd.STATUS))["workers"]:  # until the worker registers
+            while not (await client.control(Cmd.STATUS))["workers"]:  # noqa: ASYNC110 - remote state
                 await asyncio.sleep(0.05)
             await client.control(Cmd.PUT, "add", [pack_meta({}), *dumps(object_spec(ro.add))])
             await client.control(Cmd.PUT, "sleeps", [pack_meta({}), *dumps(object_spec(ro.sleeps))])
