@@ -324,7 +324,7 @@ class Broker:
                         w.stats = unpack_meta(frames[2])
                     except Exception:
                         log.warning("worker %r sent an undecodable heartbeat", w.name)
-        elif cmd == Cmd.CANCEL:
+        elif cmd == Cmd.CANCEL or cmd == Cmd.CREDIT:
             entry = self.inflight.get(sender + header[4:12])
             if entry is not None:
                 self._send([entry[0], header, sender])

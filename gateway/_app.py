@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rhzmq._client import Client, call_meta, get_client
+from rhzmq._client import STREAM_CREDIT, Client, call_meta, get_client
 from rhzmq._exceptions import CallTimeout, ClusterNotRunning, RhzmqError
 from rhzmq._protocol import Cmd, Partial, Status
 from rhzmq._serialization import dumps_call
@@ -314,7 +314,9 @@ class Gateway:
     async def ndjson(
         self, name: str, method: str, payload: list[Any], timeout: float | None
     ) -> AsyncIterator[bytes]:
-        meta = call_meta(method)  # with output: streaming is what the caller asked for
+        # With output (streaming is what the caller asked for) and flow control: items leave the
+        # worker only as fast as the HTTP client reads them.
+        meta = call_meta(method, credit=STREAM_CREDIT)
         try:
             async for kind, data in self.client().events(
                 name.encode(), meta, payload, timeout=timeout

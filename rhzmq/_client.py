@@ -50,6 +50,10 @@ _FINAL, _PARTIAL = Cmd.FINAL, Cmd.PARTIAL
 _NO_ARGS = dumps_call((), {})
 _END = object()
 
+#: Items a stream may send ahead of its consumer, and how many more each CREDIT grants.
+STREAM_CREDIT = 64
+CREDIT_BATCH = 32
+
 #: How long the first contact with a broker may take before ClusterNotRunning.
 CONNECT_TIMEOUT = 10.0
 
@@ -295,12 +299,17 @@ class Client:
         payload = dumps_call(args, kwargs or {}) if (args or kwargs) else _NO_ARGS
         items: asyncio.Queue[Any] = asyncio.Queue()
         call_id, pending = self._start(Cmd.CALL, target, (meta, *payload), label, timeout, items)
+        consumed = 0
         try:
             while True:
                 event = await items.get()
                 if event is _END:
                     break
                 yield loads(event[1])
+                consumed += 1
+                if consumed == CREDIT_BATCH:  # the consumer took these: the producer may go on
+                    self.pump.send([pack_header(Cmd.CREDIT, call_id, CREDIT_BATCH)])
+                    consumed = 0
             decode_final(*pending.future.result())
         finally:
             if self._calls.pop(call_id, None) is not None:
@@ -325,12 +334,18 @@ class Client:
         call_id, pending = self._start(
             Cmd.CALL, target, (meta, *payload), "", timeout, items, capture_all=True
         )
+        consumed = 0
         try:
             while True:
                 event = await items.get()
                 if event is _END:
                     break
                 yield event
+                if event[0] == Partial.ITEM:
+                    consumed += 1
+                    if consumed == CREDIT_BATCH:
+                        self.pump.send([pack_header(Cmd.CREDIT, call_id, CREDIT_BATCH)])
+                        consumed = 0
             yield -1, await pending.future
         finally:
             if self._calls.pop(call_id, None) is not None:
@@ -386,11 +401,17 @@ class Client:
             self.pump.close()
 
 
-def call_meta(method: str, stream_logs: bool = True) -> bytes:
-    """The meta frame of a CALL; stubs build it once per method and reuse it."""
+def call_meta(method: str, stream_logs: bool = True, credit: int = 0) -> bytes:
+    """The meta frame of a CALL; stubs build it once per method and reuse it.
+
+    ``credit``: for streamed calls, how many items the worker may send before the caller grants
+    more (flow control; see worker.Credit).
+    """
     meta: dict[str, Any] = {"m": method}
     if not stream_logs:
         meta["s"] = False
+    if credit:
+        meta["c"] = credit
     return pack_meta(meta)
 
 

@@ -20,6 +20,8 @@ Messages, as each socket sees them (``id`` frames are added/removed by the ROUTE
 
     client -> broker   [header(CALL),   meta, *payload]      meta: msgpack {"m": method, ...options}
                        [header(CANCEL)]
+                       [header(CREDIT)]                       flags: items the stream may send on
+                                                              (a CALL's meta "c": initial credit)
                        [header(PUT),    meta, *spec]          meta: {"worker": name}
                        [header(DELETE)]  [header(KEYS)]  [header(STATUS)]  [header(PING)]
                        [header(SHUTDOWN)]
@@ -28,7 +30,7 @@ Messages, as each socket sees them (``id`` frames are added/removed by the ROUTE
                                                               "replicas"}; PARTIALs stream the
                                                               install, FINAL lists worker names
     broker -> worker   [header(CALL|PUT|DELETE), client id, meta, *payload]
-                       [header(CANCEL), client id]
+                       [header(CANCEL|CREDIT), client id]
                        [header(HEARTBEAT)]                    target = broker instance id
     worker -> broker   [header(PARTIAL|FINAL), client id, *payload]
                        [header(READY), b"", meta]             meta: {"version", "pid", "node",
@@ -103,6 +105,7 @@ class Cmd(enum.IntEnum):
     SHUTDOWN = 13
     BATCH = 14  # several messages in one; see rhzmq._pump (split before any handler sees them)
     SPAWN = 15  # client -> broker: make sure an environment's workers run (meta: the env spec)
+    CREDIT = 16  # client -> broker -> worker: the caller consumed items; flags = how many more
 
 
 class Partial(enum.IntEnum):

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ._client import call_meta, get_client
+from ._client import STREAM_CREDIT, call_meta, get_client
 from ._portal import iter_sync, run_sync
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ class RemoteMethod:
         self._target = name.encode()
         self._meta = call_meta(method)
         self._meta_quiet = call_meta(method, stream_logs=False)
+        self._meta_stream = call_meta(method, credit=STREAM_CREDIT)
+        self._meta_stream_quiet = call_meta(method, stream_logs=False, credit=STREAM_CREDIT)
 
     def _hint(self, args: tuple[Any, ...]) -> str:
         shown = ", ".join(repr(a) for a in args[:3]) + (", ..." if len(args) > 3 else "")
@@ -104,7 +106,7 @@ class RemoteMethod:
         client = get_client(self._cluster.endpoint, self._cluster.curve_keys())
         async for item in client.stream(
             self._target,
-            self._meta if stream_logs else self._meta_quiet,
+            self._meta_stream if stream_logs else self._meta_stream_quiet,
             args,
             kwargs,
             label=self._label,

@@ -232,3 +232,20 @@ def out_of_memory() -> None:
 
 def big_result(size: int) -> bytes:
     return b"x" * size
+
+
+class Firehose:
+    """A generator far faster than its consumers."""
+
+    def __init__(self) -> None:
+        self.produced = 0
+
+    def items(self, n: int, size: int) -> Iterator[bytes]:
+        for _ in range(n):
+            self.produced += 1
+            yield b"x" * size
+
+    async def aitems(self, n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            self.produced += 1
+            yield i

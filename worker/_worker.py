@@ -185,6 +185,35 @@ def error_payload(exc: BaseException, where: str = "") -> tuple[int, list[Any]]:
     return Status.REMOTE, [msgpack.packb(body)]
 
 
+class Credit:
+    """How many more generator items a streaming call may send (flow control).
+
+    The caller grants an initial credit in the CALL's meta and more with CREDIT messages as it
+    consumes items. A producer with no credit waits: a sync generator's thread in short
+    ``acquire`` timeouts (so cancelling it still works), an async generator on an event. A slow
+    consumer thus slows the producer down instead of letting items pile up in memory.
+    """
+
+    def __init__(self, initial: int) -> None:
+        self._sem = threading.Semaphore(initial)
+        self._granted = asyncio.Event()
+
+    def grant(self, n: int) -> None:  # loop thread
+        self._sem.release(n)
+        self._granted.set()
+
+    def take(self) -> None:  # a call thread
+        while not self._sem.acquire(timeout=0.1):
+            pass
+
+    async def atake(self) -> None:  # the loop
+        while not self._sem.acquire(blocking=False):
+            self._granted.clear()
+            if self._sem.acquire(blocking=False):
+                return
+            await self._granted.wait()
+
+
 class Call:
     """One running call: queues its output and items in order, sends its FINAL once."""
 
@@ -195,6 +224,7 @@ class Call:
         "call_id",
         "cancelled",
         "cid",
+        "credit",
         "done",
         "entry",
         "header_id",
@@ -213,6 +243,7 @@ class Call:
         self.call_id = call_id
         self.header_id = header_id
         self.stream_logs = stream_logs
+        self.credit: Credit | None = None
         self.entry: Entry | None = None
         self.task: asyncio.Task[None] | None = None
         self.thread_id: int | None = None
@@ -397,6 +428,10 @@ class Worker:
             call = self.calls.get(frames[1] + header[4:12]) if len(frames) > 1 else None
             if call is not None:
                 call.cancel()
+        elif cmd == Cmd.CREDIT:
+            call = self.calls.get(frames[1] + header[4:12]) if len(frames) > 1 else None
+            if call is not None and call.credit is not None:
+                call.credit.grant(header[12])
         elif cmd == Cmd.PUT:
             self._on_put(header, call_id, target.encode(), frames)
         elif cmd == Cmd.DELETE:
@@ -432,6 +467,8 @@ class Worker:
         call = self._new_call(header, call_id, frames, bool(meta.get("s", True)))
         if call is None:
             return
+        if meta.get("c"):
+            call.credit = Credit(int(meta["c"]))
         entry = self.objects.get(target)
         if entry is None:
             body = final_error(
@@ -547,7 +584,10 @@ class Worker:
                     call.thread_id = threading.get_ident()
                 result = fn(*args, **kwargs)
                 if inspect.isgenerator(result):
+                    credit = call.credit
                     for item in result:
+                        if credit is not None:
+                            credit.take()
                         call.item(item)
                     result = None
                 frames = self._result(result)
@@ -567,7 +607,10 @@ class Worker:
     ) -> None:
         try:
             if kind == "agen":
+                credit = call.credit
                 async for item in fn(*args, **kwargs):
+                    if credit is not None:
+                        await credit.atake()
                     call.item(item)
                 result = None
             else:
