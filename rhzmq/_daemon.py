@@ -77,6 +77,7 @@ class LocalNode:
                 raise ValueError(f"bad environment {name!r} with {replicas} replicas")
             reqs = [str(r) for r in meta.get("reqs") or []]
             env_vars = {str(k): str(v) for k, v in (meta.get("env_vars") or {}).items()}
+            env_vars.update({str(k): str(v) for k, v in (meta.get("secrets") or {}).items()})
             key = json.dumps(meta, sort_keys=True, default=str)
             names = [name] + [f"{name}.{i}" for i in range(1, replicas)]
             if self.specs.get(name) == key and all(n in self.supervisor.processes for n in names):

@@ -28,6 +28,7 @@ class Env:
         working_dir: str | None = None,
         setup_cmds: list[str] | None = None,
         compute: dict[str, Any] | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> None:
         if name is not None and (
             not name or "/" in name or (name == "default" and (reqs or env_vars))
@@ -45,6 +46,9 @@ class Env:
         self.name = name or "env-" + _short_hash(reqs, env_vars, working_dir, setup_cmds)
         self.reqs = list(reqs or [])
         self.env_vars = dict(env_vars or {})
+        # Set in the workers like env_vars, but never shown: not in repr, status(), processes()
+        # or any log, and not part of the env's default name.
+        self.secrets = dict(secrets or {})
         self.working_dir = working_dir
         self.setup_cmds = list(setup_cmds or [])
         self.compute = dict(compute or {})
@@ -54,6 +58,7 @@ class Env:
             "name": self.name,
             "reqs": self.reqs,
             "env_vars": self.env_vars,
+            "secrets": self.secrets,
             "working_dir": self.working_dir,
             "setup_cmds": self.setup_cmds,
             "replicas": replicas,
@@ -81,9 +86,13 @@ def env(
     working_dir: str | None = None,
     setup_cmds: list[str] | None = None,
     compute: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> Env:
-    """Describe a worker environment: ``rh.env(name="math", reqs=["numpy"])``."""
-    return Env(name, reqs, env_vars, working_dir, setup_cmds, compute)
+    """Describe a worker environment: ``rh.env(name="math", reqs=["numpy"])``.
+
+    ``secrets`` are environment variables like ``env_vars`` that rhzmq never displays or logs.
+    """
+    return Env(name, reqs, env_vars, working_dir, setup_cmds, compute, secrets)
 
 
 def _short_hash(*parts: Any) -> str:

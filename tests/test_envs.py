@@ -138,3 +138,19 @@ def test_max_concurrency_queues_extra_calls(cluster: rh.Cluster) -> None:
 
     assert asyncio.run(two()) >= 0.58
     cluster.delete("one_at_a_time")
+
+
+def test_secrets_reach_the_worker_but_are_never_shown(cluster: rh.Cluster) -> None:
+    from rhzmq import _config
+
+    value = "s3cr3t-value-for-tests-91c2"
+    e = rh.env(name="secretive", env_vars={"PLAIN": "1"}, secrets={"RHZMQ_TEST_SECRET": value})
+    assert value not in repr(e)
+    getenv = rh.function(ro.getenv).to(cluster, env=e, name="secret_getenv")
+    assert getenv("RHZMQ_TEST_SECRET") == value
+    [pid] = pids_of(cluster, "secretive")
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert value.encode() not in f.read()  # environment, not argv: invisible in `ps`
+    assert value not in str(cluster.status()) and value not in str(cluster.processes())
+    assert value not in _config.log_file().read_text(errors="replace")
+    cluster.delete("secretive")
