@@ -299,18 +299,25 @@ class Client:
         payload = dumps_call(args, kwargs or {}) if (args or kwargs) else _NO_ARGS
         items: asyncio.Queue[Any] = asyncio.Queue()
         call_id, pending = self._start(Cmd.CALL, target, (meta, *payload), label, timeout, items)
+        async for _, frames in self._queued(call_id, items):
+            yield loads(frames)
+        decode_final(*pending.future.result())
+
+    async def _queued(self, call_id: int, items: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+        """A streamed call's queued events. Taking items grants the worker more credit; leaving
+        before the end cancels the remote call."""
         consumed = 0
         try:
             while True:
                 event = await items.get()
                 if event is _END:
-                    break
-                yield loads(event[1])
-                consumed += 1
-                if consumed == CREDIT_BATCH:  # the consumer took these: the producer may go on
-                    self.pump.send([pack_header(Cmd.CREDIT, call_id, CREDIT_BATCH)])
-                    consumed = 0
-            decode_final(*pending.future.result())
+                    return
+                yield event
+                if event[0] == Partial.ITEM:
+                    consumed += 1
+                    if consumed == CREDIT_BATCH:  # the consumer took these: the producer may go on
+                        self.pump.send([pack_header(Cmd.CREDIT, call_id, CREDIT_BATCH)])
+                        consumed = 0
         finally:
             if self._calls.pop(call_id, None) is not None:
                 self._send_cancel(call_id)  # the consumer stopped early
@@ -334,22 +341,9 @@ class Client:
         call_id, pending = self._start(
             Cmd.CALL, target, (meta, *payload), "", timeout, items, capture_all=True
         )
-        consumed = 0
-        try:
-            while True:
-                event = await items.get()
-                if event is _END:
-                    break
-                yield event
-                if event[0] == Partial.ITEM:
-                    consumed += 1
-                    if consumed == CREDIT_BATCH:
-                        self.pump.send([pack_header(Cmd.CREDIT, call_id, CREDIT_BATCH)])
-                        consumed = 0
-            yield -1, await pending.future
-        finally:
-            if self._calls.pop(call_id, None) is not None:
-                self._send_cancel(call_id)
+        async for event in self._queued(call_id, items):
+            yield event
+        yield -1, await pending.future
 
     async def control(
         self,

@@ -23,9 +23,7 @@ import rhzmq as rh
 TOKEN = "s3cret-token-for-tests"
 
 
-@pytest.fixture(scope="module")
-def deployed(cluster: rh.Cluster) -> Iterator[str]:
-    """The session cluster's gateway URL, with the test objects on the cluster."""
+def deploy(cluster: rh.Cluster) -> None:
     for fn in (
         ro.greet,
         ro.ticker,
@@ -38,6 +36,12 @@ def deployed(cluster: rh.Cluster) -> Iterator[str]:
     ):
         rh.function(fn).to(cluster)
     rh.module(ro.Store).to(cluster)(name="store")
+
+
+@pytest.fixture(scope="module")
+def deployed(cluster: rh.Cluster) -> Iterator[str]:
+    """The session cluster's gateway URL, with the test objects on the cluster."""
+    deploy(cluster)
     url = cluster.gateway_url
     assert url and url.startswith("http://127.0.0.1:")
     yield url
@@ -228,18 +232,7 @@ def test_worker_death_is_503(cluster: rh.Cluster, deployed: str) -> None:
     r = httpx.post(f"{deployed}/doomed", json={"args": [30]}, timeout=30)
     assert r.status_code == 503 and err(r)["type"] == "WorkerDiedError"
     worker_pid(cluster)  # restarted
-    for fn in (
-        ro.greet,
-        ro.ticker,
-        ro.raw_bytes,
-        ro.a_set,
-        ro.kwargs_echo,
-        ro.fails,
-        ro.sleeps,
-        ro.add,
-    ):
-        rh.function(fn).to(cluster)
-    rh.module(ro.Store).to(cluster)(name="store")
+    deploy(cluster)  # do not race the broker's rebuild: the tests after this one need them now
 
 
 def test_openapi_from_live_objects(deployed: str) -> None:
