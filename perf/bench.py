@@ -153,7 +153,7 @@ def replicas(rounds: int = 3, calls: int = 2000) -> dict[str, Any]:
     return out
 
 
-def _client_process(home: str, calls: int, width: int, start: Any, out: Any) -> None:
+def _client_process(home: str, calls: int, width: int, ready: Any, start: Any, out: Any) -> None:
     import uvloop
 
     os.environ["RHZMQ_HOME"] = home
@@ -162,6 +162,7 @@ def _client_process(home: str, calls: int, width: int, start: Any, out: Any) -> 
 
     async def run() -> float:
         await fn.acall(1)  # connected and warm before the start signal
+        ready.put(1)
         start.wait()
         return await in_flight(fn, calls, width)
 
@@ -175,14 +176,15 @@ def many_clients(rounds: int = 3, processes: int = 8, calls: int = 10000) -> dic
         rh.function(targets.noop).to(c)
         home = os.environ["RHZMQ_HOME"]
         for _ in range(rounds):
-            start, out = mp.Event(), mp.Queue()
+            ready, start, out = mp.Queue(), mp.Event(), mp.Queue()
             procs = [
-                mp.Process(target=_client_process, args=(home, calls, 64, start, out))
+                mp.Process(target=_client_process, args=(home, calls, 64, ready, start, out))
                 for _ in range(processes)
             ]
             for p in procs:
                 p.start()
-            time.sleep(0)  # each process connects and warms up, then waits on `start`
+            for _ in procs:  # handshake: every client is connected and warm before the clock starts
+                ready.get(timeout=120)
             t = time.perf_counter()
             start.set()
             rates = [out.get(timeout=300) for _ in procs]

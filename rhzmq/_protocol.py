@@ -153,11 +153,6 @@ def pack_header(cmd: int, call_id: int = 0, flags: int = 0, target: bytes = b"")
     return HEADER.pack(MAGIC, PROTOCOL_VERSION, cmd, call_id, flags, len(target)) + target
 
 
-def header_prefix(cmd: int, flags: int = 0) -> bytes:
-    """The constant first 4 bytes of a header, for hot paths that splice headers by hand."""
-    return MAGIC + bytes((PROTOCOL_VERSION, cmd))
-
-
 def check_header(frame: bytes) -> str | None:
     """Return None if ``frame`` is a well-formed header, else what is wrong with it."""
     if len(frame) < HEADER_SIZE:
@@ -198,18 +193,6 @@ def call_id_of(frame: bytes) -> bytes:
 
 def target_of(frame: bytes) -> bytes:
     return frame[HEADER_SIZE:]
-
-
-def error_frame(
-    status: int, message: str, type_name: str | None = None, **extra: Any
-) -> tuple[bytes, bytes]:
-    """Build the flags byte and payload frame of an error FINAL (used by broker and worker)."""
-    body: dict[str, Any] = {
-        "type": type_name or _STATUS_ERRORS[status].__name__,
-        "message": message,
-    }
-    body.update(extra)
-    return bytes((status,)), msgpack.packb(body)
 
 
 def final_error(call_id: int, status: int, message: str, **extra: Any) -> list[Frame]:

@@ -252,10 +252,6 @@ class Pump:
                     self.on_unroutable(bytes(frames[0]))
             self._outbox.popleft()
 
-    @property
-    def backlog(self) -> int:
-        return len(self._outbox) + len(self._queue)
-
     def close(self) -> None:
         if not self._closed:
             if self._queue:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 #: One ZeroMQ frame as we send it: bytes, or any buffer (memoryview, NumPy data) sent zero-copy.
 Frame: TypeAlias = bytes | memoryview
@@ -11,7 +11,3 @@ Frame: TypeAlias = bytes | memoryview
 Frames: TypeAlias = Sequence[Frame]
 #: A ROUTER routing id (5 bytes for peers the broker names itself).
 Identity: TypeAlias = bytes
-#: A call id is unique per client connection; (client identity, call id) is unique per broker.
-CallId: TypeAlias = int
-#: Plain data that msgpack carries without pickling.
-JSONLike: TypeAlias = Any
