@@ -63,8 +63,10 @@ def test_env_vars_only_in_their_worker_and_delete_kills(cluster: rh.Cluster) -> 
     [pid] = pids_of(cluster, "vars")
     procs = {p["name"]: p for p in cluster.processes()}
     assert procs["vars"]["objects"] == ["getenv"] and procs["vars"]["pid"] == pid
-    time.sleep(1.2)  # one heartbeat carries CPU and memory figures
-    stats = {p["name"]: p for p in cluster.processes()}["vars"]
+    deadline = time.monotonic() + 5
+    while (stats := {p["name"]: p for p in cluster.processes()}["vars"])["rss_bytes"] is None:
+        assert time.monotonic() < deadline, "no heartbeat brought CPU and memory figures"
+        time.sleep(0.1)  # the figures ride on the worker's next heartbeat (1 s)
     assert stats["rss_bytes"] > 10_000_000 and stats["cpu_seconds"] > 0
     cluster.delete("vars")
     assert wait_pid_gone(pid, 10)
