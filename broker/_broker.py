@@ -138,9 +138,10 @@ class Broker:
         self._pump: Pump | None = None
         self._shutdown_waiters: list[tuple[Identity, bytes]] = []
         self._put_frames: dict[bytes, list[bytes]] = {}
-        self.clients: dict[Identity, float] = {}  # client id -> when we last heard from it
+        # client id -> [calls in flight, when we last heard from it]: one lookup per message
+        self.clients: dict[Identity, list[Any]] = {}
         self.limits = Limits.from_env()
-        self.client_calls: dict[Identity, int] = {}  # calls in flight per client
+        self.max_inflight = self.limits.max_inflight
         self._now = time.monotonic()  # refreshed by the heartbeat loop: cheap on the hot path
         self._stopped = anyio.Event()
         self._worker_ready = anyio.Event()
@@ -274,7 +275,9 @@ class Broker:
             if cmd == _FINAL:
                 entry = self.inflight.pop(cid + header[4:12], None)
                 if entry is not None:
-                    self._client_done(cid)
+                    client = self.clients.get(cid)
+                    if client is not None:
+                        client[0] -= 1
                     worker = self.workers.get(entry[0])
                     if worker is not None:
                         worker.calls.discard(cid + header[4:12])
@@ -286,14 +289,16 @@ class Broker:
             return
         if cmd == _CALL:
             # [cid, header, meta, *payload] -> [wid, header, cid, meta, *payload]
-            self.clients[sender] = self._now
             wids = self.directory.get(header[HEADER_SIZE:])
             if not wids:
                 return self._not_found(sender, header)
-            n = self.client_calls.get(sender, 0)
-            if n >= self.limits.max_inflight:
-                return self._too_many(sender, header, n)
-            self.client_calls[sender] = n + 1
+            client = self.clients.get(sender)
+            if client is None:
+                client = self.clients[sender] = [0, self._now]
+            elif client[0] >= self.max_inflight:
+                return self._too_many(sender, header, client[0])
+            client[0] += 1
+            client[1] = self._now
             # Least loaded replica: fewest calls in flight (usually just one candidate).
             wid = wids[0] if len(wids) == 1 else min(wids, key=self._load)
             key = sender + header[4:12]
@@ -358,7 +363,11 @@ class Broker:
                 [sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(self.status())]
             )
         elif cmd == Cmd.PING:
-            self.clients[sender] = self._now
+            client = self.clients.get(sender)
+            if client is None:
+                self.clients[sender] = [0, self._now]
+            else:
+                client[1] = self._now
             body = {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
             self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(body)])
         elif cmd == Cmd.SHUTDOWN:
@@ -523,11 +532,9 @@ class Broker:
                             del self.directory[obj]
 
     def _client_done(self, cid: Identity) -> None:
-        n = self.client_calls.get(cid, 0)
-        if n <= 1:
-            self.client_calls.pop(cid, None)
-        else:
-            self.client_calls[cid] = n - 1
+        client = self.clients.get(cid)
+        if client is not None:
+            client[0] -= 1
 
     def _too_many(self, sender: Identity, header: bytes, n: int) -> None:
         self._reply_error(
@@ -628,7 +635,7 @@ class Broker:
     def _reap_clients(self, now: float) -> None:
         """Cancel the calls of clients silent for HEARTBEAT_LIVENESS intervals (they died)."""
         deadline = now - HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS
-        stale = {cid for cid, seen in self.clients.items() if seen < deadline}
+        stale = {cid for cid, (_, seen) in self.clients.items() if seen < deadline}
         if not stale:
             return
         for key, (wid, _, cid) in list(self.inflight.items()):
