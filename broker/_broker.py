@@ -204,7 +204,9 @@ class Broker:
                 await self._stopped.wait()
                 tg.cancel_scope.cancel()
         finally:
-            self._pump.close()
+            # Bounded linger: the last replies (SHUTDOWN's among them) are still delivered when
+            # the process terminates the context, without a stuck peer holding it up.
+            self._pump.close(linger=100)
             if auth is not None:
                 auth.stop()
 
@@ -245,7 +247,7 @@ class Broker:
         else:
             log.info("client %s is gone; dropped a message for it", peer.hex())
 
-    def _reply_error(
+    def reply_error(
         self, cid: Identity, call_id: int, status: int, message: str, **extra: Any
     ) -> None:
         self._send([cid, *final_error(call_id, status, message, **extra)])
@@ -273,17 +275,18 @@ class Broker:
                 )
             cid = frames[2]
             if cmd == _FINAL:
-                entry = self.inflight.pop(cid + header[4:12], None)
+                key = cid + header[4:12]
+                entry = self.inflight.pop(key, None)
                 if entry is not None:
                     client = self.clients.get(cid)
                     if client is not None:
                         client[0] -= 1
                     worker = self.workers.get(entry[0])
                     if worker is not None:
-                        worker.calls.discard(cid + header[4:12])
+                        worker.calls.discard(key)
                         worker.calls_done += 1
                         if entry[1] is not None:
-                            self._put_done(entry[1], worker, cid + header[4:12], header[12])
+                            self._put_done(entry[1], worker, key, header[12])
             if cid:  # an empty client id marks a reply to the broker's own request
                 self._send([cid, header, *frames[3:]])
             return
@@ -344,7 +347,7 @@ class Broker:
             self._on_delete(sender, header, call_id, target)
         elif cmd == Cmd.SPAWN:
             if self.node is None:
-                return self._reply_error(
+                return self.reply_error(
                     sender,
                     call_id,
                     Status.LIMIT,
@@ -433,7 +436,7 @@ class Broker:
         wid = next((w.wid for w in self.workers.values() if w.name == wname), None)
         if wid is None:
             names = sorted(w.name for w in self.workers.values())
-            return self._reply_error(
+            return self.reply_error(
                 sender,
                 call_id,
                 Status.NOT_FOUND,
@@ -482,7 +485,7 @@ class Broker:
             if spec is None or name in reported:
                 continue
             call_id = next(self._own_ids)
-            key = b"" + call_id.to_bytes(8, "big")
+            key = call_id.to_bytes(8, "big")  # client id b"": the broker's own request
             self.inflight[key] = (worker.wid, name, b"")
             worker.calls.add(key)
             self._put_frames[key] = spec
@@ -537,7 +540,7 @@ class Broker:
             client[0] -= 1
 
     def _too_many(self, sender: Identity, header: bytes, n: int) -> None:
-        self._reply_error(
+        self.reply_error(
             sender,
             int.from_bytes(header[4:12], "big"),
             Status.LIMIT,
@@ -553,9 +556,6 @@ class Broker:
     def reply(self, cid: Identity, call_id: int, status: int, frames: list[Any]) -> None:
         self._send([cid, pack_header(_FINAL, call_id, status), *frames])
 
-    def reply_error(self, cid: Identity, call_id: int, status: int, message: str) -> None:
-        self._reply_error(cid, call_id, status, message)
-
     def partial(self, cid: Identity, call_id: int, kind: int, frames: list[Any]) -> None:
         self._send([cid, pack_header(Cmd.PARTIAL, call_id, kind), *frames])
 
@@ -565,7 +565,7 @@ class Broker:
             {w.group for w in self.workers.values()}
         )
         err = ObjectNotFound.for_name(name, known)
-        self._reply_error(
+        self.reply_error(
             sender,
             int.from_bytes(header[4:12], "big"),
             _NOT_FOUND,
@@ -578,7 +578,7 @@ class Broker:
         if len(header) >= 12 and header[:2] == MAGIC and header[2] != PROTOCOL_VERSION:
             call_id = int.from_bytes(header[4:12], "big")
             log.warning("peer %s: %s", sender.hex(), version_message(header[2]))
-            return self._reply_error(sender, call_id, Status.VERSION, version_message(header[2]))
+            return self.reply_error(sender, call_id, Status.VERSION, version_message(header[2]))
         self._protocol_error(sender, header, check_header(header) or "malformed header")
 
     def _protocol_error(self, sender: Identity, header: bytes, problem: str) -> None:
@@ -586,7 +586,7 @@ class Broker:
         if sender in self.workers:
             return  # a worker gets no reply it could confuse with a call
         call_id = int.from_bytes(header[4:12], "big") if len(header) >= 12 else 0
-        self._reply_error(
+        self.reply_error(
             sender, call_id, Status.PROTOCOL, f"the broker rejected a message: {problem}"
         )
 
@@ -628,7 +628,7 @@ class Broker:
             if entry is not None and entry[2]:
                 self._client_done(entry[2])
             if entry is not None and entry[2]:
-                self._reply_error(
+                self.reply_error(
                     entry[2], int.from_bytes(key[-8:], "big"), Status.WORKER_DIED, message
                 )
 

@@ -130,25 +130,20 @@ class Cluster:
 
     def teardown(self) -> None:
         """Stop the daemon and every worker; objects on it are gone."""
+        run_sync(self.ateardown, hint="`await cluster.ateardown()`")
+
+    async def ateardown(self) -> None:
         state = _config.read_state()
         if not state or not _config.pid_alive(int(state.get("pid", 0))):
             return
         pid = int(state["pid"])
         try:
-            run_sync(self._ashutdown, hint="`await cluster.ateardown()`")
+            await self._ashutdown()
         except (ClusterNotRunning, CallTimeout):
-            os.kill(pid, signal.SIGTERM)
-        _wait_gone(pid, STOP_TIMEOUT)
-        self._endpoint = None
-
-    async def ateardown(self) -> None:
-        state = _config.read_state()
-        if not state:
-            return
-        await self._ashutdown()
+            os.kill(pid, signal.SIGTERM)  # the broker does not answer: stop the process itself
         import anyio
 
-        await anyio.to_thread.run_sync(_wait_gone, int(state["pid"]), STOP_TIMEOUT)
+        await anyio.to_thread.run_sync(_wait_gone, pid, STOP_TIMEOUT)
         self._endpoint = None
 
     async def _ashutdown(self) -> None:

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import anyio
 import msgpack
+import zmq
 from anyio.abc import TaskGroup
 
 from broker import Broker
@@ -220,7 +221,6 @@ async def serve(
             await supervisor.stop()
             _remove_state()
             broker.finish_shutdown()
-            await anyio.sleep(0.05)  # let the SHUTDOWN replies leave the socket
             tg.cancel_scope.cancel()
 
 
@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
             args.ready_fd,
             backend_options={"use_uvloop": True},
         )
+        # Returns once the broker's last replies (SHUTDOWN's) are written, or its linger ends.
+        zmq.Context.instance().term()
     except Exception:
         log.exception("daemon failed")
         _remove_state()

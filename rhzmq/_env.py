@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 
 
 class Env:
-    """A worker environment; see the module docstring."""
+    """A worker environment; see the module docstring.
+
+    ``secrets`` are environment variables like ``env_vars`` that rhzmq never displays or logs.
+    """
 
     def __init__(
         self,
@@ -79,20 +82,9 @@ class Env:
         return f"<Env {self.name!r} reqs={self.reqs}>"
 
 
-def env(
-    name: str | None = None,
-    reqs: list[str] | None = None,
-    env_vars: dict[str, str] | None = None,
-    working_dir: str | None = None,
-    setup_cmds: list[str] | None = None,
-    compute: dict[str, Any] | None = None,
-    secrets: dict[str, str] | None = None,
-) -> Env:
-    """Describe a worker environment: ``rh.env(name="math", reqs=["numpy"])``.
-
-    ``secrets`` are environment variables like ``env_vars`` that rhzmq never displays or logs.
-    """
-    return Env(name, reqs, env_vars, working_dir, setup_cmds, compute, secrets)
+#: ``rh.env(name="math", reqs=["numpy"])``: the factory is the class itself, so its signature
+#: and docs cannot drift from it.
+env = Env
 
 
 def _short_hash(*parts: Any) -> str:

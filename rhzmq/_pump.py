@@ -252,7 +252,9 @@ class Pump:
                     self.on_unroutable(bytes(frames[0]))
             self._outbox.popleft()
 
-    def close(self) -> None:
+    def close(self, linger: int = 0) -> None:
+        """Flush what this iteration queued and close; ``linger`` ms lets ZeroMQ deliver it
+        when the context is terminated (the default drops it: nobody waits for it)."""
         if not self._closed:
             if self._queue:
                 try:
@@ -261,4 +263,4 @@ class Pump:
                     pass  # closing anyway
             self._closed = True
             self.loop.remove_reader(self._fd)
-            self.sock.close(linger=0)
+            self.sock.close(linger=linger)

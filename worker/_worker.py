@@ -37,6 +37,7 @@ from rhzmq import _specs
 from rhzmq._exceptions import SerializationError
 from rhzmq._limits import Limits, check_size
 from rhzmq._protocol import (
+    HEADER_SIZE,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_LIVENESS,
     Cmd,
@@ -46,7 +47,6 @@ from rhzmq._protocol import (
     final_error,
     pack_header,
     pack_meta,
-    unpack_header,
     unpack_meta,
 )
 from rhzmq._pump import Pump
@@ -421,9 +421,10 @@ class Worker:
         if problem:
             log.warning("ignored a malformed message from the broker: %s", problem)
             return
-        cmd, call_id, _, target = unpack_header(header)
+        # The target stays bytes: objects are keyed by it, so no decode/encode per call.
+        cmd, call_id, target = header[3], int.from_bytes(header[4:12], "big"), header[HEADER_SIZE:]
         if cmd == Cmd.CALL:
-            self._on_call(header, call_id, target.encode(), frames)
+            self._on_call(header, call_id, target, frames)
         elif cmd == Cmd.CANCEL:
             call = self.calls.get(frames[1] + header[4:12]) if len(frames) > 1 else None
             if call is not None:
@@ -433,16 +434,18 @@ class Worker:
             if call is not None and call.credit is not None:
                 call.credit.grant(header[12])
         elif cmd == Cmd.PUT:
-            self._on_put(header, call_id, target.encode(), frames)
+            self._on_put(header, call_id, target, frames)
         elif cmd == Cmd.DELETE:
-            entry = self.objects.pop(target.encode(), None)
-            log.info("deleted %r", target)
+            entry = self.objects.pop(target, None)
+            log.info("deleted %r", target.decode(errors="replace"))
             if len(frames) > 1 and frames[1]:
                 status = Status.OK if entry is not None else Status.NOT_FOUND
                 body = (
                     _NONE
                     if entry is not None
-                    else final_error(call_id, Status.NOT_FOUND, f"no object {target!r}")[1:]
+                    else final_error(
+                        call_id, Status.NOT_FOUND, f"no object {target.decode(errors='replace')!r}"
+                    )[1:]
                 )
                 self.pump.send([pack_header(Cmd.FINAL, call_id, status), frames[1], *body])
         elif cmd == Cmd.DISCONNECT:
