@@ -32,6 +32,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -43,6 +44,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rhzmq._client import STREAM_CREDIT, Client, call_meta, get_client
+from rhzmq._curve import client_keys
 from rhzmq._exceptions import CallTimeout, ClusterNotRunning, RhzmqError
 from rhzmq._protocol import Cmd, Partial, Status
 from rhzmq._serialization import dumps_call
@@ -123,10 +125,6 @@ class Gateway:
     """Request handlers; one instance per app, one broker client per event loop."""
 
     def __init__(self, broker: str, max_body: int = MAX_BODY, curve_dir: str | None = None) -> None:
-        from pathlib import Path
-
-        from rhzmq._curve import client_keys
-
         self.broker = broker
         self.curve = client_keys(Path(curve_dir)) if curve_dir else None
         self.max_body = max_body

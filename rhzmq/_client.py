@@ -25,7 +25,13 @@ from typing import Any
 import msgpack
 import zmq
 
-from ._exceptions import ClusterNotRunning, ProtocolError, RemoteError, RemoteTraceback
+from ._exceptions import (
+    CallTimeout,
+    ClusterNotRunning,
+    ProtocolError,
+    RemoteError,
+    RemoteTraceback,
+)
 from ._limits import Limits, check_size
 from ._output import PrefixedWriter, emit_log
 from ._protocol import (
@@ -198,8 +204,6 @@ class Client:
         return call_id, pending
 
     def _expire(self, call_id: int, timeout: float) -> None:
-        from ._exceptions import CallTimeout
-
         pending = self._calls.pop(call_id, None)
         if pending is None:
             return

@@ -19,10 +19,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import anyio
+
 from . import _config
-from ._client import drop_client, get_client
+from ._client import call_meta, drop_client, get_client
+from ._curve import client_keys
 from ._exceptions import CallTimeout, ClusterError, ClusterNotRunning, ObjectNotFound
 from ._portal import run_sync
 from ._protocol import Cmd, pack_meta
@@ -75,10 +79,6 @@ class Cluster:
             self._endpoint = str(state["endpoint"])
             self._curve = None
             if state.get("curve"):
-                from pathlib import Path
-
-                from ._curve import client_keys
-
                 self._curve = client_keys(Path(state["curve"]))
         return self._endpoint
 
@@ -141,8 +141,6 @@ class Cluster:
             await self._ashutdown()
         except (ClusterNotRunning, CallTimeout):
             os.kill(pid, signal.SIGTERM)  # the broker does not answer: stop the process itself
-        import anyio
-
         await anyio.to_thread.run_sync(_wait_gone, pid, STOP_TIMEOUT)
         self._endpoint = None
 
@@ -260,8 +258,6 @@ class Cluster:
         run_sync(self.adelete, names, hint="`await cluster.adelete(name)`")
 
     async def acall(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        from ._client import call_meta
-
         client = self._client()
         return await client.call(
             name.encode(),

@@ -9,6 +9,8 @@ layered over the daemon's own packages; installing streams pip's output to the c
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from ._portal import run_sync
@@ -88,7 +90,4 @@ env = Env
 
 
 def _short_hash(*parts: Any) -> str:
-    import hashlib
-    import json
-
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]

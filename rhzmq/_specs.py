@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import sys
 import threading
 from collections.abc import Sequence
@@ -88,8 +89,6 @@ _reload_lock = threading.Lock()
 def load_code(ref: CodeRef) -> Any:
     """Resolve a code reference; re-imports the module when its source file changed."""
     if "pickled" in ref:
-        import pickle
-
         return pickle.loads(ref["pickled"])
     path = ref.get("path")
     if path and path not in sys.path:

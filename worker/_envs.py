@@ -13,6 +13,7 @@ raises :class:`EnvInstallError` with pip's own last lines; other envs are untouc
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -70,8 +71,6 @@ async def ensure_venv(reqs: list[str], progress: Callable[[str], None]) -> str:
         return str(python)
     lock = envs_dir() / f"{root.name}.lock"
     async with await anyio.open_file(lock, "w") as f:
-        import fcntl
-
         # Two envs with the same requirements built at once share one venv: the second waits.
         await anyio.to_thread.run_sync(fcntl.flock, f.wrapped.fileno(), fcntl.LOCK_EX)
         try:
