@@ -72,6 +72,10 @@ _HB = pack_header(Cmd.HEARTBEAT)
 _DISCONNECT = pack_header(Cmd.DISCONNECT)
 
 
+#: Worker group of the node agents (one per host of a multi-host cluster, see rhzmq._daemon).
+NODE_GROUP = "__node__"
+
+
 class NodeHooks(Protocol):
     """What the broker asks of the node supervisor running beside it (see rhzmq._daemon)."""
 
@@ -223,7 +227,10 @@ class Broker:
             await ready.wait()
 
     def finish_shutdown(self) -> None:
-        """Answer the SHUTDOWN callers, then stop."""
+        """Tell the node agents of other hosts to stop, answer the SHUTDOWN callers, then stop."""
+        for w in self.workers.values():
+            if w.group == NODE_GROUP:
+                self._send([w.wid, pack_header(Cmd.SHUTDOWN)])
         for cid, call_id in self._shutdown_waiters:
             self._send(
                 [

@@ -8,6 +8,8 @@ they were local — from asyncio, from scripts, or over HTTP.
     await add.acall(1, 2)      # asyncio
 """
 
+from typing import TYPE_CHECKING
+
 from ._cluster import Cluster, cluster
 from ._env import Env, env
 from ._exceptions import (
@@ -29,8 +31,22 @@ from ._exceptions import (
     WorkerDiedError,
 )
 from ._resources import Function, Module, ModuleClass, function, module
+from ._store import Resource
 from ._stubs import RemoteMethod, RemoteObject
 from ._version import PROTOCOL_VERSION, __version__
+
+if TYPE_CHECKING:
+    from ._cluster_ssh import SSHCluster
+
+
+def __getattr__(name: str) -> object:
+    # SSH clusters pull in asyncssh (~0.1 s to import): only when used.
+    if name == "SSHCluster":
+        from ._cluster_ssh import SSHCluster
+
+        return SSHCluster
+    raise AttributeError(f"module 'rhzmq' has no attribute {name!r}")
+
 
 #: The embedded local cluster (not started until ``rh.here.up_if_not()``).
 here = cluster("local")
@@ -55,7 +71,9 @@ __all__ = [
     "RemoteMethod",
     "RemoteObject",
     "RemoteTraceback",
+    "Resource",
     "RhzmqError",
+    "SSHCluster",
     "SerializationError",
     "SyncCallInEventLoop",
     "VersionMismatch",

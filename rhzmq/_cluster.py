@@ -25,13 +25,14 @@ from typing import Any
 import anyio
 
 from . import _config
-from ._client import call_meta, drop_client, get_client
+from ._client import Client, call_meta, drop_client, get_client
 from ._curve import client_keys
 from ._exceptions import CallTimeout, ClusterError, ClusterNotRunning, ObjectNotFound
 from ._portal import run_sync
 from ._protocol import Cmd, pack_meta
 from ._serialization import dumps
 from ._specs import object_spec
+from ._store import Resource, load_config
 from ._stubs import RemoteObject
 
 START_TIMEOUT = 90.0
@@ -39,8 +40,10 @@ STOP_TIMEOUT = 15.0
 DEFAULT_GATEWAY_PORT: int | None = 32300
 
 
-class Cluster:
+class Cluster(Resource):
     """A set of nodes running one broker; see ``rh.cluster``."""
+
+    resource_type = "cluster"
 
     def __init__(
         self,
@@ -53,8 +56,8 @@ class Cluster:
     ) -> None:
         if name != "local":
             raise ClusterError(
-                f"unknown cluster {name!r}: this version knows the embedded cluster 'local' "
-                "(rh.cluster('local') or rh.here)."
+                f"Cluster({name!r}): the embedded cluster is called 'local'; for machines over "
+                "SSH use rh.cluster(name, host=[...], ssh_creds={...})."
             )
         self.name = name
         self.gateway_port = gateway_port
@@ -87,8 +90,13 @@ class Cluster:
         self.endpoint  # noqa: B018 - resolves the state (and the keys) once, then cached
         return self._curve
 
-    def _client(self) -> Any:
+    async def aclient(self) -> Client:
+        """This loop's client for the cluster's broker (connecting first where that takes work,
+        e.g. an SSH tunnel)."""
         return get_client(self.endpoint, self.curve_keys())
+
+    async def _control(self, cmd: Cmd, *args: Any, **kwargs: Any) -> Any:
+        return await (await self.aclient()).control(cmd, *args, **kwargs)
 
     @property
     def gateway_url(self) -> str | None:
@@ -109,7 +117,7 @@ class Cluster:
 
     async def _aping(self) -> Any:
         try:
-            return await self._client().control(Cmd.PING, timeout=5.0)
+            return await self._control(Cmd.PING, timeout=5.0)
         except CallTimeout:
             raise ClusterNotRunning(
                 f"the daemon of cluster {self.name!r} does not answer"
@@ -145,21 +153,21 @@ class Cluster:
         self._endpoint = None
 
     async def _ashutdown(self) -> None:
-        endpoint = self.endpoint
-        await get_client(endpoint, self.curve_keys()).control(Cmd.SHUTDOWN, timeout=STOP_TIMEOUT)
-        drop_client(endpoint)
+        client = await self.aclient()
+        await client.control(Cmd.SHUTDOWN, timeout=STOP_TIMEOUT)
+        drop_client(client.endpoint)
 
     # -- objects -----------------------------------------------------------------------------
 
     async def akeys(self) -> list[str]:
-        return list(await self._client().control(Cmd.KEYS))
+        return list(await self._control(Cmd.KEYS))
 
     def keys(self) -> list[str]:
         """Names of the objects on the cluster."""
         return run_sync(self.akeys, hint="`await cluster.akeys()`")
 
     async def astatus(self) -> dict[str, Any]:
-        return dict(await self._client().control(Cmd.STATUS))
+        return dict(await self._control(Cmd.STATUS))
 
     def status(self) -> dict[str, Any]:
         """The broker's view: workers (pid, objects, calls in flight), objects, versions."""
@@ -178,14 +186,12 @@ class Cluster:
         meta: dict[str, Any] = {"worker": worker or "default"}
         if max_concurrency is not None:
             meta["max_concurrency"] = max_concurrency
-        info = await self._client().control(
-            Cmd.PUT, name, [pack_meta(meta), *dumps(spec)], label=name
-        )
+        info = await self._control(Cmd.PUT, name, [pack_meta(meta), *dumps(spec)], label=name)
         return dict(info)
 
     async def aspawn(self, spec: dict[str, Any]) -> list[str]:
         """Make sure an environment's workers run (see rhzmq._env); returns their names."""
-        result = await self._client().control(
+        result = await self._control(
             Cmd.SPAWN, spec["name"], [pack_meta(spec)], label=f"env {spec['name']}"
         )
         return list(result["workers"])
@@ -249,7 +255,7 @@ class Cluster:
 
     async def adelete(self, names: str | Sequence[str]) -> None:
         """Delete objects, or environments (their worker processes stop)."""
-        client = self._client()
+        client = await self.aclient()
         for name in [names] if isinstance(names, str) else names:
             await client.control(Cmd.DELETE, name)
 
@@ -258,7 +264,7 @@ class Cluster:
         run_sync(self.adelete, names, hint="`await cluster.adelete(name)`")
 
     async def acall(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        client = self._client()
+        client = await self.aclient()
         return await client.call(
             name.encode(),
             call_meta(method),
@@ -274,12 +280,51 @@ class Cluster:
             hint=f"`await cluster.acall({name!r}, {method!r}, ...)`",
         )
 
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": "cluster",
+            "name": self.name,
+            "gateway_port": self.gateway_port,
+            "port": self.port,
+            "bind": self.bind,
+        }
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> Cluster:
+        config = {k: v for k, v in config.items() if k != "type"}
+        if config.get("host"):
+            from ._cluster_ssh import SSHCluster
+
+            return SSHCluster(**config)
+        return Cluster(**config)
+
     def __repr__(self) -> str:
         return f"<Cluster {self.name!r}>"
 
 
-def cluster(name: str = "local", **kwargs: Any) -> Cluster:
-    """A cluster handle. ``rh.cluster("local").up_if_not()`` starts the embedded local daemon."""
+def cluster(name: str = "local", host: str | Sequence[str] | None = None, **kwargs: Any) -> Any:
+    """A cluster handle.
+
+    * ``rh.cluster("local").up_if_not()`` starts the embedded local daemon;
+    * ``rh.cluster(name="gpu", host=["10.0.0.5", ...], ssh_creds={"user": ..., "key": ...},
+      server_port=32301, autostop_mins=60)`` is a cluster on those machines over SSH (see
+      :mod:`rhzmq._cluster_ssh`);
+    * ``rh.cluster(name="gpu")`` reconnects to a cluster saved with ``cluster.save()``.
+    """
+    if host is not None:
+        from ._cluster_ssh import SSHCluster
+
+        return SSHCluster(name, host, **kwargs)
+    if name != "local":
+        try:
+            config = load_config(name, "cluster")
+        except KeyError as exc:
+            raise ClusterError(
+                f"unknown cluster {name!r}: give its hosts (rh.cluster(name, host=[...], "
+                f"ssh_creds=...)), or save it first with cluster.save(). {exc.args[0]}"
+            ) from None
+        config.update(kwargs)
+        return Cluster.from_config(config)
     return Cluster(name, **kwargs)
 
 

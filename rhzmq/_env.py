@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 from ._portal import run_sync
+from ._store import Resource
 
 if TYPE_CHECKING:
     from ._cluster import Cluster
 
 
-class Env:
+class Env(Resource):
     """A worker environment; see the module docstring.
 
-    ``secrets`` are environment variables like ``env_vars`` that rhzmq never displays or logs.
+    ``secrets`` are environment variables like ``env_vars`` that rhzmq never displays or logs
+    (nor saves: a saved env's config lists their names only, and loading it takes their values
+    from the loading process's environment variables of the same names). ``compute={"node": i}`` places the
+    env's workers on host ``i`` (an index or an address) of an SSH cluster.
     """
+
+    resource_type = "env"
 
     def __init__(
         self,
@@ -57,6 +64,7 @@ class Env:
         self.working_dir = working_dir
         self.setup_cmds = list(setup_cmds or [])
         self.compute = dict(compute or {})
+        self._secret_names: list[str] = []  # of a loaded config (see the class docstring)
 
     def spec(self, replicas: int = 1) -> dict[str, Any]:
         return {
@@ -66,8 +74,36 @@ class Env:
             "secrets": self.secrets,
             "working_dir": self.working_dir,
             "setup_cmds": self.setup_cmds,
+            "compute": self.compute,
             "replicas": replicas,
         }
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": "env",
+            "name": self.name,
+            "reqs": self.reqs,
+            "env_vars": self.env_vars,
+            "secret_names": sorted({*self.secrets, *self._secret_names}),
+            "working_dir": self.working_dir,
+            "setup_cmds": self.setup_cmds,
+            "compute": self.compute,
+        }
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> Env:
+        names = list(config.get("secret_names") or [])
+        env = cls(
+            name=config["name"],
+            reqs=config.get("reqs"),
+            env_vars=config.get("env_vars"),
+            working_dir=config.get("working_dir"),
+            setup_cmds=config.get("setup_cmds"),
+            compute=config.get("compute"),
+            secrets={n: os.environ[n] for n in names if n in os.environ},
+        )
+        env._secret_names = names
+        return env
 
     async def ato(self, cluster: Cluster, *, replicas: int = 1) -> list[str]:
         """Make sure the env's workers run on ``cluster``; returns their worker names."""

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._portal import run_sync
-from ._specs import construct_spec, object_spec
+from ._specs import code_ref, construct_spec, load_code, object_spec
+from ._store import Resource, load_config
 from ._stubs import RemoteMethod, RemoteObject
 
 if TYPE_CHECKING:
@@ -54,8 +55,10 @@ class _Progress:
         sys.stderr.flush()
 
 
-class Function:
+class Function(Resource):
     """A function, local until ``.to(cluster)``; then calls run remotely (see :mod:`rhzmq._stubs`)."""
+
+    resource_type = "function"
 
     def __init__(self, fn: Callable[..., Any] | None = None, name: str | None = None) -> None:
         if fn is not None and not callable(fn):
@@ -223,13 +226,43 @@ class Function:
         """Stream a remote generator function's items from async code."""
         return self._remote().aiter(*args, **kwargs)
 
+    def config(self) -> dict[str, Any]:
+        """The function's name, where it runs (the cluster's config) and how to call it; a
+        function not sent anywhere yet is saved by import path."""
+        config: dict[str, Any] = {"type": "function", "name": self.name}
+        if self.cluster is not None:
+            config["system"] = self.cluster.config()
+            config["call"] = self.info.get("call") or "sync"
+        elif self.fn is not None:
+            ref = code_ref(self.fn)
+            if "pickled" in ref:
+                raise ValueError(
+                    f"function {self.name!r} is not importable (defined in __main__ or a "
+                    "closure): send it to a cluster first, then save the remote function"
+                )
+            config["code"] = ref
+        return config
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> Function:
+        from ._cluster import Cluster
+
+        fn = load_code(config["code"]) if config.get("code") else None
+        if config.get("system"):
+            cluster = Cluster.from_config(config["system"])
+            return cls._bound(cluster, config["name"], {"call": config.get("call")}, fn)
+        return cls(fn, config["name"])
+
     def __repr__(self) -> str:
         where = f" on {self.cluster.name!r}" if self.cluster else " (local)"
         return f"<Function {self.name!r}{where}>"
 
 
 def function(fn: Callable[..., Any] | None = None, name: str | None = None) -> Function:
-    """Wrap a function so it can be sent to a cluster: ``rh.function(f).to(cluster)``."""
+    """Wrap a function so it can be sent to a cluster: ``rh.function(f).to(cluster)``;
+    ``rh.function(name="train")`` loads the function saved under that name (``fn.save()``)."""
+    if fn is None and name is not None:
+        return Function.from_config(load_config(name, "function"))  # type: ignore[no-any-return]
     return Function(fn, name)
 
 
@@ -295,8 +328,13 @@ class ModuleClass:
         return f"<ModuleClass {self.cls.__qualname__}{where}>"
 
 
-def module(cls: type) -> ModuleClass:
-    """Wrap a class so its instances can live on a cluster: ``rh.module(Cls).to(cluster)``."""
+def module(cls: type | None = None, name: str | None = None) -> Any:
+    """Wrap a class so its instances can live on a cluster: ``rh.module(Cls).to(cluster)``;
+    ``rh.module(name="counter")`` loads the remote object saved under that name."""
+    if cls is None:
+        if name is None:
+            raise TypeError("rh.module() needs a class (or the name of a saved remote object)")
+        return Resource.from_config(load_config(name, "module"))
     return ModuleClass(cls)
 
 

@@ -90,7 +90,7 @@ def load_code(ref: CodeRef) -> Any:
     """Resolve a code reference; re-imports the module when its source file changed."""
     if "pickled" in ref:
         return pickle.loads(ref["pickled"])
-    path = ref.get("path")
+    path = _local(ref.get("path"))
     if path and path not in sys.path:
         sys.path.insert(0, path)
     name = ref["module"]
@@ -111,13 +111,18 @@ def load_code(ref: CodeRef) -> Any:
 
 def build(spec: dict[str, Any]) -> Any:
     """Create the object a spec describes (runs user code: constructors)."""
-    for path in spec.get("paths", ()):
-        if path not in sys.path:
+    for path in map(_local, spec.get("paths", ())):
+        if path and path not in sys.path:
             sys.path.insert(0, path)
     code = load_code(spec["code"])
     if spec["kind"] == "construct":
         return code(*spec.get("args", ()), **spec.get("kwargs", {}))
     return code
+
+
+def _local(path: str | None) -> str | None:
+    """Paths synced to an SSH cluster's hosts are ``~/.rhzmq/code/...``: this host's home."""
+    return os.path.expanduser(path) if path and path.startswith("~") else path
 
 
 def _resolve(root: Any, qualname: str) -> Any:

@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ._client import STREAM_CREDIT, call_meta, get_client
+from ._client import STREAM_CREDIT, call_meta
 from ._portal import iter_sync, run_sync
+from ._store import Resource, save_config
 
 if TYPE_CHECKING:
     from ._cluster import Cluster
@@ -80,7 +81,7 @@ class RemoteMethod:
         timeout: float | None,
         stream_logs: bool,
     ) -> Any:
-        client = get_client(self._cluster.endpoint, self._cluster.curve_keys())
+        client = await self._cluster.aclient()
         return await client.call(
             self._target,
             self._meta if stream_logs else self._meta_quiet,
@@ -103,7 +104,7 @@ class RemoteMethod:
         timeout: float | None,
         stream_logs: bool,
     ) -> AsyncIterator[Any]:
-        client = get_client(self._cluster.endpoint, self._cluster.curve_keys())
+        client = await self._cluster.aclient()
         async for item in client.stream(
             self._target,
             self._meta_stream if stream_logs else self._meta_stream_quiet,
@@ -116,6 +117,19 @@ class RemoteMethod:
 
     def __repr__(self) -> str:
         return f"<RemoteMethod {self._label} ({self._kind}) on {self._cluster.name!r}>"
+
+
+class _ModuleResource(Resource):
+    """The ``module`` resource type: configs of remote objects (``RemoteObject.rh_config``)."""
+
+    resource_type = "module"
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> Any:
+        from ._cluster import Cluster
+
+        cluster = Cluster.from_config(config["system"])
+        return RemoteObject(cluster, config["name"], dict(config.get("info") or {}))
 
 
 class RemoteObject:
@@ -150,6 +164,22 @@ class RemoteObject:
         return run_sync(
             self.rh_agetattr, attr, hint=f"`await {self._rh_name}.rh_agetattr({attr!r})`"
         )
+
+    def rh_config(self) -> dict[str, Any]:
+        """This remote object as a saved resource of type ``module`` (see rhzmq._store).
+
+        The ``rh_`` names leave ``config``/``save`` free for the remote object's own methods."""
+        return {
+            "type": "module",
+            "name": self._rh_name,
+            "system": self._rh_cluster.config(),
+            "info": self._rh_info,
+        }
+
+    def rh_save(self) -> RemoteObject:
+        """Save to the local store: ``rh.module(name=...)`` in another process gets it back."""
+        save_config(self.rh_config())
+        return self
 
     async def rh_agetattr(self, attr: str) -> Any:
         """Read a remote attribute from async code."""

@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> None:
         "--parent-pid", type=int, default=None, help="exit when this process is gone"
     )
     parser.add_argument("--group", default=None, help="environment the worker belongs to")
+    parser.add_argument("--node", default=None, help="name of this host in its cluster")
     parser.add_argument("--curve-dir", default=None, help="CURVE key directory (rhzmq._curve)")
     args = parser.parse_args(argv)
     curve = None
@@ -26,7 +27,14 @@ def main(argv: list[str] | None = None) -> None:
         from rhzmq._curve import client_keys
 
         curve = client_keys(Path(args.curve_dir))
-    run(args.broker, args.name, parent_pid=args.parent_pid, group=args.group, curve=curve)
+    run(
+        args.broker,
+        args.name,
+        parent_pid=args.parent_pid,
+        group=args.group,
+        curve=curve,
+        node=args.node,
+    )
 
 
 if __name__ == "__main__":

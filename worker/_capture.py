@@ -91,8 +91,11 @@ class _NotInCall(logging.Filter):
         return current_call.get() is None or record.name.startswith(_OWN)
 
 
-def install(stdout_kind: int, stderr_kind: int, level: int = logging.INFO) -> None:
-    """Redirect this process's stdout/stderr and root logging through the per-call capture."""
+def install(
+    stdout_kind: int, stderr_kind: int, level: int = logging.INFO, label: str = "worker"
+) -> None:
+    """Redirect this process's stdout/stderr and root logging through the per-call capture;
+    outside calls, log records go to the real stderr tagged ``[label pid]``."""
     real_err = sys.stderr
     sys.stdout = _Redirect(stdout_kind, sys.stdout)
     sys.stderr = _Redirect(stderr_kind, real_err)
@@ -100,7 +103,7 @@ def install(stdout_kind: int, stderr_kind: int, level: int = logging.INFO) -> No
     root.setLevel(level)
     own = logging.StreamHandler(real_err)
     own.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s [worker %(process)d] %(name)s: %(message)s")
+        logging.Formatter(f"%(asctime)s %(levelname)s [{label} %(process)d] %(name)s: %(message)s")
     )
     own.addFilter(_NotInCall())
     root.addHandler(own)

@@ -54,10 +54,10 @@ class Supervisor:
         self.restarts: dict[str, int] = {}
         self.groups: dict[str, str] = {}  # worker name -> environment
         self._stopping = False
-        self._stopped: set[str] = set()
-        self.curve_dir: str | None = (
-            None  # workers authenticate with CURVE when set  # workers stopped on purpose: not restarted
-        )
+        self._stopped: set[str] = set()  # workers stopped on purpose: not restarted
+        self.curve_dir: str | None = None  # workers authenticate with CURVE when set
+        self.node: str | None = None  # this host's name in its cluster (workers report it)
+        self.env: dict[str, str] = {}  # set in every worker (RHZMQ_NODE_INDEX, ...)
 
     def command(self, name: str, python: str | None = None, group: str | None = None) -> list[str]:
         return [
@@ -73,6 +73,7 @@ class Supervisor:
             "--parent-pid",
             str(os.getpid()),
             *(["--curve-dir", self.curve_dir] if self.curve_dir else []),
+            *(["--node", self.node] if self.node else []),
         ]
 
     async def run_worker(
@@ -85,7 +86,7 @@ class Supervisor:
     ) -> None:
         """Keep a worker called ``name`` running until :meth:`stop` or :meth:`stop_workers`."""
         backoff = BACKOFF_FIRST
-        env = {**os.environ, **(env_vars or {})}
+        env = {**os.environ, **self.env, **(env_vars or {})}
         self._stopped.discard(name)
         self.groups[name] = group or name
         while not self._stopping and name not in self._stopped:

@@ -327,9 +327,16 @@ class Worker:
         threads: int = 64,
         parent_pid: int | None = None,
         curve: dict[str, bytes] | None = None,
+        node: str | None = None,
+        handle_signals: bool = True,
+        on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         self.broker = broker
         self.name = name
+        self.node = node or socket.gethostname()
+        self.handle_signals = handle_signals
+        self.on_shutdown = on_shutdown  # the broker's SHUTDOWN (sent to node agents only)
+        self.registered = asyncio.Event()  # set once the broker answered us
         self.group = group or name
         self.parent_pid = parent_pid
         self.curve = curve
@@ -370,8 +377,9 @@ class Worker:
         sock.connect(self.broker)
         self.pump = Pump(sock, self._on_message)
         self._ready()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, self._stopped.set)
+        if self.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.loop.add_signal_handler(sig, self._stopped.set)
         hb = asyncio.create_task(self._heartbeat_loop())
         try:
             await self._stopped.wait()
@@ -391,7 +399,7 @@ class Worker:
             "name": self.name,
             "group": self.group,
             "pid": os.getpid(),
-            "node": socket.gethostname(),
+            "node": self.node,
             "capacity": self.max_threads,
             "version": __version__,
             "protocol": PROTOCOL_VERSION,
@@ -416,6 +424,7 @@ class Worker:
 
     def _on_message(self, frames: list[bytes]) -> None:
         self._last_heard = time.monotonic()
+        self.registered.set()
         header = frames[0]
         problem = check_header(header)
         if problem:
@@ -450,6 +459,11 @@ class Worker:
                 self.pump.send([pack_header(Cmd.FINAL, call_id, status), frames[1], *body])
         elif cmd == Cmd.DISCONNECT:
             self._ready()
+        elif cmd == Cmd.SHUTDOWN:
+            log.info("the cluster is shutting down")
+            self.stop()
+            if self.on_shutdown is not None:
+                self.on_shutdown()
         # HEARTBEAT: nothing to do beyond _last_heard
 
     def _new_call(
@@ -646,10 +660,11 @@ def run(
     parent_pid: int | None = None,
     curve: dict[str, bytes] | None = None,
     group: str | None = None,
+    node: str | None = None,
 ) -> None:
     """Entry point of a worker process (``python -m worker``)."""
     install(Partial.STDOUT, Partial.STDERR)
-    worker = Worker(broker, name, parent_pid=parent_pid, curve=curve, group=group)
+    worker = Worker(broker, name, parent_pid=parent_pid, curve=curve, group=group, node=node)
     log.info(
         "worker %r (pid %d, rhzmq %s) connecting to %s", name, os.getpid(), __version__, broker
     )

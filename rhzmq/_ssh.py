@@ -1,0 +1,227 @@
+"""SSH to cluster hosts (asyncssh): connections, commands with streamed output, file transfer,
+port forwarding.
+
+Every connection lives on the portal's loop thread (:mod:`rhzmq._portal`), whatever loop the
+caller runs on: a connection and its port forwards are tied to the loop that made them, and a
+tunnel opened inside one ``asyncio.run()`` must keep working for the sync calls that follow it.
+:func:`on_portal` runs a coroutine there and awaits it from anywhere.
+
+Failures become :class:`~rhzmq.ClusterError` naming the host and what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncssh
+
+from ._exceptions import ClusterError
+from ._portal import portal
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class SSHCreds:
+    """How to log in to a cluster's hosts: ``rh.cluster(..., ssh_creds={...})``."""
+
+    user: str | None = None
+    key: str | None = None
+    port: int = 22
+    password: str | None = None
+    #: a known_hosts file; None: ``~/.ssh/known_hosts`` (asyncssh's default). Host keys are
+    #: always checked: an unknown host is an error telling how to add it.
+    known_hosts: str | None = None
+
+    @classmethod
+    def from_dict(cls, creds: dict[str, Any] | None) -> SSHCreds:
+        creds = dict(creds or {})
+        unknown = set(creds) - {"user", "key", "port", "password", "known_hosts", "ssh_private_key"}
+        if unknown:
+            raise ValueError(
+                f"unknown ssh_creds keys {sorted(unknown)}: use user, key, port, password, "
+                "known_hosts"
+            )
+        return cls(
+            user=creds.get("user"),
+            key=creds.get("key") or creds.get("ssh_private_key"),
+            port=int(creds.get("port") or 22),
+            password=creds.get("password"),
+            known_hosts=creds.get("known_hosts"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the resource store: never the password (it is a secret)."""
+        out: dict[str, Any] = {"user": self.user, "key": self.key, "port": self.port}
+        if self.known_hosts:
+            out["known_hosts"] = self.known_hosts
+        return out
+
+    def ssh_args(self, host: str) -> list[str]:
+        """The same login for the system ``ssh`` command (``cluster.ssh()``)."""
+        args = ["-p", str(self.port)]
+        if self.key:
+            args += ["-i", os.path.expanduser(self.key)]
+        if self.known_hosts:
+            args += ["-o", f"UserKnownHostsFile={os.path.expanduser(self.known_hosts)}"]
+        return [*args, f"{self.user}@{host}" if self.user else host]
+
+
+async def on_portal(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` on the portal loop (where SSH connections live), from any loop."""
+    loop = portal()
+    if asyncio.get_running_loop() is loop:
+        return await coro
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+
+_connections: dict[tuple[str, int, str | None], asyncssh.SSHClientConnection] = {}
+_connect_locks: dict[tuple[str, int, str | None], asyncio.Lock] = {}
+
+
+async def connect(host: str, creds: SSHCreds) -> asyncssh.SSHClientConnection:
+    """The process's connection to ``host`` (made once, remade if it dropped). Portal loop only."""
+    key = (host, creds.port, creds.user)
+    lock = _connect_locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        conn = _connections.get(key)
+        if conn is not None and not conn.is_closed():
+            return conn
+        conn = await _open(host, creds)
+        _connections[key] = conn
+        return conn
+
+
+def _options(creds: SSHCreds, where: str) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "port": creds.port,
+        "username": creds.user,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "keepalive_interval": 15,
+    }
+    if creds.key:
+        key_path = Path(creds.key).expanduser()
+        if not key_path.exists():
+            raise ClusterError(f"SSH key {creds.key} not found (ssh_creds['key'] for {where})")
+        options["client_keys"] = [str(key_path)]
+    if creds.password:
+        options["password"] = creds.password
+    if creds.known_hosts:
+        options["known_hosts"] = str(Path(creds.known_hosts).expanduser())
+    return options
+
+
+async def _open(host: str, creds: SSHCreds) -> asyncssh.SSHClientConnection:
+    where = f"{creds.user + '@' if creds.user else ''}{host}:{creds.port}"
+    options = _options(creds, where)
+    try:
+        return await asyncssh.connect(host, **options)
+    except asyncssh.PermissionDenied:
+        raise ClusterError(
+            f"{where} refused the login{' with key ' + creds.key if creds.key else ''}. Check "
+            "ssh_creds['user'] and that the key's public half is in that user's "
+            "~/.ssh/authorized_keys on the host."
+        ) from None
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise ClusterError(
+            f"the host key of {where} is not trusted ({exc.reason}). If this is the right "
+            f"machine, add it: `ssh-keyscan -p {creds.port} {host} >> ~/.ssh/known_hosts` "
+            "(or pass ssh_creds['known_hosts'])."
+        ) from None
+    except (OSError, asyncssh.Error, TimeoutError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (str(exc) or type(exc).__name__)
+        raise ClusterError(
+            f"cannot reach {where} over SSH: {reason}. Check the address, the port and that "
+            "sshd runs there."
+        ) from None
+
+
+async def run(
+    conn: asyncssh.SSHClientConnection,
+    command: str,
+    on_line: Callable[[str], Any] | None = None,
+    stdin: str | None = None,
+) -> tuple[int, str]:
+    """Run ``command`` in the login shell; each output line goes to ``on_line`` as it arrives.
+
+    Returns the exit status and the whole output (stdout and stderr interleaved).
+    """
+    lines: list[str] = []
+    async with conn.create_process(
+        command, stderr=asyncssh.STDOUT, input=stdin, encoding="utf-8", errors="replace"
+    ) as proc:
+        async for line in proc.stdout:
+            lines.append(line)
+            if on_line is not None:
+                result = on_line(line)
+                if isinstance(result, Awaitable):
+                    await result
+        await proc.wait()
+    status = proc.exit_status
+    return (status if status is not None else 255), "".join(lines)
+
+
+_homes: dict[int, str] = {}
+
+
+async def home(conn: asyncssh.SSHClientConnection) -> str:
+    """The login shell's ``$HOME`` on the host. SFTP paths are made absolute with it: an SFTP
+    session starts in the passwd home, which a host may override for shells."""
+    key = id(conn)
+    if key not in _homes:
+        status, out = await run(conn, 'printf "%s\\n" "$HOME"')
+        if status != 0 or not out.strip():
+            raise ClusterError(f"could not read $HOME on the host: {out.strip()[-200:]}")
+        _homes[key] = out.strip().splitlines()[-1]
+    return _homes[key]
+
+
+async def absolute(conn: asyncssh.SSHClientConnection, path: str) -> str:
+    """``~/x`` or a relative path as an absolute path on the host."""
+    if path.startswith("/"):
+        return path
+    rest = path[2:] if path.startswith("~/") else path
+    return f"{await home(conn)}/{rest}"
+
+
+async def put_file(conn: asyncssh.SSHClientConnection, local: Path, remote: str) -> None:
+    remote = await absolute(conn, remote)
+    async with conn.start_sftp_client() as sftp:
+        await sftp.makedirs(os.path.dirname(remote), exist_ok=True)
+        await sftp.put(str(local), remote)
+
+
+async def forward(conn: asyncssh.SSHClientConnection, remote_port: int) -> int:
+    """Forward a free loopback port here to ``127.0.0.1:remote_port`` on the host."""
+    listener = await conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", remote_port)
+    return int(listener.get_port())
+
+
+def close_all() -> None:
+    for conn in _connections.values():
+        conn.close()
+    _connections.clear()
+
+
+def quote(path: str) -> str:
+    """Quote a remote path, keeping a leading ``~/`` for the remote shell to expand."""
+    if path.startswith("~/"):
+        return "~/" + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def resolve(host: str) -> str:
+    """``host`` as an address (for comparing a user's ``node=`` with the cluster's hosts)."""
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host

@@ -1,0 +1,359 @@
+"""SSH clusters against real OpenSSH servers: every "host" is an sshd on its own loopback address
+with its own home (tests/sshd.py), bootstrapped for real (venv, wheel of this build, daemons).
+
+Hosts 0-2 form the main three-host cluster; host 3 is a one-host cluster for autostop; host 4
+has no Python on its PATH (a machine rhzmq cannot use).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sshd import SSHHosts, free_port, start_hosts
+
+import rhzmq as rh
+from rhzmq._build import build_id
+
+pytestmark = pytest.mark.skipif(
+    not Path("/usr/sbin/sshd").exists(), reason="needs OpenSSH's sshd (.ci/run installs it)"
+)
+
+MAIN = [0, 1, 2]
+SOLO = 3
+NO_PYTHON = 4
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory: pytest.TempPathFactory, rhzmq_home: Path) -> Iterator[SSHHosts]:
+    h = start_hosts(tmp_path_factory.mktemp("ssh"), 5, paths={NO_PYTHON: "/var/empty"})
+    yield h
+    h.stop()
+
+
+def _processes_under(home: Path) -> list[str]:
+    """Command lines of processes running from a host's home (its venv's Python)."""
+    out = subprocess.run(["pgrep", "-af", str(home)], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line]
+
+
+def _wait_no_processes(home: Path, timeout: float = 20.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while (left := _processes_under(home)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's project: a module to send, ignore files, files that must not travel."""
+    root = tmp_path_factory.mktemp("proj") / "myproj"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[project]\nname = 'myproj'\n")
+    (root / "jobs.py").write_text(
+        textwrap.dedent(
+            """
+            import logging, os, time
+
+            VALUE = "v1"
+
+            def where(x):
+                print("hello from", os.environ.get("RHZMQ_NODE_ADDRESS"))
+                logging.getLogger("jobs").warning("a log record")
+                return {"x": x, "index": os.environ.get("RHZMQ_NODE_INDEX"),
+                        "home": os.environ["HOME"], "file": __file__}
+
+            def value():
+                return VALUE
+
+            def fail(n):
+                raise ValueError(f"bad input {n}")
+
+            def count(n):
+                for i in range(n):
+                    yield i
+
+            def nap(seconds):
+                time.sleep(seconds)
+                return seconds
+
+            class Counter:
+                def __init__(self, start):
+                    self.n = start
+
+                def add(self, k):
+                    self.n += k
+                    return self.n
+            """
+        )
+    )
+    (root / ".gitignore").write_text("*.log\n")
+    (root / ".rhzmqignore").write_text("data/\n")
+    (root / "run.log").write_text("not synced\n")
+    (root / "data").mkdir()
+    (root / "data" / "big.bin").write_bytes(b"\0" * 1000)
+    sys.path.insert(0, str(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def main_cluster(hosts: SSHHosts, project: Path) -> Iterator[rh.SSHCluster]:
+    cluster = rh.cluster(
+        name="trio",
+        host=[hosts.addresses[i] for i in MAIN],
+        ssh_creds=hosts.creds(),
+        server_port=free_port(["0.0.0.0"]),
+        gateway_port=0,
+        autostop_mins=-1,
+    ).up_if_not()
+    yield cluster
+    cluster.teardown()
+    for i in MAIN:
+        assert _wait_no_processes(hosts.hosts[i].home) == [], f"host {i} kept processes"
+
+
+def test_bootstrap_installs_this_build_everywhere(main_cluster: rh.SSHCluster) -> None:
+    nodes = main_cluster.status()["nodes"]
+    assert [n["index"] for n in nodes] == [0, 1, 2]
+    assert {n["build"] for n in nodes} == {build_id()}
+    assert [n["role"] for n in nodes] == ["head", "worker node", "worker node"]
+
+
+def test_up_again_is_a_no_op(
+    main_cluster: rh.SSHCluster, capfd: pytest.CaptureFixture[str]
+) -> None:
+    before = [n["pid"] for n in main_cluster.status()["nodes"]]
+    main_cluster.up_if_not()
+    err = capfd.readouterr().err
+    assert err.count("nothing to do") == 3 and "installing" not in err
+    assert [n["pid"] for n in main_cluster.status()["nodes"]] == before
+
+
+def test_function_placed_on_node_2_reports_where_it_ran(
+    main_cluster: rh.SSHCluster,
+    hosts: SSHHosts,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import jobs  # type: ignore[import-not-found]
+
+    env = rh.env(name="third", compute={"node": 2})
+    fn = rh.function(jobs.where).to(main_cluster, name="where2", env=env)
+    result = fn(7)
+    assert result["index"] == "2" and result["x"] == 7
+    assert result["home"] == str(hosts.hosts[2].home)
+    # imported from the synced copy on that host, not from this machine's project directory
+    assert result["file"] == f"{hosts.hosts[2].home}/.rhzmq/code/myproj/jobs.py"
+    out = capfd.readouterr()
+    assert f"hello from {hosts.addresses[2]}" in out.out
+    assert "a log record" in caplog.text  # re-emitted through this process's logging
+    procs = main_cluster.processes()
+    assert {p["node"] for p in procs if p["env"] == "third"} == {hosts.addresses[2]}
+    main_cluster.delete("third")
+    assert not [p for p in main_cluster.processes() if p["env"] == "third"]
+
+
+def test_exceptions_and_streams_cross_the_tunnel(main_cluster: rh.SSHCluster) -> None:
+    import jobs
+
+    fail = rh.function(jobs.fail).to(main_cluster)
+    with pytest.raises(ValueError, match="bad input 3"):
+        fail(3)
+    count = rh.function(jobs.count).to(main_cluster)
+    assert list(count(5)) == [0, 1, 2, 3, 4]
+    counter = rh.module(jobs.Counter).to(main_cluster)(10, name="ctr")
+    assert counter.add(5) == 15
+
+
+@pytest.mark.anyio
+async def test_async_calls_through_the_tunnel(main_cluster: rh.SSHCluster) -> None:
+    import asyncio
+
+    import jobs
+
+    where = await rh.function(jobs.where).ato(main_cluster)
+    results = await asyncio.gather(*(where.acall(i) for i in range(20)))
+    assert [r["x"] for r in results] == list(range(20))
+
+
+def test_changed_file_is_synced_and_ignored_files_are_not(
+    main_cluster: rh.SSHCluster, project: Path
+) -> None:
+    import jobs
+
+    fn = rh.function(jobs.value).to(main_cluster)
+    assert fn() == "v1"
+    source = project / "jobs.py"
+    source.write_text(source.read_text().replace('VALUE = "v1"', 'VALUE = "v2"'))
+    os.utime(source, (time.time() + 2, time.time() + 2))  # a later mtime than the first sync
+    fn = rh.function(jobs.value).to(main_cluster)
+    assert fn() == "v2"
+    code = "~/.rhzmq/code/myproj"
+    assert main_cluster.run_bash(f"test -f {code}/jobs.py") == [0, 0, 0]
+    assert main_cluster.run_bash(f"test -e {code}/run.log") == [1, 1, 1]  # .gitignore
+    assert main_cluster.run_bash(f"test -e {code}/data") == [1, 1, 1]  # .rhzmqignore
+
+
+def test_sync_over_the_limit_names_the_biggest_files(
+    main_cluster: rh.SSHCluster, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs
+
+    (project / "weights.pt").write_bytes(b"\1" * 300_000)
+    monkeypatch.setenv("RHZMQ_SYNC_LIMIT_MB", "0.1")
+    try:
+        with pytest.raises(rh.ClusterError, match=r"weights\.pt \(0\.3 MB\).*RHZMQ_SYNC_LIMIT_MB"):
+            rh.function(jobs.value).to(main_cluster, name="too_big")
+    finally:
+        (project / "weights.pt").unlink()
+
+
+def test_run_bash_on_all_nodes(
+    main_cluster: rh.SSHCluster, hosts: SSHHosts, capfd: pytest.CaptureFixture[str]
+) -> None:
+    codes = main_cluster.run_bash('echo "home is $HOME"; exit 3')
+    assert codes == [3, 3, 3]
+    out = capfd.readouterr().out
+    for i in MAIN:
+        assert f"[{hosts.addresses[i]}] home is {hosts.hosts[i].home}" in out
+    assert main_cluster.run_bash("true", node=hosts.addresses[1]) == [0]
+    with pytest.raises(ValueError, match="no node 7"):
+        main_cluster.run_bash("true", node=7)
+
+
+def test_rsync_up_and_down_and_ssh(
+    main_cluster: rh.SSHCluster, tmp_path: Path, hosts: SSHHosts
+) -> None:
+    src = tmp_path / "payload"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_text("alpha")
+    main_cluster.rsync(str(src), "~/payload", node=1)
+    assert (hosts.hosts[1].home / "payload" / "sub" / "a.txt").read_text() == "alpha"
+    assert not (hosts.hosts[2].home / "payload").exists()
+    back = tmp_path / "back"
+    main_cluster.rsync("~/payload", str(back), up=False, node=1)
+    assert (back / "sub" / "a.txt").read_text() == "alpha"
+    assert main_cluster.ssh(node=2, command="test -d ~/payload") == 1
+    assert main_cluster.ssh(node=1, command="test -d ~/payload") == 0
+
+
+def test_reconnect_by_name_from_a_fresh_process(main_cluster: rh.SSHCluster, project: Path) -> None:
+    import jobs
+
+    main_cluster.save()
+    rh.function(jobs.where).to(main_cluster, name="saved_where").save()
+    script = textwrap.dedent(
+        """
+        import rhzmq as rh
+        c = rh.cluster(name="trio")
+        assert c.is_up()
+        print(rh.function(name="saved_where")(41)["x"], c.keys().count("saved_where"))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(project)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-2:] == ["41", "1"]
+    assert "installing" not in proc.stderr and "starting" not in proc.stderr
+
+
+def test_configs_round_trip_for_every_resource_type(main_cluster: rh.SSHCluster) -> None:
+    import jobs
+
+    cluster = rh.Resource.from_config(main_cluster.config())
+    assert isinstance(cluster, rh.SSHCluster) and cluster.config() == main_cluster.config()
+    env = rh.env(name="e1", reqs=["numpy"], env_vars={"A": "1"}, secrets={"TOKEN": "s3cret"})
+    assert rh.Resource.from_config(env.config()).config() == env.config()
+    assert "s3cret" not in str(env.config())
+    fn = rh.function(jobs.value).to(main_cluster, name="cfg_fn")
+    again = rh.Resource.from_config(fn.config())
+    assert again.config() == fn.config() and again() == fn()
+    obj = rh.module(jobs.Counter).to(main_cluster)(1, name="cfg_ctr")
+    obj_again = rh.Resource.from_config(obj.rh_config())
+    assert obj_again.add(1) == 2 and obj.add(1) == 3
+    local = rh.cluster("local", gateway_port=None)
+    assert rh.Resource.from_config(local.config()).config() == local.config()
+
+
+def test_gateway_through_the_tunnel(main_cluster: rh.SSHCluster) -> None:
+    import httpx
+    import jobs
+
+    rh.function(jobs.value).to(main_cluster, name="http_value")
+    url = main_cluster.gateway_url
+    assert url is not None and url.startswith("http://127.0.0.1:")
+    response = httpx.post(f"{url}/http_value", json={}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"result": "v2"}  # the synced edit of the earlier test
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+
+def test_unreachable_host_is_named(hosts: SSHHosts) -> None:
+    creds = {**hosts.creds(), "port": free_port(["127.0.0.9"])}
+    c = rh.cluster(name="nowhere", host="127.0.0.9", ssh_creds=creds)
+    with pytest.raises(rh.ClusterError, match=r"cannot reach root@127\.0\.0\.9:\d+ over SSH"):
+        c.up_if_not()
+
+
+def test_refused_key_is_named(hosts: SSHHosts, tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    creds = {**hosts.creds(), "key": str(other)}
+    c = rh.cluster(name="refused", host=hosts.addresses[SOLO], ssh_creds=creds)
+    with pytest.raises(rh.ClusterError, match=r"refused the login.*authorized_keys"):
+        c.up_if_not()
+
+
+def test_host_without_python_fails_before_any_daemon_starts(hosts: SSHHosts) -> None:
+    c = rh.cluster(
+        name="half",
+        host=[hosts.addresses[SOLO], hosts.addresses[NO_PYTHON]],
+        ssh_creds=hosts.creds(),
+        server_port=free_port(["0.0.0.0"]),
+        gateway_port=None,
+    )
+    with pytest.raises(rh.ClusterError, match=rf"{hosts.addresses[NO_PYTHON]} has no Python 3\.11"):
+        c.up_if_not()
+    assert _processes_under(hosts.hosts[SOLO].home) == []  # the good host was not started
+
+
+# -- autostop -------------------------------------------------------------------------------------
+
+
+def test_autostop_waits_for_calls_and_pause_then_fires(hosts: SSHHosts, project: Path) -> None:
+    import jobs
+
+    solo = rh.cluster(
+        name="solo",
+        host=hosts.addresses[SOLO],
+        ssh_creds=hosts.creds(),
+        server_port=free_port(["127.0.0.1"]),
+        gateway_port=None,
+        autostop_mins=0.05,  # 3 s
+    ).up_if_not()
+    home = hosts.hosts[SOLO].home
+    try:
+        nap = rh.function(jobs.nap).to(solo)
+        assert nap(5) == 5  # a call running longer than the autostop period keeps it up
+        with solo.pause_autostop():
+            time.sleep(5)
+            assert solo.is_up()
+        assert solo.is_up()
+        assert _wait_no_processes(home, timeout=30) == []
+        assert not solo.is_up()
+    finally:
+        solo.teardown()
+    assert _processes_under(home) == []
