@@ -5,10 +5,13 @@ other host runs a *node daemon* (a supervisor and node agent ``__node__.<i>``) w
 connect to the head's broker. Nothing but SSH is exposed to the client: it reaches the broker and
 gateway through SSH local port forwards. Hosts reach the head's broker directly over ZeroMQ with
 CURVE (encrypted, and only keys on the head's allow-list get in); the keys are made on the client
-at the first ``up`` and distributed over SSH:
+at the first ``up`` and distributed over SSH, with the gateway's bearer token (the gateway listens
+on the head's loopback only, and other users of that machine must not call the cluster either):
 
     client  ~/.rhzmq/clusters/<name>/  server.key(_secret)  client.key(_secret)  nodes.key(_secret)
+                                       gateway.token
     head    ~/.rhzmq/local/curve/      server.key(_secret)  authorized/{client,nodes}.key
+                                       gateway.token
     node i  ~/.rhzmq/local/curve/      server.key  local.key(_secret) (= nodes keypair)
 
 Bootstrap (``up_if_not``), on every host in parallel: find a Python >= 3.11, make
@@ -27,12 +30,13 @@ import contextlib
 import functools
 import json
 import os
+import secrets
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 import zmq.auth
@@ -44,6 +48,8 @@ from ._cluster import STOP_TIMEOUT, Cluster
 from ._exceptions import CallTimeout, ClusterError, ClusterNotRunning, ObjectNotFound
 from ._portal import run_sync
 from ._protocol import Cmd
+
+T = TypeVar("T")
 
 VENV = "~/.rhzmq/venv"
 PYTHON = f"{VENV}/bin/python"
@@ -81,6 +87,7 @@ class SSHCluster(Cluster):
         server_port: int = DEFAULT_SERVER_PORT,
         gateway_port: int | None = 32300,
         autostop_mins: float = DEFAULT_AUTOSTOP_MINS,
+        tunnel_workers: bool = False,
     ) -> None:
         hosts = [host] if isinstance(host, str) else list(host)
         if not hosts or not all(isinstance(h, str) and h for h in hosts):
@@ -95,6 +102,7 @@ class SSHCluster(Cluster):
         self.server_port = int(server_port)
         self.gateway_port = gateway_port
         self.autostop_mins = float(autostop_mins)
+        self.tunnel_workers = bool(tunnel_workers)
         self.token = None
         self._endpoint: str | None = None
         self._gateway: str | None = None
@@ -111,18 +119,32 @@ class SSHCluster(Cluster):
             "server_port": self.server_port,
             "gateway_port": self.gateway_port,
             "autostop_mins": self.autostop_mins,
+            "tunnel_workers": self.tunnel_workers,
         }
 
     # -- keys ----------------------------------------------------------------------------------
 
     def keys_dir(self) -> Path:
         path = _config.home() / "clusters" / self.name
-        if not (path / "client.key_secret").exists():
+        if not (path / "gateway.token").exists():
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, 0o700)
             for who in ("server", "client", "nodes"):
                 zmq.auth.create_certificates(path, who)
+            token = path / "gateway.token"
+            token.touch(0o600)
+            token.write_text(secrets.token_urlsafe(32))
         return path
+
+    @property
+    def gateway_token(self) -> str:
+        """The bearer token of the head's HTTP gateway: even on the head's loopback, other
+        users of that machine must not be able to call the cluster's objects."""
+        return (self.keys_dir() / "gateway.token").read_text().strip()
+
+    def gateway_headers(self) -> dict[str, str]:
+        """Headers for HTTP calls to :attr:`gateway_url`."""
+        return {"Authorization": f"Bearer {self.gateway_token}"}
 
     def curve_keys(self) -> dict[str, bytes]:
         root = self.keys_dir()
@@ -136,6 +158,7 @@ class SSHCluster(Cluster):
         read = functools.partial(_read, root)
         if index == 0:
             return {
+                "gateway.token": read("gateway.token"),
                 "server.key": read("server.key"),
                 "server.key_secret": read("server.key_secret"),
                 "authorized/client.key": read("client.key"),
@@ -187,6 +210,21 @@ class SSHCluster(Cluster):
         if state.get("gateway"):
             gateway = await _ssh.forward(conn, int(str(state["gateway"]).rsplit(":", 1)[1]))
             self._gateway = f"http://127.0.0.1:{gateway}"
+        if self.tunnel_workers:
+            # Each other host's loopback port server_port + 1 leads, through this client, to the
+            # head (+1: never the broker's own port, should a host run both).
+            for i in range(1, len(self.hosts)):
+                node = await self._conn(i)
+                try:
+                    await node.forward_remote_port(
+                        "127.0.0.1", self.server_port + 1, "127.0.0.1", local
+                    )
+                except asyncssh.Error as exc:
+                    raise ClusterError(
+                        f"cannot forward port {self.server_port + 1} on {self.hosts[i]} back to the "
+                        f"head (tunnel_workers=True): {exc}. Is another client of this cluster "
+                        "connected? With tunnel_workers one client at a time carries the traffic."
+                    ) from None
         self._endpoint = f"tcp://127.0.0.1:{local}"
 
     def _disconnect(self) -> None:
@@ -267,6 +305,8 @@ class SSHCluster(Cluster):
             if not wanted[0]:
                 await self._start(conns, 0)
                 started.append(0)
+            if self.tunnel_workers:
+                await self._aconnect()  # opens the hosts' forwards to the head first
             todo = [i for i in range(1, len(self.hosts)) if not wanted[i]]
             results = await asyncio.gather(
                 *(self._start(conns, i) for i in todo), return_exceptions=True
@@ -295,6 +335,9 @@ class SSHCluster(Cluster):
         return daemon.get("role") == "node" and daemon.get("endpoint") == self._head_endpoint()
 
     def _head_endpoint(self) -> str:
+        """Where the other hosts' workers find the head's broker."""
+        if self.tunnel_workers:
+            return f"tcp://127.0.0.1:{self.server_port + 1}"
         return f"tcp://{self.hosts[0]}:{self.server_port}"
 
     async def _install(self, conn: asyncssh.SSHClientConnection, host: str, wheel: Path) -> None:
@@ -312,9 +355,11 @@ class SSHCluster(Cluster):
         _say(host, f"installing rhzmq {wheel_version()} with {python}")
         remote_wheel = f".rhzmq/wheels/{wheel.name}"
         await _ssh.put_file(conn, wheel, remote_wheel)
+        # A venv whose pip does not run was cut short (e.g. a cancelled earlier up): remake it.
         command = (
-            f"set -e; test -x {PYTHON} || {shlex.quote(python)} -m venv --system-site-packages "
-            f"{VENV}; {PYTHON} -m pip install --disable-pip-version-check --progress-bar off "
+            f"set -e; if ! {PYTHON} -m pip --version >/dev/null 2>&1; then rm -rf {VENV}; "
+            f"{shlex.quote(python)} -m venv --system-site-packages {VENV}; fi; "
+            f"{PYTHON} -m pip install --disable-pip-version-check --progress-bar off "
             f"~/{shlex.quote(remote_wheel)}"
         )
         status, out = await _ssh.run(conn, command, on_line=lambda line: _say(host, line))
@@ -358,11 +403,13 @@ class SSHCluster(Cluster):
             str(self.autostop_mins),
         ]
         if index == 0:
-            # One host: the broker needs no more than loopback (clients come through SSH).
-            bind = "127.0.0.1" if len(self.hosts) == 1 else "0.0.0.0"
+            # Clients come through SSH, and so do workers with tunnel_workers: then loopback is
+            # enough. Otherwise the other hosts connect directly (with CURVE).
+            bind = "127.0.0.1" if len(self.hosts) == 1 or self.tunnel_workers else "0.0.0.0"
             args += ["--curve", "--host", bind, "--port", str(self.server_port)]
             if self.gateway_port is not None:
-                args += ["--gateway-port", str(self.gateway_port)]
+                token_file = f"{await _ssh.home(conn)}/.rhzmq/local/curve/gateway.token"
+                args += ["--gateway-port", str(self.gateway_port), "--token-file", token_file]
         else:
             args += ["--head", self._head_endpoint()]
         _say(host, f"starting the {'head' if index == 0 else 'node'} daemon")
@@ -598,6 +645,24 @@ class SSHCluster(Cluster):
 
     def __repr__(self) -> str:
         return f"<SSHCluster {self.name!r} hosts={self.hosts}>"
+
+
+async def _all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; on the first failure cancel the rest, wait for them, raise it plainly
+    (not as an ExceptionGroup: the caller wants the one host's clear error)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    if not tasks:
+        return []
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
+    if failed:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        exc = failed[0].exception()
+        assert exc is not None
+        raise exc
+    return [t.result() for t in tasks]
 
 
 def _read(root: Path, name: str) -> bytes:

@@ -482,11 +482,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ready-fd", type=int, default=None)
     parser.add_argument("--detach", action="store_true", help="fork into the background first")
     parser.add_argument("--curve", action="store_true", help="CURVE even on loopback")
+    parser.add_argument("--token-file", default=None, help="read the gateway's token from here")
     parser.add_argument("--head", default=None, help="join the cluster whose broker is here")
     parser.add_argument("--node-index", type=int, default=None, help="this host's index")
     parser.add_argument("--node-label", default=None, help="this host's address in the cluster")
     parser.add_argument("--autostop-mins", type=float, default=-1, help="-1: never")
     args = parser.parse_args(argv)
+    if args.token_file:
+        args.token = Path(args.token_file).read_text().strip()
     if args.detach:
         # Classic double fork: the starter reaps our parent at once, and the daemon (not the
         # starter's child) is adopted by init, which reaps it when it ends.

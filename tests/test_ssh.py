@@ -1,8 +1,9 @@
 """SSH clusters against real OpenSSH servers: every "host" is an sshd on its own loopback address
 with its own home (tests/sshd.py), bootstrapped for real (venv, wheel of this build, daemons).
 
-Hosts 0-2 form the main three-host cluster; host 3 is a one-host cluster for autostop; host 4
-has no Python on its PATH (a machine rhzmq cannot use).
+Hosts 0-2 form the main three-host cluster; host 3 is a one-host cluster for autostop and, with
+host 5, a cluster with tunnelled workers; host 4 has no Python on its PATH (a machine rhzmq
+cannot use).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ pytestmark = pytest.mark.skipif(
 MAIN = [0, 1, 2]
 SOLO = 3
 NO_PYTHON = 4
+TUNNEL_NODE = 5
 
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory, rhzmq_home: Path) -> Iterator[SSHHosts]:
-    h = start_hosts(tmp_path_factory.mktemp("ssh"), 5, paths={NO_PYTHON: "/var/empty"})
+    h = start_hosts(tmp_path_factory.mktemp("ssh"), 6, paths={NO_PYTHON: "/var/empty"})
     yield h
     h.stop()
 
@@ -293,7 +295,10 @@ def test_gateway_through_the_tunnel(main_cluster: rh.SSHCluster) -> None:
     rh.function(jobs.value).to(main_cluster, name="http_value")
     url = main_cluster.gateway_url
     assert url is not None and url.startswith("http://127.0.0.1:")
-    response = httpx.post(f"{url}/http_value", json={}, timeout=10)
+    assert httpx.post(f"{url}/http_value", json={}, timeout=10).status_code == 401
+    response = httpx.post(
+        f"{url}/http_value", json={}, headers=main_cluster.gateway_headers(), timeout=10
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {"result": "v2"}  # the synced edit of the earlier test
 
@@ -328,6 +333,39 @@ def test_host_without_python_fails_before_any_daemon_starts(hosts: SSHHosts) -> 
     with pytest.raises(rh.ClusterError, match=rf"{hosts.addresses[NO_PYTHON]} has no Python 3\.11"):
         c.up_if_not()
     assert _processes_under(hosts.hosts[SOLO].home) == []  # the good host was not started
+
+
+def test_tunnel_workers_reach_the_head_through_ssh(hosts: SSHHosts, project: Path) -> None:
+    """With tunnel_workers the head's broker listens on loopback only; the other host's workers
+    come through an SSH forward (hosts 3 and 4 share this machine's loopback: two hosts only)."""
+    import jobs
+
+    port = free_port(["127.0.0.1"])
+    while free_port(["127.0.0.1"]) == port + 1:  # the node side listens on port + 1
+        port = free_port(["127.0.0.1"])
+    pair = rh.cluster(
+        name="tunnelled",
+        host=[hosts.addresses[SOLO], hosts.addresses[TUNNEL_NODE]],
+        ssh_creds=hosts.creds(),
+        server_port=port,
+        gateway_port=None,
+        autostop_mins=-1,
+        tunnel_workers=True,
+    )
+    try:
+        pair.up_if_not()
+        fn = rh.function(jobs.where).to(
+            pair, name="tunnelled_where", env=rh.env(name="far", compute={"node": 1})
+        )
+        assert fn(3)["index"] == "1"
+        status = pair.status()
+        assert [e for e in status["endpoints"] if e.startswith("tcp://")] == [
+            f"tcp://127.0.0.1:{port}"
+        ]
+    finally:
+        pair.teardown()
+    for i in (SOLO, TUNNEL_NODE):
+        assert _wait_no_processes(hosts.hosts[i].home) == []
 
 
 # -- autostop -------------------------------------------------------------------------------------
