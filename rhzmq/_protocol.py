@@ -32,6 +32,8 @@ Messages, as each socket sees them (``id`` frames are added/removed by the ROUTE
     broker -> worker   [header(CALL|PUT|DELETE), client id, meta, *payload]
                        [header(CANCEL|CREDIT), client id]
                        [header(HEARTBEAT)]                    target = broker instance id
+                       [header(SHUTDOWN)]                     to node agents (group "__node__")
+                                                              of other hosts: the cluster stops
     worker -> broker   [header(PARTIAL|FINAL), client id, *payload]
                        [header(READY), b"", meta]             meta: {"version", "pid", "node",
                                                               "capacity", "objects": [...]}
