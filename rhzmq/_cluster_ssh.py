@@ -108,6 +108,7 @@ class SSHCluster(Cluster):
         self._gateway: str | None = None
         self._synced: dict[Path, dict[str, tuple[int, int]]] = {}
         self._curve: dict[str, bytes] | None = None
+        self._tunnel: asyncssh.SSHClientConnection | None = None
 
     # -- config --------------------------------------------------------------------------------
 
@@ -187,6 +188,9 @@ class SSHCluster(Cluster):
         return self._endpoint
 
     async def aclient(self) -> Client:
+        tunnel = self._tunnel
+        if tunnel is not None and tunnel.is_closed():
+            self._disconnect()  # the SSH connection dropped: its forwards are gone, remake them
         if self._endpoint is None:
             await _ssh.on_portal(self._aconnect())
         return get_client(self.endpoint, self.curve_keys())
@@ -231,11 +235,13 @@ class SSHCluster(Cluster):
                         "connected? With tunnel_workers one client at a time carries the traffic."
                     ) from None
         self._endpoint = f"tcp://127.0.0.1:{local}"
+        self._tunnel = conn
 
     def _disconnect(self) -> None:
         if self._endpoint is not None:
             drop_client(self._endpoint)
         self._endpoint = self._gateway = None
+        self._tunnel = None
 
     async def _probe(self, conn: asyncssh.SSHClientConnection, host: str) -> dict[str, Any]:
         """What runs on a host: its rhzmq build and daemon state; {} without our venv."""

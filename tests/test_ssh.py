@@ -137,6 +137,25 @@ def test_up_again_is_a_no_op(
     assert [n["pid"] for n in main_cluster.status()["nodes"]] == before
 
 
+def test_a_daemon_of_another_build_is_restarted(
+    main_cluster: rh.SSHCluster, hosts: SSHHosts, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    before = [n["pid"] for n in main_cluster.status()["nodes"]]
+    # Host 1's daemon says it runs an older build (as after an install without a restart).
+    state_file = hosts.hosts[1].home / ".rhzmq" / "local" / "daemon.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "build": "0ld0ld0ld0ld"}))
+    main_cluster.up_if_not()
+    err = capfd.readouterr().err
+    after = [n["pid"] for n in main_cluster.status()["nodes"]]
+    assert after[0] == before[0] and after[2] == before[2] and after[1] != before[1]
+    assert "installing" not in err and f"[{hosts.addresses[1]}] daemon up" in err
+    main_cluster.restart_server()
+    assert not set(before) & {n["pid"] for n in main_cluster.status()["nodes"]}
+
+
 def test_function_placed_on_node_2_reports_where_it_ran(
     main_cluster: rh.SSHCluster,
     hosts: SSHHosts,
@@ -182,6 +201,25 @@ async def test_async_calls_through_the_tunnel(main_cluster: rh.SSHCluster) -> No
     where = await rh.function(jobs.where).ato(main_cluster)
     results = await asyncio.gather(*(where.acall(i) for i in range(20)))
     assert [r["x"] for r in results] == list(range(20))
+
+
+def test_a_dropped_ssh_connection_is_remade(main_cluster: rh.SSHCluster) -> None:
+    import jobs
+
+    from rhzmq._portal import run_sync
+
+    fn = rh.function(jobs.where).to(main_cluster, name="where_drop")
+    assert fn(1)["x"] == 1
+    tunnel = main_cluster._tunnel
+    assert tunnel is not None
+
+    async def drop() -> None:
+        tunnel.close()
+        await tunnel.wait_closed()
+
+    run_sync(drop)
+    assert fn(2)["x"] == 2  # a new connection and forwards, transparently
+    assert main_cluster._tunnel is not tunnel
 
 
 def test_changed_file_is_synced_and_ignored_files_are_not(
