@@ -559,6 +559,12 @@ class SSHCluster(Cluster):
                         for i in range(1, len(self.hosts))
                     )
                 )
+                # Their goodbyes reach the broker on their own sockets, maybe after the agents'
+                # answers: wait (briefly) so status() no longer lists them when this returns.
+                for _ in range(100):
+                    if all(w["env"] != name for w in (await super().astatus())["workers"]):
+                        break
+                    await asyncio.sleep(0.05)
 
     # -- hosts -----------------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
-"""The ``rhzmq`` command: start, stop and inspect the local cluster daemon.
+"""The ``rhzmq`` command: start, stop and inspect the local cluster daemon, or with
+``-c NAME`` a cluster saved with ``cluster.save()`` (e.g. an SSH cluster).
 
 rhzmq start [--port N] [--gateway-port 32300 | --no-gateway] [--token T]
 rhzmq status [--json]        rhzmq keys        rhzmq logs [-f] [-n 50]        rhzmq stop
+rhzmq status -c gpu-box      rhzmq logs -c gpu-box --node 1      rhzmq stop -c gpu-box
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from typing import Any
 
 from . import _config
-from ._cluster import DEFAULT_GATEWAY_PORT, Cluster
+from ._cluster import DEFAULT_GATEWAY_PORT, Cluster, cluster
 from ._exceptions import RhzmqError
 
 
@@ -33,7 +35,15 @@ def _cluster(args: argparse.Namespace) -> Cluster:
     )
 
 
+def _target(args: argparse.Namespace) -> Any:
+    """The cluster a command is about: ``-c NAME`` (a saved one) or the local daemon."""
+    return cluster(args.cluster) if getattr(args, "cluster", None) else Cluster("local")
+
+
 def cmd_start(args: argparse.Namespace) -> int:
+    if args.cluster:
+        _target(args).up_if_not()
+        return 0
     c = _cluster(args)
     if c.is_up():
         print(
@@ -46,7 +56,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    c = Cluster("local")
+    c = _target(args)
     if not c.is_up():
         print("not running")
         return 0
@@ -56,9 +66,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    c = Cluster("local")
+    c = _target(args)
     if not c.is_up():
-        print("not running (start it with `rhzmq start`)")
+        start = f"rhzmq start -c {args.cluster}" if args.cluster else "rhzmq start"
+        print(f"not running (start it with `{start}`)")
         return 1
     st = c.status()
     st["gateway"] = c.gateway_url
@@ -77,16 +88,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"worker   {w['name']:<12} pid {w['pid']:<7} node {w['node']:<16} in flight {w['inflight']:<4} objects: {objs}"
         )
+    for n in st.get("nodes", ()):
+        if n.get("up") is False:
+            print(f"node {n['index']}   {n['address']:<16} DOWN")
+        else:
+            print(
+                f"node {n['index']}   {n['address']:<16} {n['role']:<12} daemon pid {n['pid']:<7} "
+                f"build {n['build']}  workers: {', '.join(n['workers']) or '-'}"
+            )
     return 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    for name in Cluster("local").keys():
+    for name in _target(args).keys():
         print(name)
     return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    if args.cluster:
+        follow = " -f" if args.follow else ""
+        log = f"tail -n {int(args.lines)}{follow} ~/.rhzmq/local/daemon.log"
+        codes = _target(args).run_bash(log, node=_node(args.node))
+        return max(codes, default=0)
     path = _config.log_file()
     if not path.exists():
         print(f"no log yet at {path}")
@@ -105,6 +129,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node(node: str) -> int | str:
+    return int(node) if node.isdigit() else node
+
+
 def _ago(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
@@ -113,10 +141,16 @@ def _ago(seconds: float) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rhzmq", description="Run and inspect the local rhzmq cluster."
+        prog="rhzmq", description="Run and inspect the local rhzmq cluster, or a saved one."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    start = sub.add_parser("start", help="start the local daemon (broker, default worker, gateway)")
+    which = argparse.ArgumentParser(add_help=False)
+    which.add_argument(
+        "-c", "--cluster", default=None, help="a cluster saved with cluster.save() (not local)"
+    )
+    start = sub.add_parser(
+        "start", parents=[which], help="start the local daemon (broker, default worker, gateway)"
+    )
     start.add_argument("--port", type=int, default=0, help="broker port (default: any free port)")
     start.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT or 32300)
     start.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
@@ -130,12 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
         "and needs --token for HTTP",
     )
     start.set_defaults(fn=cmd_start)
-    sub.add_parser("stop", help="stop the local daemon and its workers").set_defaults(fn=cmd_stop)
-    status = sub.add_parser("status", help="show workers, objects and calls in flight")
+    sub.add_parser("stop", parents=[which], help="stop the daemon(s) and workers").set_defaults(
+        fn=cmd_stop
+    )
+    status = sub.add_parser(
+        "status", parents=[which], help="show workers, objects, calls in flight (and nodes)"
+    )
     status.add_argument("--json", action="store_true")
     status.set_defaults(fn=cmd_status)
-    sub.add_parser("keys", help="list the objects on the cluster").set_defaults(fn=cmd_keys)
-    logs = sub.add_parser("logs", help="show the daemon's log")
+    sub.add_parser("keys", parents=[which], help="list the objects on the cluster").set_defaults(
+        fn=cmd_keys
+    )
+    logs = sub.add_parser("logs", parents=[which], help="show the daemon's log")
+    logs.add_argument("--node", default="all", help="with -c: a host's index or address")
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.set_defaults(fn=cmd_logs)

@@ -306,6 +306,20 @@ def test_reconnect_by_name_from_a_fresh_process(main_cluster: rh.SSHCluster, pro
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-2:] == ["41", "1"]
     assert "installing" not in proc.stderr and "starting" not in proc.stderr
+    # and the command line reaches it by name too
+    cli = [sys.executable, "-m", "rhzmq.cli"]
+    out = subprocess.run([*cli, "status", "-c", "trio"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    nodes = [line for line in out.stdout.splitlines() if line.startswith("node ")]
+    assert len(nodes) == 3 and "head" in nodes[0]
+    keys = subprocess.run([*cli, "keys", "-c", "trio"], capture_output=True, text=True).stdout
+    assert "saved_where" in keys.split()
+    logs = subprocess.run(
+        [*cli, "logs", "-c", "trio", "--node", "2", "-n", "5"], capture_output=True, text=True
+    ).stdout
+    lines = [line for line in logs.splitlines() if line.strip() != "[127.0.0.4]"]
+    assert 1 <= len(lines) <= 5 and all(line.startswith("[127.0.0.4] ") for line in lines)
+    assert "rhzmq.daemon" in logs  # node 2's own daemon log
 
 
 def test_configs_round_trip_for_every_resource_type(main_cluster: rh.SSHCluster) -> None:
