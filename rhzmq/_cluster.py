@@ -191,6 +191,12 @@ class Cluster(Resource):
 
     async def aspawn(self, spec: dict[str, Any]) -> list[str]:
         """Make sure an environment's workers run (see rhzmq._env); returns their names."""
+        node = (spec.get("compute") or {}).get("node", 0)
+        if node not in (0, "0"):
+            raise ValueError(
+                f"env {spec['name']!r} asks for node {node!r}, but cluster {self.name!r} is this "
+                "machine alone (node 0); nodes are the hosts of an SSH cluster"
+            )
         result = await self._control(
             Cmd.SPAWN, spec["name"], [pack_meta(spec)], label=f"env {spec['name']}"
         )

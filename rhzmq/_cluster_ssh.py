@@ -516,18 +516,18 @@ class SSHCluster(Cluster):
     async def _aworking_dir(self, path: str | None) -> str | None:
         if not path or path.startswith("~"):
             return path
-        return await self._async_path(path)
+        return await self._synced_path(path)
 
     async def _aship_code(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Sync the projects a spec's code comes from; point its paths at the hosts' copies."""
         spec = dict(spec)
-        spec["paths"] = [await self._async_path(p) for p in spec.get("paths", ())]
+        spec["paths"] = [await self._synced_path(p) for p in spec.get("paths", ())]
         code = spec.get("code") or {}
         if code.get("path"):
-            spec["code"] = {**code, "path": await self._async_path(code["path"])}
+            spec["code"] = {**code, "path": await self._synced_path(code["path"])}
         return spec
 
-    async def _async_path(self, path: str) -> str:
+    async def _synced_path(self, path: str) -> str:
         if not _sync.is_project_dir(path):
             return path
         root = _sync.project_root(path)

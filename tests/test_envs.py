@@ -156,3 +156,12 @@ def test_secrets_reach_the_worker_but_are_never_shown(cluster: rh.Cluster) -> No
     assert value not in str(cluster.status()) and value not in str(cluster.processes())
     assert value not in _config.log_file().read_text(errors="replace")
     cluster.delete("secretive")
+
+
+def test_placing_an_env_on_another_node_of_the_local_cluster_is_refused(
+    cluster: rh.Cluster,
+) -> None:
+    with pytest.raises(ValueError, match=r"node 1.*this machine alone"):
+        rh.function(ro.camelize).to(
+            cluster, name="nowhere", env=rh.env(name="far", compute={"node": 1})
+        )
