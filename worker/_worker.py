@@ -460,9 +460,11 @@ class Worker:
         elif cmd == Cmd.DISCONNECT:
             self._ready()
         elif cmd == Cmd.SHUTDOWN:
-            log.info("the cluster is shutting down")
-            self.stop()
+            # Meant for node agents (the cluster stops); an ordinary worker is stopped by its
+            # supervisor, so it ignores one (the worker-port fuzzer sends them).
             if self.on_shutdown is not None:
+                log.info("the cluster is shutting down")
+                self.stop()
                 self.on_shutdown()
         # HEARTBEAT: nothing to do beyond _last_heard
 
