@@ -366,8 +366,11 @@ class SSHCluster(Cluster):
         _say(host, f"installing rhzmq {wheel_version()} with {python}")
         remote_wheel = f".rhzmq/wheels/{wheel.name}"
         await _ssh.put_file(conn, wheel, remote_wheel)
-        # A venv whose pip does not run was cut short (e.g. a cancelled earlier up): remake it.
+        # One install at a time per host: a cancelled `up` does not stop the remote pip (closing
+        # the SSH channel leaves it running), and a second pip in the same venv breaks both.
+        # A venv whose pip does not run was cut short: remake it.
         command = (
+            "mkdir -p ~/.rhzmq && exec 9>~/.rhzmq/install.lock && { flock -w 900 9 || true; }; "
             f"set -e; if ! {PYTHON} -m pip --version >/dev/null 2>&1; then rm -rf {VENV}; "
             f"{shlex.quote(python)} -m venv --system-site-packages {VENV}; fi; "
             f"{PYTHON} -m pip install --disable-pip-version-check --progress-bar off "

@@ -194,10 +194,14 @@ async def absolute(conn: asyncssh.SSHClientConnection, path: str) -> str:
 
 
 async def put_file(conn: asyncssh.SSHClientConnection, local: Path, remote: str) -> None:
+    """Upload to a temporary name, then rename: a reader (pip, a concurrent upload of the same
+    file) never sees half a file."""
     remote = await absolute(conn, remote)
+    partial = f"{remote}.{os.getpid()}-{id(conn):x}.part"
     async with conn.start_sftp_client() as sftp:
         await sftp.makedirs(os.path.dirname(remote), exist_ok=True)
-        await sftp.put(str(local), remote)
+        await sftp.put(str(local), partial)
+        await sftp.posix_rename(partial, remote)
 
 
 async def forward(conn: asyncssh.SSHClientConnection, remote_port: int) -> int:
