@@ -224,7 +224,7 @@ class Gateway:
                 timeout=self.timeout(request),
             )
             if status == Status.OK:
-                return self.respond(request, decode_plain(frames))
+                return self.respond(request, _plain(frames))
             err = _final_error(status, frames)
             if err.type != "AttributeError":
                 raise err
@@ -289,15 +289,7 @@ class Gateway:
         )
         if status != Status.OK:
             raise _final_error(status, frames)
-        try:
-            result = decode_plain(frames)
-        except NotPlainData as exc:
-            raise HTTPError(
-                406,
-                "NotAcceptable",
-                f"{exc}; results over HTTP must be plain data (numbers, strings, lists, dicts, bytes with msgpack)",
-            ) from None
-        return self.respond(request, result)
+        return self.respond(request, _plain(frames))
 
     def respond(self, request: Request, result: Any) -> Response:
         if is_msgpack(request.headers.get("accept", "")):
@@ -410,6 +402,18 @@ class BearerAuth:
                 return await self.app(scope, receive, send)
             response = error_response(403, "Forbidden", "the bearer token is wrong")
         await response(scope, receive, send)
+
+
+def _plain(frames: list[bytes]) -> Any:
+    """A result as plain data, or a 406 (a pickled value: only a Python client could read it)."""
+    try:
+        return decode_plain(frames)
+    except NotPlainData as exc:
+        raise HTTPError(
+            406,
+            "NotAcceptable",
+            f"{exc}; results over HTTP must be plain data (numbers, strings, lists, dicts, bytes with msgpack)",
+        ) from None
 
 
 def _errors(

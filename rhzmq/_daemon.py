@@ -432,7 +432,7 @@ async def serve_node(head: str, ready_fd: int | None, daemon: DaemonState) -> No
             # autostop period, stop too.
             tg.start_soon(
                 daemon.autostop,
-                lambda: time.monotonic() - agent._last_heard < 10 * HEARTBEAT_INTERVAL,
+                lambda: time.monotonic() - agent.last_heard < 10 * HEARTBEAT_INTERVAL,
             )
             _ready(hs, _state(daemon, "node", head))
             await daemon.stop.wait()

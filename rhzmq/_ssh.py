@@ -210,12 +210,6 @@ async def forward(conn: asyncssh.SSHClientConnection, remote_port: int) -> int:
     return int(listener.get_port())
 
 
-def close_all() -> None:
-    for conn in _connections.values():
-        conn.close()
-    _connections.clear()
-
-
 def quote(path: str) -> str:
     """Quote a remote path, keeping a leading ``~/`` for the remote shell to expand."""
     if path.startswith("~/"):

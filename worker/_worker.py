@@ -394,6 +394,11 @@ class Worker:
     def stop(self) -> None:
         self._stopped.set()
 
+    @property
+    def last_heard(self) -> float:
+        """``time.monotonic()`` of the last message from the broker."""
+        return self._last_heard
+
     def _ready(self) -> None:
         meta = {
             "name": self.name,
