@@ -369,6 +369,10 @@ class Client:
         try:
             while self._calls and not self.closed:
                 await asyncio.sleep(HEARTBEAT_INTERVAL)
+                if not self._calls:
+                    # Nothing pending any more: no PING, which would count as activity (the
+                    # broker's client table feeds autostop) for a client that is merely polling.
+                    break
                 if time.monotonic() - self._last_heard > HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:
                     self._fail_all(
                         ClusterNotRunning(

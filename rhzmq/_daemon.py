@@ -42,13 +42,15 @@ from . import _config
 from ._build import build_id
 from ._client import drop_client, get_client
 from ._curve import client_keys, curve_dir, ensure_keys
-from ._exceptions import EnvError
+from ._exceptions import EnvError, RhzmqError
 from ._protocol import HEARTBEAT_INTERVAL, Cmd, Partial, Status
 from ._version import PROTOCOL_VERSION, __version__
 
 log = logging.getLogger("rhzmq.daemon")
 
 WORKER_START_TIMEOUT = 60.0
+REAP_INTERVAL = 2.0
+UNREGISTERED_GRACE = 10.0
 
 
 class Node:
@@ -434,6 +436,7 @@ async def serve_node(head: str, ready_fd: int | None, daemon: DaemonState) -> No
                 daemon.autostop,
                 lambda: time.monotonic() - agent.last_heard < 10 * HEARTBEAT_INTERVAL,
             )
+            tg.start_soon(_reap_unregistered, supervisor, daemon, head, keys)
             _ready(hs, _state(daemon, "node", head))
             await daemon.stop.wait()
             log.info("node daemon stopping")
@@ -443,6 +446,42 @@ async def serve_node(head: str, ready_fd: int | None, daemon: DaemonState) -> No
             _remove_state()
             drop_client(head)
             tg.cancel_scope.cancel()
+
+
+async def _reap_unregistered(
+    supervisor: Supervisor, daemon: DaemonState, head: str, keys: dict[str, bytes]
+) -> None:
+    """Kill this host's workers that the head no longer lists, so the supervisor restarts them.
+
+    The head declares a worker dead when its heartbeats stop (hung: SIGSTOP, stuck in C holding
+    the GIL) but can kill only processes on its own host; here the process is ours to kill.
+    A worker gets UNREGISTERED_GRACE seconds to register first.
+    """
+    client = get_client(head, keys)
+    missing_since: dict[int, float] = {}
+    while True:
+        await anyio.sleep(REAP_INTERVAL)
+        pids = {p.pid: name for name, p in supervisor.processes.items()}
+        if not pids:
+            continue
+        try:
+            status = await client.control(Cmd.STATUS, timeout=5.0)
+        except RhzmqError:
+            continue  # the head is away: nothing to compare with
+        listed = {w["pid"] for w in status["workers"] if w.get("node") == daemon.label}
+        now = time.monotonic()
+        for pid, name in pids.items():
+            if pid in listed:
+                missing_since.pop(pid, None)
+            elif now - missing_since.setdefault(pid, now) > UNREGISTERED_GRACE:
+                log.warning(
+                    "worker %r (pid %d) is not registered with the head: killing it", name, pid
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                del missing_since[pid]
+        for pid in set(missing_since) - set(pids):
+            del missing_since[pid]
 
 
 def _state(daemon: DaemonState, role: str, endpoint: str) -> dict[str, Any]:

@@ -180,6 +180,41 @@ def test_function_placed_on_node_2_reports_where_it_ran(
     assert not [p for p in main_cluster.processes() if p["env"] == "third"]
 
 
+def test_a_hung_worker_on_another_host_is_replaced(main_cluster: rh.SSHCluster) -> None:
+    import signal
+
+    import jobs
+
+    env = rh.env(name="hangs", compute={"node": 1})
+    fn = rh.function(jobs.value).to(main_cluster, name="value_hangs", env=env)
+    assert fn() in ("v1", "v2")
+    (old,) = [p["pid"] for p in main_cluster.processes() if p["env"] == "hangs"]
+    os.kill(old, signal.SIGSTOP)  # hung: no heartbeats, and the head cannot kill it (not its host)
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            now = [p["pid"] for p in main_cluster.processes() if p["env"] == "hangs"]
+            if now and now != [old]:
+                break
+            time.sleep(0.5)
+        assert now and now != [old], "the hung worker was not replaced"
+        assert _gone(old), "the hung process was left running"
+        assert fn() in ("v1", "v2")  # rebuilt from its spec on the new worker
+    finally:
+        if not _gone(old):
+            os.kill(old, signal.SIGKILL)
+    main_cluster.delete("hangs")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split()[2] == "Z"  # a zombie is gone, its parent reaps it
+
+
 def test_exceptions_and_streams_cross_the_tunnel(main_cluster: rh.SSHCluster) -> None:
     import jobs
 
@@ -423,27 +458,33 @@ def test_tunnel_workers_reach_the_head_through_ssh(hosts: SSHHosts, project: Pat
 # -- autostop -------------------------------------------------------------------------------------
 
 
-def test_autostop_waits_for_calls_and_pause_then_fires(hosts: SSHHosts, project: Path) -> None:
+def test_autostop_waits_for_calls_and_pause_then_fires_on_every_host(
+    hosts: SSHHosts, project: Path
+) -> None:
     import jobs
 
-    solo = rh.cluster(
-        name="solo",
-        host=hosts.addresses[SOLO],
+    pair = rh.cluster(
+        name="idle",
+        host=[hosts.addresses[SOLO], hosts.addresses[TUNNEL_NODE]],
         ssh_creds=hosts.creds(),
-        server_port=free_port(["127.0.0.1"]),
+        server_port=free_port(["0.0.0.0"]),
         gateway_port=None,
         autostop_mins=0.05,  # 3 s
     ).up_if_not()
-    home = hosts.hosts[SOLO].home
+    homes = [hosts.hosts[SOLO].home, hosts.hosts[TUNNEL_NODE].home]
     try:
-        nap = rh.function(jobs.nap).to(solo)
+        # On the second host, whose daemon polls the head (see _reap_unregistered): polling
+        # must not count as activity.
+        nap = rh.function(jobs.nap).to(pair, env=rh.env(name="napper", compute={"node": 1}))
         assert nap(5) == 5  # a call running longer than the autostop period keeps it up
-        with solo.pause_autostop():
+        with pair.pause_autostop():
             time.sleep(5)
-            assert solo.is_up()
-        assert solo.is_up()
-        assert _wait_no_processes(home, timeout=30) == []
-        assert not solo.is_up()
+            assert pair.is_up()
+        assert pair.is_up()
+        for home in homes:
+            assert _wait_no_processes(home, timeout=30) == [], f"{home} still runs"
+        assert not pair.is_up()
     finally:
-        solo.teardown()
-    assert _processes_under(home) == []
+        pair.teardown()
+    for home in homes:
+        assert _processes_under(home) == []
