@@ -498,10 +498,17 @@ class SSHCluster(Cluster):
         return list(range(len(self.hosts))) if node == "all" else [self.node_index(node)]
 
     async def aspawn(self, spec: dict[str, Any]) -> list[str]:
-        index = self.node_index((spec.get("compute") or {}).get("node", 0))
+        compute = spec.get("compute") or {}
+        index = self.node_index(compute.get("node", 0))
+        # The host by index (it may have been named by address), and a working_dir of this
+        # machine as its synced copy there (the head's workers need it as much as the others').
+        spec = {
+            **spec,
+            "compute": {**compute, "node": index},
+            "working_dir": await self._aworking_dir(spec.get("working_dir")),
+        }
         if index == 0:
             return await super().aspawn(spec)
-        spec = {**spec, "working_dir": await self._aworking_dir(spec.get("working_dir"))}
         result = await self.acall(f"__node__.{index}", "spawn", spec)
         return list(result["workers"])
 

@@ -74,6 +74,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             def value():
                 return VALUE
 
+            def cwd():
+                return os.getcwd()
+
             def fail(n):
                 raise ValueError(f"bad input {n}")
 
@@ -159,6 +162,7 @@ def test_a_daemon_of_another_build_is_restarted(
 def test_function_placed_on_node_2_reports_where_it_ran(
     main_cluster: rh.SSHCluster,
     hosts: SSHHosts,
+    project: Path,
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -178,6 +182,11 @@ def test_function_placed_on_node_2_reports_where_it_ran(
     assert {p["node"] for p in procs if p["env"] == "third"} == {hosts.addresses[2]}
     main_cluster.delete("third")
     assert not [p for p in main_cluster.processes() if p["env"] == "third"]
+    # The head named by its address, with a working_dir of this machine: its synced copy there.
+    env = rh.env(name="at_head", compute={"node": hosts.addresses[0]}, working_dir=str(project))
+    fn = rh.function(jobs.cwd).to(main_cluster, name="cwd_head", env=env)
+    assert fn() == f"{hosts.hosts[0].home}/.rhzmq/code/myproj"
+    main_cluster.delete("at_head")
 
 
 def test_a_hung_worker_on_another_host_is_replaced(main_cluster: rh.SSHCluster) -> None:
