@@ -1,4 +1,8 @@
-"""Fixtures: a real local cluster (daemon, broker, worker processes) in a temporary RHZMQ_HOME."""
+"""Fixtures: a real local cluster (daemon, broker, worker processes) in a temporary RHZMQ_HOME.
+
+A skipped test fails the run (the ``noskip`` plugin): every product area is tested on every
+machine that runs the suite (``tests/setup.py`` installs what the tests start).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from helpers import wait_pid_gone
 
 import rhzmq as rh
 from rhzmq import _config
+
+pytest_plugins = ["noskip"]
 
 
 @pytest.fixture(

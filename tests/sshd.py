@@ -20,6 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+if not Path(SSHD).exists():
+    raise RuntimeError(
+        "OpenSSH's sshd is not installed, and the SSH-cluster tests start real ones: run "
+        "`python tests/setup.py` (installs it as root) or `sudo apt-get install openssh-server`"
+    )
 
 
 @dataclass
@@ -90,9 +95,15 @@ def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes]) -> N
     raise RuntimeError(f"sshd on {address}:{port} did not start listening")
 
 
-def start_hosts(root: Path, count: int, paths: dict[int, str] | None = None) -> SSHHosts:
+def start_hosts(
+    root: Path,
+    count: int,
+    paths: dict[int, str] | None = None,
+    env: dict[int, dict[str, str]] | None = None,
+) -> SSHHosts:
     """Start ``count`` sshd instances on 127.0.0.2... with keys and homes under ``root``;
-    ``paths`` overrides the shell's PATH of some hosts (e.g. one without any Python)."""
+    ``paths`` overrides the shell's PATH of some hosts (e.g. one without any Python), ``env``
+    sets more variables in some hosts' sessions (sshd's ``SetEnv``, e.g. ``RHZMQ_HOME``)."""
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)
     key = root / "client_ed25519"
@@ -132,7 +143,12 @@ def start_hosts(root: Path, count: int, paths: dict[int, str] | None = None) -> 
                     "StrictModes no",
                     "AllowTcpForwarding yes",
                     "Subsystem sftp internal-sftp",
-                    f"SetEnv HOME={home} PATH={(paths or {}).get(i, path)}",
+                    " ".join(
+                        [
+                            f"SetEnv HOME={home} PATH={(paths or {}).get(i, path)}",
+                            *(f"{k}={v}" for k, v in (env or {}).get(i, {}).items()),
+                        ]
+                    ),
                     "LogLevel ERROR",
                     "",
                 ]

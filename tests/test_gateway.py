@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -304,7 +303,6 @@ def test_secrets_stay_out_of_status_and_logs(cluster: rh.Cluster, authed: str) -
     assert TOKEN not in _config.log_file().read_text(errors="replace")
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl(deployed: str) -> None:
     out = subprocess.run(
         ["curl", "-s", f"{deployed}/greet?name=curl"], capture_output=True, text=True, timeout=30
@@ -348,7 +346,6 @@ console.log(JSON.stringify({post: await post.json(), got: await got.json(), line
 """
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_node_fetch(deployed: str, tmp_path: Path) -> None:
     script = tmp_path / "client.mjs"
     script.write_text(NODE_SCRIPT)

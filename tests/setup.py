@@ -1,0 +1,93 @@
+"""Make this machine ready for the whole test suite, then say so (the README's test command).
+
+``python tests/setup.py [--system-only]`` (standard library only, run with the interpreter of
+the virtual environment the tests will use):
+
+1. checks the real components the suite starts — OpenSSH's ``sshd`` and ``ssh``/``ssh-keygen``,
+   ``curl``, Node.js, ``pgrep`` — and installs the missing ones with ``apt-get`` when run as
+   root, or stops *before anything else* naming the exact command to run. Nothing is skipped
+   later: a product area without its component is a failed run, not a quieter one;
+2. installs the pinned test and lint tools from ``requirements/lock.txt`` and rhzmq itself
+   (editable) into the running interpreter, which must be a virtual environment's, so what
+   runs is what a newcomer gets, not whatever the machine had.
+
+Regenerate the lock after changing dependencies in ``pyproject.toml`` with
+``uv pip compile pyproject.toml --extra test --extra dev --python-version 3.11
+-o requirements/lock.txt``; ``nox -s fresh`` runs the suite on the newest allowed versions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCK = ROOT / "requirements" / "lock.txt"
+
+#: executable -> Debian package that provides it
+NEEDED = {
+    "sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "curl": "curl",
+    "node": "nodejs",
+    "pgrep": "procps",
+}
+
+
+def _which(name: str) -> str | None:
+    # sshd lives in /usr/sbin, which a non-root PATH may lack.
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
+def missing_packages() -> list[str]:
+    return sorted({pkg for exe, pkg in NEEDED.items() if _which(exe) is None})
+
+
+def ensure_system_packages() -> None:
+    packages = missing_packages()
+    if not packages:
+        return
+    command = ["apt-get", "install", "-y", "-qq", *packages]
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        sys.exit(
+            "The test suite starts real servers and clients that are not installed here: "
+            f"{', '.join(packages)}.\nInstall them first, e.g.:\n\n"
+            f"    sudo apt-get update && sudo {' '.join(command)}\n\n"
+            "then run this command again."
+        )
+    print(f"tests/setup.py: installing {' '.join(packages)} with apt-get", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(command, check=True, env=env)
+    still = missing_packages()
+    if still:
+        sys.exit(f"tests/setup.py: apt-get ran, but these are still missing: {', '.join(still)}")
+
+
+def ensure_python_packages() -> None:
+    if sys.prefix == sys.base_prefix:
+        sys.exit(
+            "tests/setup.py installs the pinned test tools into the interpreter that runs it, and "
+            f"{sys.executable} is not a virtual environment's. Make one first:\n\n"
+            "    python3 -m venv .venv && .venv/bin/python tests/setup.py\n"
+        )
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    print(f"tests/setup.py: installing {LOCK.relative_to(ROOT)} and rhzmq into {sys.prefix}")
+    subprocess.run([*pip, "install", "-r", str(LOCK)], check=True)
+    subprocess.run([*pip, "install", "--no-deps", "-e", str(ROOT)], check=True)
+
+
+def main() -> None:
+    ensure_system_packages()
+    if "--system-only" in sys.argv[1:]:  # nox installs the Python packages itself
+        return
+    ensure_python_packages()
+    print("tests/setup.py: ready; run the suite with `.venv/bin/python -m pytest`", flush=True)
+
+
+if __name__ == "__main__":
+    main()
