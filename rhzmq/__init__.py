@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ._cluster import Cluster, cluster
 from ._env import Env, env
 from ._exceptions import (
+    AuthenticationError,
     CallCancelled,
     CallError,
     CallTimeout,
@@ -53,6 +54,7 @@ here = cluster("local")
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "AuthenticationError",
     "CallCancelled",
     "CallError",
     "CallTimeout",

@@ -7,25 +7,36 @@ the future. Cancelling the awaiting task sends CANCEL; ``timeout=`` is a loop ti
 future with :class:`CallTimeout` and cancels the remote call.
 
 Liveness: workers are watched by the broker, but the broker itself may die. While calls are in
-flight a watchdog PINGs the broker each heartbeat interval; if nothing at all arrives for
-``HEARTBEAT_LIVENESS`` intervals, every pending call fails with :class:`ClusterNotRunning` instead
-of waiting forever.
+flight a watchdog PINGs the broker every heartbeat interval, and counts the intervals in which
+nothing at all arrived (Paranoid Pirate's liveness counter, RFC 6); after
+``HEARTBEAT_LIVENESS`` silent intervals in a row every pending call fails with
+:class:`ClusterNotRunning` instead of waiting forever.
+
+Why count intervals rather than compare against the time of the last message: the watchdog only
+runs while calls are pending (an idle client must not look busy to autostop), so after an idle
+spell the last message is old for a perfectly healthy broker, and a long call started then would
+fail at the first tick. Likewise a process that was stopped or suspended (Ctrl-Z, a laptop that
+slept) wakes up to one silent interval, not to a dead broker. Only intervals the watchdog was
+awake for, each with a PING sent, count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import pickle
-import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgpack
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
+from . import _config
 from ._exceptions import (
+    AuthenticationError,
     CallTimeout,
     ClusterNotRunning,
     ProtocolError,
@@ -62,6 +73,14 @@ CREDIT_BATCH = 32
 
 #: How long the first contact with a broker may take before ClusterNotRunning.
 CONNECT_TIMEOUT = 10.0
+
+#: CURVE handshake outcomes a client watches for until its first answer (socket monitor).
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 class _Pending:
@@ -138,15 +157,26 @@ class Client:
         sock.setsockopt(zmq.RCVHWM, 100_000)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        # A refused CURVE handshake is silent on the socket itself (no message ever arrives):
+        # watch the socket's monitor until the first answer, so the caller hears why at once
+        # instead of "no broker answered" after the connect timeout.
+        self._monitor: Pump | None = None
+        # Every PING says which process this is: the broker keeps the calls of a silent client
+        # whose process still exists on its machine (stopped, or asleep), see broker._broker.
+        self._ping = [
+            pack_header(Cmd.PING),
+            pack_meta({"pid": os.getpid(), "machine": _config.MACHINE_ID}),
+        ]
         if curve:
             sock.curve_secretkey = curve["secret"]
             sock.curve_publickey = curve["public"]
             sock.curve_serverkey = curve["server"]
+            self._monitor = Pump(sock.get_monitor_socket(_HANDSHAKE_EVENTS), self._on_monitor)
         sock.connect(endpoint)
         self.pump = Pump(sock, self._on_message)
         self._calls: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
-        self._last_heard = time.monotonic()
+        self._heard = 0  # messages received: the watchdog looks for a change, not a time
         self._watchdog: asyncio.Task[None] | None = None
         self._connected = False
         self.closed = False
@@ -155,7 +185,7 @@ class Client:
     # -- receiving ---------------------------------------------------------------------------
 
     def _on_message(self, frames: list[bytes]) -> None:
-        self._last_heard = time.monotonic()
+        self._heard += 1
         header = frames[0]
         if header[:3] != _PREFIX or len(header) < 15:
             if header[:2] == MAGIC and len(header) >= 12:
@@ -178,6 +208,36 @@ class Client:
             pending = self._calls.get(call_id)
             if pending is not None:
                 pending.partial(header[12], frames[1:])
+
+    def _on_monitor(self, frames: list[bytes]) -> None:
+        event = parse_monitor_message(frames)
+        kind, value = int(event["event"]), int(event["value"])
+        if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            return
+        if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            problem = AuthenticationError(
+                f"the broker at {self.endpoint} refused this client's CURVE key (ZAP status "
+                f"{value}): the key is not on the broker's allow-list. For an SSH cluster, "
+                "`cluster.restart_server()` sends the keys again (and check that the head's "
+                "RHZMQ_HOME is where its daemon runs); for a daemon started with --bind, copy this "
+                "machine's $RHZMQ_HOME/local/curve/local.key into the broker host's "
+                "$RHZMQ_HOME/local/curve/authorized/."
+            )
+        else:
+            why = "protocol error" if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL else "no detail"
+            problem = AuthenticationError(
+                f"the CURVE handshake with the broker at {self.endpoint} failed ({why}): the "
+                "broker's public key this client holds does not match the broker's, or the peer "
+                "is not an rhzmq broker with CURVE on. Restart the cluster "
+                "(`cluster.restart_server()`) so both sides share fresh keys."
+            )
+        self._fail_all(problem)
+
+    def _stop_monitor(self) -> None:
+        if self._monitor is not None:
+            self.pump.sock.disable_monitor()
+            self._monitor.close()
+            self._monitor = None
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -236,7 +296,7 @@ class Client:
         """First contact: PING the broker so a missing daemon is a clear error, not a hang."""
         if self._connected:
             return
-        call_id, pending = self._start(Cmd.PING, b"", (), "", None)
+        call_id, pending = self._start(Cmd.PING, b"", self._ping[1:], "", None)
         try:
             status, frames = await asyncio.wait_for(asyncio.shield(pending.future), CONNECT_TIMEOUT)
         except TimeoutError:
@@ -249,6 +309,7 @@ class Client:
         if info.get("protocol") != PROTOCOL_VERSION:
             raise ProtocolError(version_message(info.get("protocol", 0)))
         self._connected = True
+        self._stop_monitor()
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -365,23 +426,33 @@ class Client:
 
     async def _watch(self) -> None:
         """Fail pending calls if the broker stops answering (see the module docstring)."""
-        ping = [pack_header(Cmd.PING)]
+        ping = self._ping
+        heard = self._heard
+        silent = 0
         try:
+            # No PING before the first interval: a call answered within it needs none, and each
+            # PING counts as activity for autostop (a daemon polling STATUS must not keep a head
+            # up; tests/test_ssh.py's autostop test caught that).
             while self._calls and not self.closed:
                 await asyncio.sleep(HEARTBEAT_INTERVAL)
                 if not self._calls:
                     # Nothing pending any more: no PING, which would count as activity (the
                     # broker's client table feeds autostop) for a client that is merely polling.
                     break
-                if time.monotonic() - self._last_heard > HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:
-                    self._fail_all(
-                        ClusterNotRunning(
-                            f"lost the connection to the broker at {self.endpoint}: nothing heard for "
-                            f"{HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:.0f} s. Check `rhzmq status`."
+                if self._heard != heard:
+                    heard, silent = self._heard, 0
+                else:
+                    silent += 1
+                    if silent >= HEARTBEAT_LIVENESS:
+                        self._fail_all(
+                            ClusterNotRunning(
+                                f"lost the connection to the broker at {self.endpoint}: no answer "
+                                f"to {silent} pings in {silent * HEARTBEAT_INTERVAL:.0f} s. Check "
+                                "`rhzmq status`."
+                            )
                         )
-                    )
-                    break
-                self.pump.send(ping)  # its FINAL (call id 0) only refreshes _last_heard
+                        break
+                self.pump.send(ping)  # its FINAL (call id 0) only counts as something heard
         finally:
             self._watchdog = None
 
@@ -400,6 +471,7 @@ class Client:
             self._fail_all(ClusterNotRunning(f"the connection to {self.endpoint} was closed"))
             if self._watchdog is not None:
                 self._watchdog.cancel()
+            self._stop_monitor()
             self.pump.close()
 
 

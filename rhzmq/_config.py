@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 
 def home() -> Path:
     return Path(os.environ.get("RHZMQ_HOME") or "~/.rhzmq").expanduser()
+
+
+#: A path that starts with this lives under the RHZMQ_HOME of the host that reads it (synced code
+#: in specs: one spec serves hosts whose homes differ).
+HOME_PREFIX = "$RHZMQ_HOME"
+
+
+def expand(path: str | None) -> str | None:
+    """A path sent by a client (``$RHZMQ_HOME/...``, ``~/...``) as a path on this host."""
+    if not path:
+        return path
+    if path.startswith(HOME_PREFIX):
+        return str(home()) + path[len(HOME_PREFIX) :]
+    return os.path.expanduser(path) if path.startswith("~") else path
 
 
 def local_dir() -> Path:
@@ -42,6 +57,18 @@ def write_state(state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2))
     os.replace(tmp, path)  # atomic: readers never see half a file
+
+
+def _machine_id() -> str:
+    """This machine's identity for this boot: a pid names the same process only within it."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f"{socket.gethostname()}/{f.read().strip()}"
+    except OSError:
+        return socket.gethostname()
+
+
+MACHINE_ID = _machine_id()
 
 
 def pid_alive(pid: int) -> bool:

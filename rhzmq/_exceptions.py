@@ -5,6 +5,7 @@
     RhzmqError
     ├── ClusterError                  a cluster cannot be used as asked
     │   ├── ClusterNotRunning         no daemon answers at the cluster's address
+    │   ├── AuthenticationError       the broker refused this client's CURVE handshake (says why)
     │   └── EnvError                  an environment could not be built (carries pip's output)
     ├── ProtocolError                 a message broke the wire protocol
     │   └── VersionMismatch           two peers speak different protocol versions
@@ -30,6 +31,7 @@ from collections.abc import Iterable
 from difflib import get_close_matches
 
 __all__ = [
+    "AuthenticationError",
     "CallCancelled",
     "CallError",
     "CallTimeout",
@@ -59,6 +61,10 @@ class ClusterError(RhzmqError):
 
 class ClusterNotRunning(ClusterError):
     """No daemon answers at the cluster's address."""
+
+
+class AuthenticationError(ClusterError):
+    """The broker refused this client's CURVE handshake; the message names the cause and the fix."""
 
 
 class EnvError(ClusterError):

@@ -23,7 +23,11 @@ Messages, as each socket sees them (``id`` frames are added/removed by the ROUTE
                        [header(CREDIT)]                       flags: items the stream may send on
                                                               (a CALL's meta "c": initial credit)
                        [header(PUT),    meta, *spec]          meta: {"worker": name}
-                       [header(DELETE)]  [header(KEYS)]  [header(STATUS)]  [header(PING)]
+                       [header(DELETE)]  [header(KEYS)]  [header(STATUS)]
+                       [header(PING), hello?]                 hello: {"pid", "machine"}: which
+                                                              process pings (the broker keeps
+                                                              the calls of a silent client whose
+                                                              process lives on its machine)
                        [header(SHUTDOWN)]
                        [header(SPAWN), meta]                  meta: {"name", "reqs", "env_vars",
                                                               "working_dir", "setup_cmds",
