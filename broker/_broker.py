@@ -17,14 +17,27 @@ intervals, and then sends every call that worker held a FINAL ``WORKER_DIED`` er
 waits forever on an answer that will never come.
 
 Clients die too. A client with calls in flight PINGs every heartbeat interval (see
-rhzmq._client); the broker notes when it last heard from each client, and one silent for
+rhzmq._client), and its PINGs say which process it is (pid and machine). One silent for
 ``HEARTBEAT_LIVENESS`` intervals has its calls cancelled on their workers and forgotten, so a
-killed client leaves neither running work nor table entries behind.
+killed client leaves neither running work nor table entries behind; each of its calls is also
+answered with a CANCELLED FINAL saying why, so a client that was only frozen never waits
+forever. Except: a client on this machine whose process still exists is stopped or suspended
+(Ctrl-Z, a laptop that slept), not dead, and keeps its calls. ZeroMQ cannot tell the broker when a
+peer's connection closes (``ZMQ_ROUTER_NOTIFY`` is a draft API, absent from pyzmq's libzmq), so
+the pid is what tells the two apart; for a client on another machine (through an SSH tunnel)
+nothing can, and silence means gone.
 
-Rebuilding after a crash: the broker keeps each PUT's spec frames (opaque bytes, never decoded)
-per object and worker name. When a worker registers under a name that held objects it does not
-report (the supervisor restarted it), the broker replays those PUTs into it, so objects come
-back with their initial state.
+Rebuilding after a crash, with no blind window: the broker keeps each PUT's spec frames (opaque
+bytes, never decoded) per object and worker name. When a worker dies without saying goodbye
+(killed, crashed, hung, connection lost) its supervisor restarts it under the same name, so the
+broker keeps *serving what it knows* meanwhile: the worker name is ``restarting`` and every
+object left without a live holder is ``held``. ``keys()`` and ``status()`` still list them (marked
+as rebuilding); calls to a held object, and PUTs to a restarting worker, are parked and replayed
+once the worker registered and the object was rebuilt (the broker replays the PUTs into it, so
+objects come back with their initial state). A parked call ends with its caller's ``timeout=``,
+or with ``WORKER_DIED`` naming the cause if the rebuild fails or the worker is not back within
+``rebuild_timeout`` (``RHZMQ_REBUILD_TIMEOUT``, 30 s). A worker that leaves on purpose (its
+DISCONNECT, its environment deleted) is not waited for.
 """
 
 from __future__ import annotations
@@ -43,6 +56,7 @@ import anyio
 import msgpack
 import zmq
 
+from rhzmq._config import MACHINE_ID, pid_alive
 from rhzmq._curve import server_keys
 from rhzmq._exceptions import ObjectNotFound
 from rhzmq._limits import Limits
@@ -90,6 +104,40 @@ class NodeHooks(Protocol):
 
 
 @dataclass
+class Restarting:
+    """A worker name that died without a goodbye and that its supervisor brings back."""
+
+    group: str
+    reason: str
+    since: float  # time.monotonic()
+    deadline: float
+    parked: list[list[Any]] = field(default_factory=list)  # PUTs for it, replayed on READY
+    expired: str = ""  # past the rebuild limit: why PUTs for it fail at once until it is back
+    failed_restarts: int = 0
+    last_failure: str = ""
+
+    def why(self) -> str:
+        """Its death, and what became of its restarts since."""
+        if not self.failed_restarts:
+            return self.reason
+        return (
+            f"{self.reason}; {self.failed_restarts} restart(s) since failed, the last "
+            f"{self.last_failure}"
+        )
+
+
+@dataclass
+class Held:
+    """An object whose every holder is restarting: calls to it wait for the rebuild."""
+
+    workers: set[str]  # worker names that bring it back (by rebuild, or by reporting it)
+    reason: str
+    since: float
+    parked: list[list[Any]] = field(default_factory=list)  # CALL messages, replayed on rebind
+    failed: str = ""  # its worker is past the rebuild limit: why calls fail at once meanwhile
+
+
+@dataclass
 class WorkerInfo:
     wid: Identity
     name: str
@@ -104,6 +152,7 @@ class WorkerInfo:
     calls_done: int = 0
     group: str = "default"
     stats: dict[str, Any] = field(default_factory=dict)
+    leaving: bool = False  # stopped on purpose (its env is being deleted): not waited for
 
 
 class Broker:
@@ -142,10 +191,16 @@ class Broker:
         self._pump: Pump | None = None
         self._shutdown_waiters: list[tuple[Identity, bytes]] = []
         self._put_frames: dict[bytes, list[bytes]] = {}
-        # client id -> [calls in flight, when we last heard from it]: one lookup per message
+        # client id -> [calls in flight, when we last heard from it, its pid if on this machine]:
+        # one lookup per message
         self.clients: dict[Identity, list[Any]] = {}
         self.limits = Limits.from_env()
         self.max_inflight = self.limits.max_inflight
+        # The recovery window (see the module docstring): worker names coming back, objects
+        # waiting for them, and where each parked call sits (for CANCEL and dead clients).
+        self.restarting: dict[str, Restarting] = {}
+        self.held: dict[bytes, Held] = {}
+        self.parked: dict[bytes, bytes] = {}  # client id + call id -> held object name
         self._now = time.monotonic()  # refreshed by the heartbeat loop: cheap on the hot path
         self._stopped = anyio.Event()
         self._worker_ready = anyio.Event()
@@ -293,7 +348,7 @@ class Broker:
                         worker.calls.discard(key)
                         worker.calls_done += 1
                         if entry[1] is not None:
-                            self._put_done(entry[1], worker, key, header[12])
+                            self._put_done(entry[1], worker, key, header[12], frames[3:])
             if cid:  # an empty client id marks a reply to the broker's own request
                 self._send([cid, header, *frames[3:]])
             return
@@ -301,10 +356,10 @@ class Broker:
             # [cid, header, meta, *payload] -> [wid, header, cid, meta, *payload]
             wids = self.directory.get(header[HEADER_SIZE:])
             if not wids:
-                return self._not_found(sender, header)
+                return self._park_call(sender, header, frames)
             client = self.clients.get(sender)
             if client is None:
-                client = self.clients[sender] = [0, self._now]
+                client = self.clients[sender] = [0, self._now, 0]
             elif client[0] >= self.max_inflight:
                 return self._too_many(sender, header, client[0])
             client[0] += 1
@@ -340,14 +395,17 @@ class Broker:
                     except Exception:
                         log.warning("worker %r sent an undecodable heartbeat", w.name)
         elif cmd == Cmd.CANCEL or cmd == Cmd.CREDIT:
-            entry = self.inflight.get(sender + header[4:12])
+            key = sender + header[4:12]
+            entry = self.inflight.get(key)
             if entry is not None:
                 self._send([entry[0], header, sender])
+            elif cmd == Cmd.CANCEL and key in self.parked:
+                self._unpark(key)  # the caller gave up waiting for a rebuild
         elif cmd == Cmd.READY:
             self._on_ready(sender, frames)
         elif cmd == Cmd.DISCONNECT:
             if sender in self.workers:
-                self._worker_gone(sender, "it disconnected")
+                self._worker_gone(sender, "it disconnected", expect_back=False)
         elif cmd == Cmd.PUT:
             self._on_put(sender, header, call_id, target, frames)
         elif cmd == Cmd.DELETE:
@@ -366,7 +424,7 @@ class Broker:
                 return self._protocol_error(sender, header, f"SPAWN meta frame: {exc}")
             self.node.spawn(sender, call_id, meta)
         elif cmd == Cmd.KEYS:
-            names = sorted(n.decode() for n in self.directory)
+            names = sorted(n.decode() for n in {*self.directory, *self.held})
             self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(names)])
         elif cmd == Cmd.STATUS:
             self._send(
@@ -375,9 +433,16 @@ class Broker:
         elif cmd == Cmd.PING:
             client = self.clients.get(sender)
             if client is None:
-                self.clients[sender] = [0, self._now]
+                client = self.clients[sender] = [0, self._now, 0]
             else:
                 client[1] = self._now
+            if len(frames) > 2:  # who it is: a process on this machine can be checked for life
+                try:
+                    hello = unpack_meta(frames[2])
+                    if hello.get("machine") == MACHINE_ID:
+                        client[2] = int(hello.get("pid") or 0)
+                except Exception:
+                    log.warning("client %s sent an undecodable PING", sender.hex())
             body = {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
             self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(body)])
         elif cmd == Cmd.SHUTDOWN:
@@ -426,7 +491,15 @@ class Broker:
             self._bind(obj, worker)
         log.info("worker %r registered (pid %d, %d objects)", name, pid, len(worker.objects))
         self._send([sender, _HB])
-        self._rebuild(worker, reported)
+        rebuilt = self._rebuild(worker, reported)
+        back = self.restarting.pop(name, None)
+        for held_name, held in list(self.held.items()):
+            if name in held.workers and held_name not in rebuilt and held_name not in reported:
+                # Nothing to bring it back with (no spec for this worker name): it is gone.
+                self._give_up(held_name, name, Status.NOT_FOUND, "it had no spec to rebuild from")
+        if back is not None:
+            for msg in back.parked:  # PUTs that waited for this worker: their turn now
+                self._on_message(msg)
         self._worker_ready.set()  # wakes every waiter; they look again with a fresh event
         self._worker_ready = anyio.Event()
 
@@ -441,6 +514,12 @@ class Broker:
             return self._protocol_error(sender, header, f"PUT meta frame: {exc}")
         wname = str(meta.get("worker") or "default")
         wid = next((w.wid for w in self.workers.values() if w.name == wname), None)
+        restarting = self.restarting.get(wname) if wid is None else None
+        if restarting is not None:
+            if restarting.expired:
+                return self.reply_error(sender, call_id, Status.WORKER_DIED, restarting.expired)
+            restarting.parked.append(frames)  # sent once it is back
+            return
         if wid is None:
             names = sorted(w.name for w in self.workers.values())
             return self.reply_error(
@@ -455,13 +534,25 @@ class Broker:
         self._put_frames[key] = frames[2:]
         self._send([wid, header, sender, *frames[2:]])
 
-    def _put_done(self, name: bytes, worker: WorkerInfo, key: bytes, status: int) -> None:
+    def _put_done(
+        self, name: bytes, worker: WorkerInfo, key: bytes, status: int, body: list[Any]
+    ) -> None:
         spec = self._put_frames.pop(key, None)
+        own = not key[:-8]  # the broker's own rebuild (client id b"")
         if status != Status.OK:
-            if not key[:-8]:
+            if own:
+                why = _error_message(body)
                 log.error(
-                    "rebuilding %r in worker %r failed; it stays gone", name.decode(), worker.name
+                    "rebuilding %r in worker %r failed; it stays gone: %s",
+                    name.decode(),
+                    worker.name,
+                    why,
                 )
+                self._give_up(name, worker.name, Status.WORKER_DIED, f"rebuilding it failed: {why}")
+            return
+        if own and worker.name not in self.specs.get(name, {}):
+            # Deleted while it was being rebuilt: it must not come back.
+            self._send([worker.wid, pack_header(Cmd.DELETE, 0, 0, name), b""])
             return
         self._bind(name, worker)
         if spec is not None:
@@ -484,13 +575,28 @@ class Broker:
         keep.append(worker.wid)
         self.directory[name] = keep
         worker.objects.add(name)
+        held = self.held.pop(name, None)
+        if held is not None:
+            for msg in held.parked:  # calls that waited for the rebuild go to it now
+                self.parked.pop(msg[0] + msg[1][4:12], None)
+                self._on_message(msg)
 
-    def _rebuild(self, worker: WorkerInfo, reported: set[bytes]) -> None:
-        """Replay the PUTs of objects this worker name held before it restarted."""
+    def _rebuild(self, worker: WorkerInfo, reported: set[bytes]) -> set[bytes]:
+        """Replay the PUTs of objects this worker name held before it restarted; returns their
+        names."""
+        rebuilt: set[bytes] = set()
         for name, per_worker in self.specs.items():
             spec = per_worker.get(worker.name)
             if spec is None or name in reported:
                 continue
+            rebuilt.add(name)
+            # Calls wait for it from now until it is bound (or its rebuild fails).
+            held = self.held.get(name)
+            if held is None:
+                self.held[name] = Held({worker.name}, "its worker restarted", time.monotonic())
+            else:
+                held.workers.add(worker.name)
+                held.failed = ""
             call_id = next(self._own_ids)
             key = call_id.to_bytes(8, "big")  # client id b"": the broker's own request
             self.inflight[key] = (worker.wid, name, b"")
@@ -502,10 +608,101 @@ class Broker:
                 worker.name,
             )
             self._send([worker.wid, pack_header(Cmd.PUT, call_id, 0, name), b"", *spec])
+        return rebuilt
+
+    # -- the recovery window (see the module docstring) ------------------------------------------
+
+    def _park_call(self, sender: Identity, header: bytes, frames: list[Any]) -> None:
+        """A CALL to a name with no live holder: wait for its rebuild, or say it is unknown."""
+        held = self.held.get(header[HEADER_SIZE:])
+        if held is None:
+            return self._not_found(sender, header)
+        if held.failed:
+            call_id = int.from_bytes(header[4:12], "big")
+            return self.reply_error(sender, call_id, Status.WORKER_DIED, held.failed)
+        key = sender + header[4:12]
+        self.parked[key] = header[HEADER_SIZE:]
+        held.parked.append(frames)
+        client = self.clients.get(sender)
+        if client is None:
+            self.clients[sender] = [0, self._now, 0]
+        else:
+            client[1] = self._now
+
+    def _unpark(self, key: bytes) -> list[Any] | None:
+        """Take a parked call out of its queue (its caller cancelled, or is gone)."""
+        name = self.parked.pop(key, None)
+        held = self.held.get(name) if name is not None else None
+        if held is None:
+            return None
+        for i, msg in enumerate(held.parked):
+            if msg[0] + msg[1][4:12] == key:
+                return held.parked.pop(i)
+        return None
+
+    def _give_up(
+        self, name: bytes, worker: str, status: int, why: str, *, keep: bool = False
+    ) -> None:
+        """``worker`` will not bring ``name`` back (``keep``: not soon); if no other worker will,
+        fail its callers. A kept name stays listed, and calls to it fail at once, until its
+        worker is back and rebuilds it."""
+        held = self.held.get(name)
+        if held is None:
+            return
+        if not keep:
+            held.workers.discard(worker)
+            if held.workers:
+                return
+            del self.held[name]
+        text = name.decode(errors="replace")
+        message = (
+            f"object {text!r} is gone: its worker {worker!r} died ({held.reason}) and {why}."
+            if status == Status.NOT_FOUND
+            else f"worker {worker!r} holding {text!r} died ({held.reason}) and {why}. "
+            "See `rhzmq logs`; send the object again with .to(cluster) once the cause is fixed."
+        )
+        if keep:
+            held.failed = message
+        parked, held.parked = held.parked, []
+        for msg in parked:
+            self.parked.pop(msg[0] + msg[1][4:12], None)
+            extra = {"name": text} if status == Status.NOT_FOUND else {}
+            self.reply_error(msg[0], int.from_bytes(msg[1][4:12], "big"), status, message, **extra)
+
+    def _expire_restarts(self, now: float) -> None:
+        """Workers not back within the rebuild limit: their callers stop waiting."""
+        for wname, r in self.restarting.items():
+            if r.deadline > now or r.expired:
+                continue
+            why = f"it was not back within RHZMQ_REBUILD_TIMEOUT={self.limits.rebuild_timeout:g} s"
+            r.expired = f"worker {wname!r} died ({r.why()}) and {why}. See `rhzmq logs`."
+            log.error("worker %r did not come back after %s; calls to it fail", wname, r.reason)
+            parked, r.parked = r.parked, []
+            for msg in parked:
+                call_id = int.from_bytes(msg[1][4:12], "big")
+                self.reply_error(msg[0], call_id, Status.WORKER_DIED, r.expired)
+            for name, held in list(self.held.items()):
+                if wname in held.workers:
+                    held.reason = r.why()
+                    self._give_up(name, wname, Status.WORKER_DIED, why, keep=True)
 
     def _on_delete(self, sender: Identity, header: bytes, call_id: int, target: bytes) -> None:
         wids = self.directory.pop(target, None)
         self.specs.pop(target, None)
+        held = self.held.pop(target, None)
+        if held is not None:
+            # Being rebuilt: it will not be (no spec left); its waiting callers are told.
+            message = (
+                f"object {target.decode(errors='replace')!r} was deleted while it was being rebuilt"
+            )
+            for msg in held.parked:
+                self.parked.pop(msg[0] + msg[1][4:12], None)
+                self.reply_error(
+                    msg[0], int.from_bytes(msg[1][4:12], "big"), Status.CANCELLED, message
+                )
+            if not wids:
+                self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(None)])
+                return
         if not wids:
             group = target.decode(errors="replace")
             if self.node is not None and any(w.group == group for w in self.workers.values()):
@@ -529,11 +726,18 @@ class Broker:
     def forget_group(self, group: str) -> None:
         """An environment is being deleted: its objects must not be rebuilt or routed to."""
         names = {w.name for w in self.workers.values() if w.group == group}
+        names |= {n for n, r in self.restarting.items() if r.group == group}
         for per_worker in self.specs.values():
             for name in names:
                 per_worker.pop(name, None)
+        for name in names:
+            self.restarting.pop(name, None)
+        for obj, held in list(self.held.items()):
+            for name in names & held.workers:
+                self._give_up(obj, name, Status.NOT_FOUND, "its environment was deleted")
         for wid, w in self.workers.items():
             if w.group == group:
+                w.leaving = True
                 for obj in w.objects:
                     holders = self.directory.get(obj)
                     if holders and wid in holders:
@@ -599,16 +803,27 @@ class Broker:
 
     # -- liveness ----------------------------------------------------------------------------
 
-    def worker_exited(self, pid: int, reason: str) -> None:
-        """Called by the node supervisor when a worker process ends (faster than heartbeats)."""
+    def worker_exited(self, name: str, pid: int, reason: str, restarting: bool = True) -> None:
+        """Called by the node supervisor when a worker process ends (faster than heartbeats);
+        ``restarting``: the supervisor brings it back under the same name."""
         for w in list(self.workers.values()):
             if w.pid == pid:
-                self._worker_gone(w.wid, reason)
+                return self._worker_gone(w.wid, reason, expect_back=restarting)
+        r = self.restarting.get(name)
+        if r is not None:  # a restart that died before it registered
+            r.failed_restarts += 1
+            r.last_failure = reason
 
-    def _worker_gone(self, wid: Identity, reason: str) -> None:
+    def _worker_gone(self, wid: Identity, reason: str, expect_back: bool = True) -> None:
         worker = self.workers.pop(wid, None)
         if worker is None:
             return
+        expect_back = expect_back and not worker.leaving
+        now = time.monotonic()
+        if expect_back:
+            self.restarting[worker.name] = Restarting(
+                worker.group, reason, now, now + self.limits.rebuild_timeout
+            )
         log.warning(
             "worker %r (pid %d) is gone: %s; failing %d calls",
             worker.name,
@@ -622,6 +837,12 @@ class Broker:
                 holders.remove(wid)
                 if not holders:
                     del self.directory[name]
+                    if expect_back:
+                        held = self.held.get(name)
+                        if held is None:
+                            self.held[name] = Held({worker.name}, reason, now)
+                        else:
+                            held.workers.add(worker.name)
         message = (
             f"worker {worker.name!r} (pid {worker.pid}) died during the call: {reason}. "
             "Its supervisor restarts it and rebuilds the objects it held from their specs, "
@@ -640,33 +861,55 @@ class Broker:
                 )
 
     def _reap_clients(self, now: float) -> None:
-        """Cancel the calls of clients silent for HEARTBEAT_LIVENESS intervals (they died)."""
+        """Forget clients silent for HEARTBEAT_LIVENESS intervals, cancelling their calls, unless
+        the process is alive on this machine (see the module docstring)."""
         deadline = now - HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS
-        stale = {cid for cid, (_, seen) in self.clients.items() if seen < deadline}
-        if not stale:
-            return
-        for key, (wid, _, cid) in list(self.inflight.items()):
-            if cid in stale:
-                del self.inflight[key]
-                self._client_done(cid)
-                self._put_frames.pop(key, None)
-                worker = self.workers.get(wid)
-                if worker is not None:
-                    worker.calls.discard(key)
-                    self._send([wid, pack_header(Cmd.CANCEL, int.from_bytes(key[-8:], "big")), cid])
-                log.info(
-                    "client %s went silent: cancelled its call on worker %r",
-                    cid.hex(),
-                    worker.name if worker else "?",
+        for cid, (calls, seen, pid) in list(self.clients.items()):
+            if seen >= deadline:
+                continue
+            busy = calls > 0 or any(k[:-8] == cid for k in self.parked)
+            if not busy:
+                del self.clients[cid]
+            elif not (pid and pid_alive(pid)):
+                self._drop_client(
+                    cid,
+                    f"the broker heard nothing from this client for {now - seen:.0f} s and "
+                    "cancelled its calls, taking it for dead (a client on another machine that "
+                    "slept, or lost its connection, cannot be told apart from one that died)",
                 )
-        for cid in stale:
-            del self.clients[cid]
+
+    def _drop_client(self, cid: Identity, why: str) -> None:
+        """Cancel a client's calls on their workers and forget it; ``why``: tell the client (it
+        may still be there, e.g. a process that was stopped), or "" when its connection closed."""
+        for key, (wid, _, owner) in list(self.inflight.items()):
+            if owner != cid:
+                continue
+            del self.inflight[key]
+            self._put_frames.pop(key, None)
+            worker = self.workers.get(wid)
+            call_id = int.from_bytes(key[-8:], "big")
+            if worker is not None:
+                worker.calls.discard(key)
+                self._send([wid, pack_header(Cmd.CANCEL, call_id), cid])
+            if why:
+                self.reply_error(cid, call_id, Status.CANCELLED, why)
+            log.info(
+                "client %s is gone: cancelled its call on worker %r",
+                cid.hex(),
+                worker.name if worker else "?",
+            )
+        for key in [k for k in self.parked if k[:-8] == cid]:
+            if self._unpark(key) is not None and why:
+                self.reply_error(cid, int.from_bytes(key[-8:], "big"), Status.CANCELLED, why)
+        self.clients.pop(cid, None)
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await anyio.sleep(HEARTBEAT_INTERVAL)
             now = self._now = time.monotonic()
             self._reap_clients(now)
+            if self.restarting:
+                self._expire_restarts(now)
             for w in list(self.workers.values()):
                 if w.expiry < now:
                     self._worker_gone(
@@ -676,6 +919,7 @@ class Broker:
                     self._send([w.wid, _HB])
 
     def status(self) -> dict[str, Any]:
+        now = time.monotonic()
         return {
             "version": __version__,
             "protocol": PROTOCOL_VERSION,
@@ -686,9 +930,30 @@ class Broker:
             "inflight": len(self.inflight),
             "clients": len(self.clients),
             "objects": {
-                n.decode(): ", ".join(self.workers[w].name for w in ws if w in self.workers)
-                for n, ws in self.directory.items()
+                **{
+                    n.decode(): ", ".join(sorted(h.workers)) + " (rebuilding)"
+                    for n, h in self.held.items()
+                },
+                **{
+                    n.decode(): ", ".join(self.workers[w].name for w in ws if w in self.workers)
+                    for n, ws in self.directory.items()
+                },
             },
+            # Objects whose worker died and is being restarted: calls to them wait.
+            "rebuilding": {
+                n.decode(): {
+                    "workers": sorted(h.workers),
+                    "reason": h.reason,
+                    "seconds": round(now - h.since, 1),
+                    "waiting_calls": len(h.parked),
+                    **({"failed": h.failed} if h.failed else {}),
+                }
+                for n, h in self.held.items()
+            },
+            "restarting": [
+                {"name": n, "env": r.group, "reason": r.reason, "seconds": round(now - r.since, 1)}
+                for n, r in self.restarting.items()
+            ],
             "workers": [
                 {
                     "name": w.name,
@@ -706,3 +971,11 @@ class Broker:
                 for w in self.workers.values()
             ],
         }
+
+
+def _error_message(body: list[Any]) -> str:
+    """The message of an error FINAL's body (a small msgpack map; never a pickle)."""
+    try:
+        return str(msgpack.unpackb(bytes(body[0])).get("message", "")) or "no reason given"
+    except Exception:
+        return "an undecodable error"

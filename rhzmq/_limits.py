@@ -6,6 +6,8 @@ limit                          environment variable            default
 bytes in one message           ``RHZMQ_MAX_MESSAGE_BYTES``     1 GiB
 calls in flight per client     ``RHZMQ_MAX_INFLIGHT``          10,000
 objects held by one worker     ``RHZMQ_MAX_OBJECTS``           10,000
+seconds a call waits for a     ``RHZMQ_REBUILD_TIMEOUT``       30
+restarting worker's rebuild
 =============================  ==============================  ==========================
 
 The daemon passes its environment to its workers, so setting a variable before ``rhzmq start``
@@ -36,11 +38,25 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise ValueError(f"{name}={value} must be more than 0 seconds")
+    return value
+
+
 @dataclass(frozen=True)
 class Limits:
     max_message_bytes: int = 1 << 30
     max_inflight: int = 10_000
     max_objects: int = 10_000
+    rebuild_timeout: float = 30.0
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -48,6 +64,7 @@ class Limits:
             _env_int("RHZMQ_MAX_MESSAGE_BYTES", cls.max_message_bytes),
             _env_int("RHZMQ_MAX_INFLIGHT", cls.max_inflight),
             _env_int("RHZMQ_MAX_OBJECTS", cls.max_objects),
+            _env_seconds("RHZMQ_REBUILD_TIMEOUT", cls.rebuild_timeout),
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import rhzmq as rh
@@ -26,3 +28,15 @@ def worker_pid(cluster: rh.Cluster, name: str = "default") -> int:
                 return int(w["pid"])
         time.sleep(0.05)
     raise AssertionError(f"worker {name!r} did not register")
+
+
+def kill_worker(cluster: rh.Cluster, name: str = "default") -> int:
+    """SIGKILL a worker and return its pid once the broker knows it died (a call sent before
+    that was in flight at the kill, and fails with WorkerDiedError as it should)."""
+    pid = worker_pid(cluster, name)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while pid in [w["pid"] for w in cluster.status()["workers"]]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the broker did not notice that worker {name!r} died")
+    return pid

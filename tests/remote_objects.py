@@ -249,3 +249,28 @@ class Firehose:
         for i in range(n):
             self.produced += 1
             yield i
+
+
+class SlowStart:
+    """Takes ``seconds`` to build: keeps the recovery window open long enough to look into."""
+
+    def __init__(self, seconds: float) -> None:
+        time.sleep(seconds)
+        self.n = 0
+
+    def incr(self) -> int:
+        self.n += 1
+        return self.n
+
+
+class BuildsOnce:
+    """Builds the first time only (a file marks it): rebuilding it after a crash fails."""
+
+    def __init__(self, marker: str) -> None:
+        if os.path.exists(marker):
+            raise RuntimeError(f"cannot be built twice ({marker} exists)")
+        with open(marker, "w"):
+            pass
+
+    def ping(self) -> str:
+        return "pong"

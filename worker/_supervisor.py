@@ -1,7 +1,8 @@
 """The node supervisor: starts worker processes, restarts them when they die, stops them.
 
-It reports every exit to ``on_exit`` at once (the broker fails that worker's calls immediately,
-without waiting ~3 s for missed heartbeats), then restarts the worker with exponential back-off
+It reports every exit to ``on_exit`` at once, saying whether the worker comes back (the broker
+fails that worker's calls immediately, without waiting ~3 s for missed heartbeats, and parks
+calls to its objects until they are rebuilt), then restarts the worker with exponential back-off
 (0.1 s doubling to 5 s, reset after a worker stayed up for 10 s) so a worker that crashes at import
 time does not spin the CPU.
 """
@@ -45,7 +46,7 @@ class Supervisor:
         broker: str,
         *,
         log_file: IO[Any] | None = None,
-        on_exit: Callable[[int, str], None] | None = None,
+        on_exit: Callable[[str, int, str, bool], None] | None = None,
     ) -> None:
         self.broker = broker
         self.log_file = log_file
@@ -109,14 +110,14 @@ class Supervisor:
                 return
             if name in self._stopped:
                 if self.on_exit is not None:
-                    self.on_exit(proc.pid, "its environment was deleted")
+                    self.on_exit(name, proc.pid, "its environment was deleted", False)
                 return
             reason = exit_reason(code)
             log.warning(
                 "worker %r (pid %d) %s; restarting in %.1f s", name, proc.pid, reason, backoff
             )
             if self.on_exit is not None:
-                self.on_exit(proc.pid, reason)
+                self.on_exit(name, proc.pid, reason, True)  # restarted below, under the same name
             self.restarts[name] = self.restarts.get(name, 0) + 1
             if time.monotonic() - started > STABLE_AFTER:
                 backoff = BACKOFF_FIRST
