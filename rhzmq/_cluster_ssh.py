@@ -8,14 +8,18 @@ CURVE (encrypted, and only keys on the head's allow-list get in); the keys are m
 at the first ``up`` and distributed over SSH, with the gateway's bearer token (the gateway listens
 on the head's loopback only, and other users of that machine must not call the cluster either):
 
-    client  ~/.rhzmq/clusters/<name>/  server.key(_secret)  client.key(_secret)  nodes.key(_secret)
-                                       gateway.token
-    head    ~/.rhzmq/local/curve/      server.key(_secret)  authorized/{client,nodes}.key
-                                       gateway.token
-    node i  ~/.rhzmq/local/curve/      server.key  local.key(_secret) (= nodes keypair)
+    client  $RHZMQ_HOME/clusters/<name>/  server.key(_secret)  client.key(_secret)  nodes.key(_secret)
+                                          gateway.token
+    head    $RHZMQ_HOME/local/curve/      server.key(_secret)  authorized/{client,nodes}.key
+                                          gateway.token
+    node i  $RHZMQ_HOME/local/curve/      server.key  local.key(_secret) (= nodes keypair)
+
+Each host's ``RHZMQ_HOME`` (``~/.rhzmq`` unless its SSH session sets the variable) is resolved
+once per connection (:class:`rhzmq._ssh.RemoteHome`); every path there derives from it and the
+daemon is started with it explicitly, so client and daemon agree on where keys and token are.
 
 Bootstrap (``up_if_not``), on every host in parallel: find a Python >= 3.11, make
-``~/.rhzmq/venv`` (with the system's site-packages visible, so preinstalled libraries such as a
+``$RHZMQ_HOME/venv`` (with the system's site-packages visible, so preinstalled libraries such as a
 CUDA build of torch are used as they are), install the wheel of the client's exact build (see
 :mod:`rhzmq._build`) with its dependencies, then start the daemons — head first — detached, each
 answering ``READY`` over the SSH channel that started it (no sleeping). Installs finish on every
@@ -51,9 +55,6 @@ from ._protocol import Cmd
 
 T = TypeVar("T")
 
-VENV = "~/.rhzmq/venv"
-PYTHON = f"{VENV}/bin/python"
-LOG = "~/.rhzmq/local/daemon.log"
 DEFAULT_SERVER_PORT = 32301
 DEFAULT_AUTOSTOP_MINS = 60
 
@@ -245,9 +246,7 @@ class SSHCluster(Cluster):
 
     async def _probe(self, conn: asyncssh.SSHClientConnection, host: str) -> dict[str, Any]:
         """What runs on a host: its rhzmq build and daemon state; {} without our venv."""
-        status, out = await _ssh.run(
-            conn, f"test -x {PYTHON} && {PYTHON} -m rhzmq._remote probe 2>&1"
-        )
+        status, out = await _ssh.run(conn, await _remote_command(conn, "probe") + " 2>&1")
         if status != 0:
             return {}
         try:
@@ -364,17 +363,23 @@ class SSHCluster(Cluster):
             )
         python = found[0].strip()
         _say(host, f"installing rhzmq {wheel_version()} with {python}")
-        remote_wheel = f".rhzmq/wheels/{wheel.name}"
+        where = await _ssh.remote_home(conn)
+        remote_wheel = f"{where.rhzmq}/wheels/{wheel.name}"
         await _ssh.put_file(conn, wheel, remote_wheel)
+        home, venv, py = (
+            shlex.quote(where.rhzmq),
+            shlex.quote(where.venv),
+            shlex.quote(where.python),
+        )
         # One install at a time per host: a cancelled `up` does not stop the remote pip (closing
         # the SSH channel leaves it running), and a second pip in the same venv breaks both.
         # A venv whose pip does not run was cut short: remake it.
         command = (
-            "mkdir -p ~/.rhzmq && exec 9>~/.rhzmq/install.lock && { flock -w 900 9 || true; }; "
-            f"set -e; if ! {PYTHON} -m pip --version >/dev/null 2>&1; then rm -rf {VENV}; "
-            f"{shlex.quote(python)} -m venv --system-site-packages {VENV}; fi; "
-            f"{PYTHON} -m pip install --disable-pip-version-check --progress-bar off "
-            f"~/{shlex.quote(remote_wheel)}"
+            f"mkdir -p {home} && exec 9>{home}/install.lock && {{ flock -w 900 9 || true; }}; "
+            f"set -e; if ! {py} -m pip --version >/dev/null 2>&1; then rm -rf {venv}; "
+            f"{shlex.quote(python)} -m venv --system-site-packages {venv}; fi; "
+            f"{py} -m pip install --disable-pip-version-check --progress-bar off "
+            f"{shlex.quote(remote_wheel)}"
         )
         status, out = await _ssh.run(conn, command, on_line=lambda line: _say(host, line))
         if status != 0:
@@ -386,11 +391,11 @@ class SSHCluster(Cluster):
 
     async def _put_keys(self, conn: asyncssh.SSHClientConnection, index: int) -> None:
         files = self._key_files(index)
-        home = await _ssh.home(conn)
+        where = await _ssh.remote_home(conn)
         async with conn.start_sftp_client() as sftp:
-            root = f"{home}/.rhzmq/local/curve"
+            root = where.curve
             await sftp.makedirs(f"{root}/authorized", exist_ok=True)
-            for d in (f"{home}/.rhzmq", f"{home}/.rhzmq/local", root):
+            for d in (where.rhzmq, where.local, root):
                 await sftp.chmod(d, 0o700)
             if index == 0:
                 for old in await sftp.listdir(f"{root}/authorized"):
@@ -422,15 +427,17 @@ class SSHCluster(Cluster):
             bind = "127.0.0.1" if len(self.hosts) == 1 or self.tunnel_workers else "0.0.0.0"
             args += ["--curve", "--host", bind, "--port", str(self.server_port)]
             if self.gateway_port is not None:
-                token_file = f"{await _ssh.home(conn)}/.rhzmq/local/curve/gateway.token"
+                token_file = f"{(await _ssh.remote_home(conn)).curve}/gateway.token"
                 args += ["--gateway-port", str(self.gateway_port), "--token-file", token_file]
         else:
             args += ["--head", self._head_endpoint()]
         _say(host, f"starting the {'head' if index == 0 else 'node'} daemon")
         # fd 3 is this SSH channel (the READY handshake); the daemon's own output goes to its log.
+        where = await _ssh.remote_home(conn)
+        log = shlex.quote(where.log)
         command = (
-            f"mkdir -p ~/.rhzmq/local && {PYTHON} -m rhzmq._daemon {shlex.join(args)} "
-            f"3>&1 >>{LOG} 2>&1 </dev/null"
+            f"mkdir -p {shlex.quote(where.local)} && {where.env()} {shlex.quote(where.python)} "
+            f"-m rhzmq._daemon {shlex.join(args)} 3>&1 >>{log} 2>&1 </dev/null"
         )
         ready = False
 
@@ -444,14 +451,14 @@ class SSHCluster(Cluster):
 
         await _ssh.run(conn, command, on_line=on_line)
         if not ready:
-            _, log = await _ssh.run(conn, f"tail -n 20 {LOG}")
+            _, tail = await _ssh.run(conn, f"tail -n 20 {log}")
             raise ClusterError(
                 f"the rhzmq daemon on {host} did not start. Its log "
-                f"(~/.rhzmq/local/daemon.log) ends with:\n  " + "\n  ".join(log.splitlines())
+                f"({where.log}) ends with:\n  " + "\n  ".join(tail.splitlines())
             )
 
     async def _stop_host(self, conn: asyncssh.SSHClientConnection, host: str) -> bool:
-        status, out = await _ssh.run(conn, f"test -x {PYTHON} && {PYTHON} -m rhzmq._remote stop")
+        status, out = await _ssh.run(conn, await _remote_command(conn, "stop"))
         stopped = status == 0 and '"stopped": true' in out
         if stopped:
             _say(host, "daemon stopped")
@@ -551,9 +558,7 @@ class SSHCluster(Cluster):
     async def _sync_all(self, root: Path, files: dict[str, tuple[int, int]]) -> None:
         async def one(i: int) -> None:
             host = self.hosts[i]
-            await _sync.sync_host(
-                await self._conn(i), PYTHON, root, files, functools.partial(_say, host)
-            )
+            await _sync.sync_host(await self._conn(i), root, files, functools.partial(_say, host))
 
         await asyncio.gather(*(one(i) for i in range(len(self.hosts))))
 
@@ -636,7 +641,7 @@ class SSHCluster(Cluster):
                 files = _sync.project_files(path)
                 _sync.check_size(path, files)
                 await _sync.sync_host(
-                    conn, PYTHON, path, files, functools.partial(_say, self.hosts[i]), dest=dest
+                    conn, path, files, functools.partial(_say, self.hosts[i]), dest=dest
                 )
             else:
                 await _ssh.put_file(conn, path, dest)
@@ -694,3 +699,10 @@ async def _all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
 
 def _read(root: Path, name: str) -> bytes:
     return (root / name).read_bytes()
+
+
+async def _remote_command(conn: asyncssh.SSHClientConnection, command: str) -> str:
+    """``python -m rhzmq._remote <command>`` with the host's rhzmq, if it is installed."""
+    where = await _ssh.remote_home(conn)
+    python = shlex.quote(where.python)
+    return f"test -x {python} && {where.env()} {python} -m rhzmq._remote {command}"

@@ -92,7 +92,7 @@ class Node:
             progress(f"restarting environment {name!r} with its new definition\n")
             await self.supervisor.stop_workers(self.supervisor.group_members(name))
         python = await ensure_venv(reqs, progress) if reqs else None
-        working_dir = _expand(meta.get("working_dir"))
+        working_dir = _config.expand(meta.get("working_dir"))
         if meta.get("setup_cmds"):
             await run_setup(list(meta["setup_cmds"]), working_dir, progress)
         progress(f"starting {replicas} worker process{'es' if replicas > 1 else ''} for {name!r}\n")
@@ -113,11 +113,6 @@ class Node:
 
     def owns(self, pid: int) -> bool:
         return any(p.pid == pid for p in self.supervisor.processes.values())
-
-
-def _expand(path: str | None) -> str | None:
-    """A ``~/`` path (how SSH clusters name synced directories) on this host."""
-    return os.path.expanduser(path) if path else None
 
 
 class LocalNode:
@@ -185,7 +180,7 @@ class NodeAgent:
         except TimeoutError:
             raise EnvError(
                 f"the workers of {meta.get('name')!r} on {self.daemon.label} did not start "
-                f"within {WORKER_START_TIMEOUT:g} s; see ~/.rhzmq/local/daemon.log there"
+                f"within {WORKER_START_TIMEOUT:g} s; see {_config.log_file()} there"
             ) from None
         except EnvInstallError:
             raise

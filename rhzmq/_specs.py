@@ -27,6 +27,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from . import _config
 from ._serialization import pickle_value
 
 CodeRef = dict[str, Any]
@@ -90,7 +91,7 @@ def load_code(ref: CodeRef) -> Any:
     """Resolve a code reference; re-imports the module when its source file changed."""
     if "pickled" in ref:
         return pickle.loads(ref["pickled"])
-    path = _local(ref.get("path"))
+    path = _config.expand(ref.get("path"))
     if path and path not in sys.path:
         sys.path.insert(0, path)
     name = ref["module"]
@@ -111,18 +112,13 @@ def load_code(ref: CodeRef) -> Any:
 
 def build(spec: dict[str, Any]) -> Any:
     """Create the object a spec describes (runs user code: constructors)."""
-    for path in map(_local, spec.get("paths", ())):
+    for path in map(_config.expand, spec.get("paths", ())):
         if path and path not in sys.path:
             sys.path.insert(0, path)
     code = load_code(spec["code"])
     if spec["kind"] == "construct":
         return code(*spec.get("args", ()), **spec.get("kwargs", {}))
     return code
-
-
-def _local(path: str | None) -> str | None:
-    """Paths synced to an SSH cluster's hosts are ``~/.rhzmq/code/...``: this host's home."""
-    return os.path.expanduser(path) if path and path.startswith("~") else path
 
 
 def _resolve(root: Any, qualname: str) -> Any:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from . import _config
 from ._exceptions import ClusterError
 from ._portal import portal
 
@@ -170,19 +171,85 @@ async def run(
     return (status if status is not None else 255), "".join(lines)
 
 
-_homes: dict[int, str] = {}
+@dataclass(frozen=True)
+class RemoteHome:
+    """Where things live on one host, resolved once per connection.
+
+    ``home`` is the login shell's ``$HOME``; ``rhzmq`` is the host's effective ``RHZMQ_HOME``
+    (``~/.rhzmq`` unless the host's SSH session sets the variable, e.g. with sshd's ``SetEnv`` or
+    ``~/.ssh/environment``). Every path rhzmq uses there derives from ``rhzmq``, and the daemon
+    is started with it explicitly, so the client and the daemon can never disagree on where the
+    keys, the token, the venv or the code are.
+    """
+
+    home: str
+    rhzmq: str
+
+    @property
+    def venv(self) -> str:
+        return f"{self.rhzmq}/venv"
+
+    @property
+    def python(self) -> str:
+        return f"{self.rhzmq}/venv/bin/python"
+
+    @property
+    def local(self) -> str:
+        return f"{self.rhzmq}/local"
+
+    @property
+    def log(self) -> str:
+        return f"{self.rhzmq}/local/daemon.log"
+
+    @property
+    def curve(self) -> str:
+        return f"{self.rhzmq}/local/curve"
+
+    def path(self, path: str) -> str:
+        """A path of the cluster's vocabulary (``$RHZMQ_HOME/...``, ``~/...``) on this host."""
+        if path.startswith(RHZMQ_HOME_PREFIX):
+            return self.rhzmq + path[len(RHZMQ_HOME_PREFIX) :]
+        if path.startswith("~/"):
+            return f"{self.home}/{path[2:]}"
+        return path
+
+    def env(self) -> str:
+        """``RHZMQ_HOME=...`` to put before a command run with the host's rhzmq."""
+        return f"RHZMQ_HOME={shlex.quote(self.rhzmq)}"
+
+
+#: Paths of a cluster's hosts that start with this mean "under that host's RHZMQ_HOME"
+#: (a spec's synced code paths are shared by hosts whose homes may differ).
+RHZMQ_HOME_PREFIX = _config.HOME_PREFIX
+
+# Prints $HOME, then the effective RHZMQ_HOME (as rhzmq._config.home() would compute it there).
+_WHERE = (
+    'h="${RHZMQ_HOME:-$HOME/.rhzmq}"; case "$h" in "~/"*) h="$HOME/${h#??}";; esac; '
+    'printf "%s\\n%s\\n" "$HOME" "$h"'
+)
+
+_homes: dict[int, RemoteHome] = {}
+
+
+async def remote_home(conn: asyncssh.SSHClientConnection) -> RemoteHome:
+    """The host's :class:`RemoteHome` (read once per connection). SFTP paths are made absolute
+    with it: an SFTP session starts in the passwd home, which a host may override for shells."""
+    key = id(conn)
+    if key not in _homes:
+        status, out = await run(conn, _WHERE)
+        lines = out.strip().splitlines()
+        if status != 0 or len(lines) < 2 or not lines[-2].startswith("/"):
+            raise ClusterError(f"could not read $HOME on the host: {out.strip()[-200:]}")
+        home, rhzmq = lines[-2], lines[-1]
+        if not rhzmq.startswith("/"):
+            rhzmq = f"{home}/{rhzmq}"  # a relative RHZMQ_HOME is relative to the login directory
+        _homes[key] = RemoteHome(home, rhzmq.rstrip("/") or "/")
+    return _homes[key]
 
 
 async def home(conn: asyncssh.SSHClientConnection) -> str:
-    """The login shell's ``$HOME`` on the host. SFTP paths are made absolute with it: an SFTP
-    session starts in the passwd home, which a host may override for shells."""
-    key = id(conn)
-    if key not in _homes:
-        status, out = await run(conn, 'printf "%s\\n" "$HOME"')
-        if status != 0 or not out.strip():
-            raise ClusterError(f"could not read $HOME on the host: {out.strip()[-200:]}")
-        _homes[key] = out.strip().splitlines()[-1]
-    return _homes[key]
+    """The login shell's ``$HOME`` on the host."""
+    return (await remote_home(conn)).home
 
 
 async def absolute(conn: asyncssh.SSHClientConnection, path: str) -> str:

@@ -7,7 +7,9 @@ what ``.gitignore`` and ``.rhzmqignore`` files exclude (git's pattern rules: ``*
 re-includes, the last matching rule wins, nested files apply below their directory), plus always
 ``.git/``, ``__pycache__/``, ``*.pyc``, tool caches and virtual environments.
 
-Where: ``~/.rhzmq/code/<project directory name>/`` on each host.
+Where: ``$RHZMQ_HOME/code/<project directory name>/`` on each host (that host's own
+``RHZMQ_HOME``: a spec names the path with the ``$RHZMQ_HOME`` prefix and each host's worker
+expands it, see :func:`rhzmq._config.expand`).
 
 Incremental like rsync's quick check: one remote listing of (size, mtime) per host, and only the
 files that differ travel, as one tar stream (mtimes kept) through the SSH channel; files deleted
@@ -33,7 +35,7 @@ import asyncssh
 from . import _ssh
 from ._exceptions import ClusterError
 
-REMOTE_ROOT = "~/.rhzmq/code"
+REMOTE_ROOT = f"{_ssh.RHZMQ_HOME_PREFIX}/code"
 ALWAYS_IGNORED = [
     ".git/",
     "__pycache__/",
@@ -241,7 +243,6 @@ _LISTING = (
 
 async def sync_host(
     conn: asyncssh.SSHClientConnection,
-    python: str,
     root: Path,
     files: dict[str, tuple[int, int]],
     say: Callable[[str], None],
@@ -249,7 +250,9 @@ async def sync_host(
 ) -> int:
     """Bring the host's copy of ``root`` (at ``dest``, default :func:`remote_dir`) up to date;
     returns the number of files sent."""
-    dest = dest or remote_dir(root)
+    where = await _ssh.remote_home(conn)
+    dest = where.path(dest or remote_dir(root))
+    python = shlex.quote(where.python)
     status, out = await _ssh.run(
         conn, f"{python} -c {shlex.quote(_LISTING)} {_ssh.quote(dest)}", on_line=None
     )

@@ -108,7 +108,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     if args.cluster:
         follow = " -f" if args.follow else ""
-        log = f"tail -n {int(args.lines)}{follow} ~/.rhzmq/local/daemon.log"
+        log = f'tail -n {int(args.lines)}{follow} "${{RHZMQ_HOME:-$HOME/.rhzmq}}/local/daemon.log"'
         codes = _target(args).run_bash(log, node=_node(args.node))
         return max(codes, default=0)
     path = _config.log_file()

@@ -3,7 +3,8 @@ with its own home (tests/sshd.py), bootstrapped for real (venv, wheel of this bu
 
 Hosts 0-2 form the main three-host cluster; host 3 is a one-host cluster for autostop and, with
 host 5, a cluster with tunnelled workers; host 4 has no Python on its PATH (a machine rhzmq
-cannot use).
+cannot use); host 6's SSH session sets RHZMQ_HOME (sshd's SetEnv), so its rhzmq lives elsewhere
+than ~/.rhzmq.
 """
 
 from __future__ import annotations
@@ -22,19 +23,22 @@ from sshd import SSHHosts, free_port, start_hosts
 import rhzmq as rh
 from rhzmq._build import build_id
 
-pytestmark = pytest.mark.skipif(
-    not Path("/usr/sbin/sshd").exists(), reason="needs OpenSSH's sshd (.ci/run installs it)"
-)
-
 MAIN = [0, 1, 2]
 SOLO = 3
 NO_PYTHON = 4
 TUNNEL_NODE = 5
+OWN_HOME = 6
 
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory, rhzmq_home: Path) -> Iterator[SSHHosts]:
-    h = start_hosts(tmp_path_factory.mktemp("ssh"), 6, paths={NO_PYTHON: "/var/empty"})
+    root = tmp_path_factory.mktemp("ssh")
+    h = start_hosts(
+        root,
+        7,
+        paths={NO_PYTHON: "/var/empty"},
+        env={OWN_HOME: {"RHZMQ_HOME": str(root / f"node{OWN_HOME}" / "rh-home")}},
+    )
     yield h
     h.stop()
 
@@ -397,6 +401,91 @@ def test_gateway_through_the_tunnel(main_cluster: rh.SSHCluster) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"result": "v2"}  # the synced edit of the earlier test
+
+
+def test_idle_gap_then_long_calls(main_cluster: rh.SSHCluster) -> None:
+    """Issue 11: a call longer than a heartbeat interval after the client sat idle for longer
+    than the liveness period failed with 'nothing heard for 3 s'."""
+    import asyncio
+
+    import jobs
+
+    nap = rh.function(jobs.nap).to(main_cluster, name="nap_idle")
+    assert nap(1.5) == 1.5
+    time.sleep(4)  # idle: no call pending, so no pings
+    assert nap(1.5) == 1.5
+
+    async def from_asyncio() -> list[float]:
+        await asyncio.sleep(4)
+        return list(await asyncio.gather(nap.acall(1.2), nap.acall(0.1)))
+
+    assert asyncio.run(from_asyncio()) == [1.2, 0.1]
+
+
+def test_refused_curve_handshakes_say_why(main_cluster: rh.SSHCluster, tmp_path: Path) -> None:
+    """A key the head does not list, or a wrong server key, is an AuthenticationError naming the
+    cause at once, not 'no broker answered' after the connect timeout."""
+    import asyncio
+
+    import zmq.auth
+
+    from rhzmq._client import Client
+
+    zmq.auth.create_certificates(tmp_path, "stranger")
+    public, secret = zmq.auth.load_certificate(tmp_path / "stranger.key_secret")
+    assert secret is not None
+    good = main_cluster.curve_keys()
+    endpoint = main_cluster.endpoint
+
+    async def connect(keys: dict[str, bytes]) -> float:
+        client = Client(endpoint, keys)
+        started = time.monotonic()
+        try:
+            await client.ensure_connected()
+        finally:
+            client.close()
+        return time.monotonic() - started
+
+    with pytest.raises(rh.AuthenticationError, match="not on the broker's allow-list") as info:
+        asyncio.run(connect({**good, "public": public, "secret": secret}))
+    assert "restart_server" in str(info.value)
+    with pytest.raises(rh.AuthenticationError, match="does not match the broker's"):
+        asyncio.run(connect({**good, "server": public}))
+    assert asyncio.run(connect(good)) < 5  # and the right keys still get in
+
+
+def test_one_home_per_host(hosts: SSHHosts, project: Path) -> None:
+    """Issue 11: a host whose SSH session sets RHZMQ_HOME. The client used to write keys and
+    token under ~/.rhzmq while the daemon read them from RHZMQ_HOME, so the head refused the
+    client's key. Every path now derives from the host's effective RHZMQ_HOME."""
+    import jobs
+
+    host = hosts.hosts[OWN_HOME]
+    own = host.home.parent / "rh-home"
+    solo = rh.cluster(
+        name="own-home",
+        host=hosts.addresses[OWN_HOME],
+        ssh_creds=hosts.creds(),
+        server_port=free_port(["0.0.0.0"]),
+        gateway_port=0,
+        autostop_mins=-1,
+    )
+    try:
+        solo.up_if_not()
+        fn = rh.function(jobs.where).to(solo, name="where_home")
+        assert fn(1)["file"] == f"{own}/code/myproj/jobs.py"
+        for path in ("venv/bin/python", "local/daemon.json", "local/curve/gateway.token"):
+            assert (own / path).exists(), path
+        assert not (host.home / ".rhzmq").exists()  # nothing went to the default place
+        url = solo.gateway_url
+        assert url is not None
+        import httpx
+
+        answer = httpx.post(f"{url}/where_home", json={"args": [2]}, headers=solo.gateway_headers())
+        assert answer.status_code == 200 and answer.json()["result"]["x"] == 2
+    finally:
+        solo.teardown()
+    assert _wait_no_processes(own) == []
 
 
 # -- failures -----------------------------------------------------------------------------------
