@@ -19,35 +19,27 @@ messages outright (``ZMQ_MAXMSGSIZE``) as a guard against peers that skip the ch
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ._exceptions import LimitExceeded
 
+N = TypeVar("N", int, float)
 
-def _env_int(name: str, default: int) -> int:
+
+def _env_number(name: str, default: N, kind: Callable[[str], N]) -> N:
+    """A positive number from the environment variable ``name``, or ``default``."""
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
-    if value < 1:
-        raise ValueError(f"{name}={value} must be at least 1")
-    return value
-
-
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{name}={raw!r} is not {what}") from None
     if not value > 0:
-        raise ValueError(f"{name}={value} must be more than 0 seconds")
+        raise ValueError(f"{name}={value} must be more than 0")
     return value
 
 
@@ -61,10 +53,10 @@ class Limits:
     @classmethod
     def from_env(cls) -> Limits:
         return cls(
-            _env_int("RHZMQ_MAX_MESSAGE_BYTES", cls.max_message_bytes),
-            _env_int("RHZMQ_MAX_INFLIGHT", cls.max_inflight),
-            _env_int("RHZMQ_MAX_OBJECTS", cls.max_objects),
-            _env_seconds("RHZMQ_REBUILD_TIMEOUT", cls.rebuild_timeout),
+            _env_number("RHZMQ_MAX_MESSAGE_BYTES", cls.max_message_bytes, int),
+            _env_number("RHZMQ_MAX_INFLIGHT", cls.max_inflight, int),
+            _env_number("RHZMQ_MAX_OBJECTS", cls.max_objects, int),
+            _env_number("RHZMQ_REBUILD_TIMEOUT", cls.rebuild_timeout, float),
         )
 
 
