@@ -17,7 +17,7 @@ intervals, and then sends every call that worker held a FINAL ``WORKER_DIED`` er
 waits forever on an answer that will never come.
 
 Clients die too. A client with calls in flight PINGs every heartbeat interval (see
-rhzmq._client), and its PINGs say which process it is (pid and machine). One silent for
+rhzmq.wire.client), and its PINGs say which process it is (pid and machine). One silent for
 ``HEARTBEAT_LIVENESS`` intervals has its calls cancelled on their workers and forgotten, so a
 killed client leaves neither running work nor table entries behind; each of its calls is also
 answered with a CANCELLED FINAL saying why, so a client that was only frozen never waits
@@ -56,42 +56,49 @@ import anyio
 import msgpack
 import zmq
 
-from rhzmq._config import MACHINE_ID, pid_alive
-from rhzmq._curve import server_keys
-from rhzmq._exceptions import ObjectNotFound
-from rhzmq._limits import Limits
-from rhzmq._protocol import (
+from rhzmq.wire.config import MACHINE_ID, pid_alive
+from rhzmq.wire.curve import server_keys
+from rhzmq.wire.exceptions import ObjectNotFound
+from rhzmq.wire.limits import Limits
+from rhzmq.wire.protocol import (
+    CALL_ID,
+    COMMAND,
+    FLAGS,
     HEADER_SIZE,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_LIVENESS,
+    KEY_PEER,
     MAGIC,
+    MAGIC_BYTES,
+    NODE_GROUP,
+    PREFIX,
+    PREFIX_BYTES,
+    TARGET,
+    VERSION_BYTE,
     Cmd,
     Status,
     check_header,
     final_error,
+    key_call_id,
     pack_header,
+    read_call_id,
     unpack_meta,
     version_message,
 )
-from rhzmq._pump import Pump
-from rhzmq._types import Identity
-from rhzmq._version import PROTOCOL_VERSION, __version__
+from rhzmq.wire.pump import Pump
+from rhzmq.wire.types import Identity
+from rhzmq.wire.version import PROTOCOL_VERSION, __version__
 
 log = logging.getLogger("rhzmq.broker")
 
-_PREFIX = MAGIC + bytes((PROTOCOL_VERSION,))
 _CALL, _CANCEL, _PARTIAL, _FINAL = Cmd.CALL, Cmd.CANCEL, Cmd.PARTIAL, Cmd.FINAL
 _NOT_FOUND = Status.NOT_FOUND
 _HB = pack_header(Cmd.HEARTBEAT)
 _DISCONNECT = pack_header(Cmd.DISCONNECT)
 
 
-#: Worker group of the node agents (one per host of a multi-host cluster, see rhzmq._daemon).
-NODE_GROUP = "__node__"
-
-
 class NodeHooks(Protocol):
-    """What the broker asks of the node supervisor running beside it (see rhzmq._daemon)."""
+    """What the broker asks of the node supervisor running beside it (see rhzmqd)."""
 
     def spawn(self, cid: Identity, call_id: int, meta: dict[str, Any]) -> None:
         """Make sure the workers of an environment run; answer the caller when they do."""
@@ -172,7 +179,9 @@ class Broker:
         node: NodeHooks | None = None,
         curve_dir: Path | None = None,
     ) -> None:
-        self.curve_dir = curve_dir  # set: CURVE on every endpoint, ZAP allow-list (rhzmq._curve)
+        self.curve_dir = (
+            curve_dir  # set: CURVE on every endpoint, ZAP allow-list (rhzmq.wire.curve)
+        )
         # Several endpoints on one socket: ipc:// for peers on this machine (no TCP stack; it
         # measured ~100 us faster per call), loopback TCP for SSH tunnels and other hosts.
         self.addresses = [address] if isinstance(address, str) else list(address)
@@ -203,7 +212,6 @@ class Broker:
         self.parked: dict[bytes, bytes] = {}  # client id + call id -> held object name
         self._now = time.monotonic()  # refreshed by the heartbeat loop: cheap on the hot path
         self._stopped = anyio.Event()
-        self._worker_ready = anyio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -272,14 +280,15 @@ class Broker:
     def stop(self) -> None:
         self._stopped.set()
 
-    async def wait_for_worker(self, name: str) -> WorkerInfo:
-        """Wait until a worker called ``name`` is registered (the daemon's readiness handshake)."""
-        while True:
-            ready = self._worker_ready  # taken before the check: a READY after it sets this one
-            for w in self.workers.values():
-                if w.name == name:
-                    return w
-            await ready.wait()
+    def attach_node(self, node: NodeHooks) -> None:
+        """The node supervisor beside this broker (it needs the bound endpoint, so it comes
+        after :meth:`serve` started)."""
+        self.node = node
+
+    def busy(self) -> bool:
+        """Whether anything is going on: calls in flight, or clients heard from lately
+        (autostop waits for neither)."""
+        return bool(self.inflight or self.clients or self.parked)
 
     def finish_shutdown(self) -> None:
         """Tell the node agents of other hosts to stop, answer the SHUTDOWN callers, then stop."""
@@ -326,9 +335,9 @@ class Broker:
             return
         sender = frames[0]
         header = frames[1]
-        if header[:3] != _PREFIX or len(header) < HEADER_SIZE:
+        if header[PREFIX_BYTES] != PREFIX or len(header) < HEADER_SIZE:
             return self._bad_header(sender, header)
-        cmd = header[3]
+        cmd = header[COMMAND]
         if cmd == _PARTIAL or cmd == _FINAL:
             # [wid, header, cid, *payload] -> [cid, header, *payload]
             if len(frames) < 3:
@@ -337,7 +346,7 @@ class Broker:
                 )
             cid = frames[2]
             if cmd == _FINAL:
-                key = cid + header[4:12]
+                key = cid + header[CALL_ID]
                 entry = self.inflight.pop(key, None)
                 if entry is not None:
                     client = self.clients.get(cid)
@@ -348,13 +357,13 @@ class Broker:
                         worker.calls.discard(key)
                         worker.calls_done += 1
                         if entry[1] is not None:
-                            self._put_done(entry[1], worker, key, header[12], frames[3:])
+                            self._put_done(entry[1], worker, key, header[FLAGS], frames[3:])
             if cid:  # an empty client id marks a reply to the broker's own request
                 self._send([cid, header, *frames[3:]])
             return
         if cmd == _CALL:
             # [cid, header, meta, *payload] -> [wid, header, cid, meta, *payload]
-            wids = self.directory.get(header[HEADER_SIZE:])
+            wids = self.directory.get(header[TARGET])
             if not wids:
                 return self._park_call(sender, header, frames)
             client = self.clients.get(sender)
@@ -366,7 +375,7 @@ class Broker:
             client[1] = self._now
             # Least loaded replica: fewest calls in flight (usually just one candidate).
             wid = wids[0] if len(wids) == 1 else min(wids, key=self._load)
-            key = sender + header[4:12]
+            key = sender + header[CALL_ID]
             self.inflight[key] = (wid, None, sender)
             self.workers[wid].calls.add(key)
             self.calls_routed += 1
@@ -380,8 +389,8 @@ class Broker:
         problem = check_header(header)
         if problem:
             return self._protocol_error(sender, header, problem)
-        call_id = int.from_bytes(header[4:12], "big")
-        target = header[HEADER_SIZE:]
+        call_id = read_call_id(header)
+        target = header[TARGET]
         if cmd == Cmd.HEARTBEAT:
             w = self.workers.get(sender)
             if w is None:
@@ -395,7 +404,7 @@ class Broker:
                     except Exception:
                         log.warning("worker %r sent an undecodable heartbeat", w.name)
         elif cmd == Cmd.CANCEL or cmd == Cmd.CREDIT:
-            key = sender + header[4:12]
+            key = sender + header[CALL_ID]
             entry = self.inflight.get(key)
             if entry is not None:
                 self._send([entry[0], header, sender])
@@ -446,7 +455,7 @@ class Broker:
             body = {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
             self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(body)])
         elif cmd == Cmd.SHUTDOWN:
-            self._shutdown_waiters.append((sender, header[4:12]))
+            self._shutdown_waiters.append((sender, header[CALL_ID]))
             if self.on_shutdown is not None:
                 self.on_shutdown()
             else:
@@ -500,8 +509,6 @@ class Broker:
         if back is not None:
             for msg in back.parked:  # PUTs that waited for this worker: their turn now
                 self._on_message(msg)
-        self._worker_ready.set()  # wakes every waiter; they look again with a fresh event
-        self._worker_ready = anyio.Event()
 
     def _on_put(
         self, sender: Identity, header: bytes, call_id: int, target: bytes, frames: list[bytes]
@@ -528,7 +535,7 @@ class Broker:
                 Status.NOT_FOUND,
                 f"no worker named {wname!r} is running on the cluster (running: {', '.join(names) or 'none'})",
             )
-        key = sender + header[4:12]
+        key = sender + header[CALL_ID]
         self.inflight[key] = (wid, target, sender)
         self.workers[wid].calls.add(key)
         self._put_frames[key] = frames[2:]
@@ -538,7 +545,7 @@ class Broker:
         self, name: bytes, worker: WorkerInfo, key: bytes, status: int, body: list[Any]
     ) -> None:
         spec = self._put_frames.pop(key, None)
-        own = not key[:-8]  # the broker's own rebuild (client id b"")
+        own = not key[KEY_PEER]  # the broker's own rebuild (client id b"")
         if status != Status.OK:
             if own:
                 why = _error_message(body)
@@ -578,7 +585,7 @@ class Broker:
         held = self.held.pop(name, None)
         if held is not None:
             for msg in held.parked:  # calls that waited for the rebuild go to it now
-                self.parked.pop(msg[0] + msg[1][4:12], None)
+                self.parked.pop(msg[0] + msg[1][CALL_ID], None)
                 self._on_message(msg)
 
     def _rebuild(self, worker: WorkerInfo, reported: set[bytes]) -> set[bytes]:
@@ -614,14 +621,14 @@ class Broker:
 
     def _park_call(self, sender: Identity, header: bytes, frames: list[Any]) -> None:
         """A CALL to a name with no live holder: wait for its rebuild, or say it is unknown."""
-        held = self.held.get(header[HEADER_SIZE:])
+        held = self.held.get(header[TARGET])
         if held is None:
             return self._not_found(sender, header)
         if held.failed:
-            call_id = int.from_bytes(header[4:12], "big")
+            call_id = read_call_id(header)
             return self.reply_error(sender, call_id, Status.WORKER_DIED, held.failed)
-        key = sender + header[4:12]
-        self.parked[key] = header[HEADER_SIZE:]
+        key = sender + header[CALL_ID]
+        self.parked[key] = header[TARGET]
         held.parked.append(frames)
         client = self.clients.get(sender)
         if client is None:
@@ -636,7 +643,7 @@ class Broker:
         if held is None:
             return None
         for i, msg in enumerate(held.parked):
-            if msg[0] + msg[1][4:12] == key:
+            if msg[0] + msg[1][CALL_ID] == key:
                 return held.parked.pop(i)
         return None
 
@@ -665,9 +672,9 @@ class Broker:
             held.failed = message
         parked, held.parked = held.parked, []
         for msg in parked:
-            self.parked.pop(msg[0] + msg[1][4:12], None)
+            self.parked.pop(msg[0] + msg[1][CALL_ID], None)
             extra = {"name": text} if status == Status.NOT_FOUND else {}
-            self.reply_error(msg[0], int.from_bytes(msg[1][4:12], "big"), status, message, **extra)
+            self.reply_error(msg[0], read_call_id(msg[1]), status, message, **extra)
 
     def _expire_restarts(self, now: float) -> None:
         """Workers not back within the rebuild limit: their callers stop waiting."""
@@ -679,7 +686,7 @@ class Broker:
             log.error("worker %r did not come back after %s; calls to it fail", wname, r.reason)
             parked, r.parked = r.parked, []
             for msg in parked:
-                call_id = int.from_bytes(msg[1][4:12], "big")
+                call_id = read_call_id(msg[1])
                 self.reply_error(msg[0], call_id, Status.WORKER_DIED, r.expired)
             for name, held in list(self.held.items()):
                 if wname in held.workers:
@@ -696,10 +703,8 @@ class Broker:
                 f"object {target.decode(errors='replace')!r} was deleted while it was being rebuilt"
             )
             for msg in held.parked:
-                self.parked.pop(msg[0] + msg[1][4:12], None)
-                self.reply_error(
-                    msg[0], int.from_bytes(msg[1][4:12], "big"), Status.CANCELLED, message
-                )
+                self.parked.pop(msg[0] + msg[1][CALL_ID], None)
+                self.reply_error(msg[0], read_call_id(msg[1]), Status.CANCELLED, message)
             if not wids:
                 self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(None)])
                 return
@@ -710,7 +715,7 @@ class Broker:
                 self.node.stop_group(sender, call_id, group)
                 return
             return self._not_found(sender, header)
-        key = sender + header[4:12]
+        key = sender + header[CALL_ID]
         first = True
         for wid in wids:
             worker = self.workers[wid]
@@ -753,7 +758,7 @@ class Broker:
     def _too_many(self, sender: Identity, header: bytes, n: int) -> None:
         self.reply_error(
             sender,
-            int.from_bytes(header[4:12], "big"),
+            read_call_id(header),
             Status.LIMIT,
             f"this client already has {n:,} calls in flight, the most the broker accepts; wait for "
             "some to finish (fn.map bounds its calls), or raise RHZMQ_MAX_INFLIGHT on the daemon",
@@ -771,14 +776,14 @@ class Broker:
         self._send([cid, pack_header(Cmd.PARTIAL, call_id, kind), *frames])
 
     def _not_found(self, sender: Identity, header: bytes) -> None:
-        name = header[HEADER_SIZE:].decode(errors="replace")
+        name = header[TARGET].decode(errors="replace")
         known = [n.decode() for n in self.directory] + sorted(
             {w.group for w in self.workers.values()}
         )
         err = ObjectNotFound.for_name(name, known)
         self.reply_error(
             sender,
-            int.from_bytes(header[4:12], "big"),
+            read_call_id(header),
             _NOT_FOUND,
             str(err),
             name=name,
@@ -786,17 +791,23 @@ class Broker:
         )
 
     def _bad_header(self, sender: Identity, header: bytes) -> None:
-        if len(header) >= 12 and header[:2] == MAGIC and header[2] != PROTOCOL_VERSION:
-            call_id = int.from_bytes(header[4:12], "big")
-            log.warning("peer %s: %s", sender.hex(), version_message(header[2]))
-            return self.reply_error(sender, call_id, Status.VERSION, version_message(header[2]))
+        if (
+            len(header) >= 12
+            and header[MAGIC_BYTES] == MAGIC
+            and header[VERSION_BYTE] != PROTOCOL_VERSION
+        ):
+            call_id = read_call_id(header)
+            log.warning("peer %s: %s", sender.hex(), version_message(header[VERSION_BYTE]))
+            return self.reply_error(
+                sender, call_id, Status.VERSION, version_message(header[VERSION_BYTE])
+            )
         self._protocol_error(sender, header, check_header(header) or "malformed header")
 
     def _protocol_error(self, sender: Identity, header: bytes, problem: str) -> None:
         log.warning("protocol error from peer %s: %s", sender.hex(), problem)
         if sender in self.workers:
             return  # a worker gets no reply it could confuse with a call
-        call_id = int.from_bytes(header[4:12], "big") if len(header) >= 12 else 0
+        call_id = read_call_id(header) if len(header) >= 12 else 0
         self.reply_error(
             sender, call_id, Status.PROTOCOL, f"the broker rejected a message: {problem}"
         )
@@ -856,9 +867,7 @@ class Broker:
             if entry is not None and entry[2]:
                 self._client_done(entry[2])
             if entry is not None and entry[2]:
-                self.reply_error(
-                    entry[2], int.from_bytes(key[-8:], "big"), Status.WORKER_DIED, message
-                )
+                self.reply_error(entry[2], key_call_id(key), Status.WORKER_DIED, message)
 
     def _reap_clients(self, now: float) -> None:
         """Forget clients silent for HEARTBEAT_LIVENESS intervals, cancelling their calls, unless
@@ -867,7 +876,7 @@ class Broker:
         for cid, (calls, seen, pid) in list(self.clients.items()):
             if seen >= deadline:
                 continue
-            busy = calls > 0 or any(k[:-8] == cid for k in self.parked)
+            busy = calls > 0 or any(k[KEY_PEER] == cid for k in self.parked)
             if not busy:
                 del self.clients[cid]
             elif not (pid and pid_alive(pid)):
@@ -887,7 +896,7 @@ class Broker:
             del self.inflight[key]
             self._put_frames.pop(key, None)
             worker = self.workers.get(wid)
-            call_id = int.from_bytes(key[-8:], "big")
+            call_id = key_call_id(key)
             if worker is not None:
                 worker.calls.discard(key)
                 self._send([wid, pack_header(Cmd.CANCEL, call_id), cid])
@@ -898,9 +907,9 @@ class Broker:
                 cid.hex(),
                 worker.name if worker else "?",
             )
-        for key in [k for k in self.parked if k[:-8] == cid]:
+        for key in [k for k in self.parked if k[KEY_PEER] == cid]:
             if self._unpark(key) is not None and why:
-                self.reply_error(cid, int.from_bytes(key[-8:], "big"), Status.CANCELLED, why)
+                self.reply_error(cid, key_call_id(key), Status.CANCELLED, why)
         self.clients.pop(cid, None)
 
     async def _heartbeat_loop(self) -> None:

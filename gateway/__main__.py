@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from rhzmq._exceptions import ClusterError
+from rhzmq.wire.exceptions import ClusterError
 
 from ._serve import serve
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=32300)
     parser.add_argument("--token", default=os.environ.get("RHZMQ_TOKEN"))
     parser.add_argument("--max-body", type=int, default=None, help="largest request body in bytes")
-    parser.add_argument("--curve-dir", default=None, help="CURVE key directory (rhzmq._curve)")
+    parser.add_argument("--curve-dir", default=None, help="CURVE key directory (rhzmq.wire.curve)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,29 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rhzmq._client import STREAM_CREDIT, Client, call_meta, get_client
-from rhzmq._curve import client_keys
-from rhzmq._exceptions import CallTimeout, ClusterNotRunning, RhzmqError
-from rhzmq._protocol import Cmd, Partial, Status
-from rhzmq._serialization import dumps_call
-from rhzmq._version import __version__
+from rhzmq.wire.client import STREAM_CREDIT, Client, call_meta, get_client
+from rhzmq.wire.curve import client_keys
+from rhzmq.wire.exceptions import (
+    AuthenticationError,
+    CallCancelled,
+    CallError,
+    CallTimeout,
+    ClusterError,
+    ClusterNotRunning,
+    EnvError,
+    LimitExceeded,
+    ObjectNotFound,
+    ProtocolError,
+    RemoteError,
+    RhzmqError,
+    SerializationError,
+    SyncCallInEventLoop,
+    VersionMismatch,
+    WorkerDiedError,
+)
+from rhzmq.wire.protocol import RH_DESCRIBE, RH_GETATTR, STATUS_ERRORS, Cmd, Partial, Status
+from rhzmq.wire.serialization import dumps_call
+from rhzmq.wire.version import __version__
 
 from ._codec import (
     MSGPACK,
@@ -69,17 +86,36 @@ MAX_BODY = 64 * 1024 * 1024
 DESCRIBE_TTL = 2.0
 RESERVED_QUERY = frozenset({"timeout", "stream"})
 
-_HTTP_STATUS: dict[int, int] = {
-    Status.NOT_FOUND: 404,
-    Status.WORKER_DIED: 503,
-    Status.TIMEOUT: 504,
-    Status.CANCELLED: 503,
-    Status.REMOTE: 500,
-    Status.PROTOCOL: 502,
-    Status.VERSION: 502,
-    Status.SERIALIZATION: 500,
-    Status.LIMIT: 429,
+#: The HTTP status of every error rhzmq raises (the most specific class in an exception's MRO
+#: wins), and so of every FINAL status through ``STATUS_ERRORS``. One table: request handlers,
+#: NDJSON error lines and the tests all read it.
+HTTP_STATUS: dict[type[BaseException], int] = {
+    RhzmqError: 502,  # something between the gateway and the object went wrong
+    ClusterError: 503,
+    ClusterNotRunning: 503,
+    AuthenticationError: 502,
+    EnvError: 500,  # the object's environment could not be built: the server's side
+    ProtocolError: 502,
+    VersionMismatch: 502,
+    SerializationError: 500,
+    ObjectNotFound: 404,
+    LimitExceeded: 429,
+    CallError: 500,
+    RemoteError: 500,  # the remote code raised (type and traceback in the body)
+    WorkerDiedError: 503,
+    CallTimeout: 504,
+    CallCancelled: 503,
+    SyncCallInEventLoop: 500,
 }
+
+
+def http_status(exc: type[BaseException]) -> int:
+    """The HTTP status of an exception class (its nearest mapped base)."""
+    for cls in exc.__mro__:
+        status = HTTP_STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500
 
 
 class HTTPError(Exception):
@@ -113,7 +149,7 @@ def _final_error(status: int, frames: list[bytes]) -> HTTPError:
     extra: dict[str, Any] = {}
     if body.get("traceback"):
         extra["traceback"] = body["traceback"]
-    code = _HTTP_STATUS.get(status, 500)
+    code = http_status(STATUS_ERRORS.get(status, RhzmqError))
     if status == Status.REMOTE and body.get("args_error"):
         code = 422
     if status == Status.NOT_FOUND and body.get("matches"):
@@ -176,9 +212,7 @@ class Gateway:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        status, frames = await self.client().call_raw(
-            name.encode(), self.meta("__rh_describe__"), ()
-        )
+        status, frames = await self.client().call_raw(name.encode(), self.meta(RH_DESCRIBE), ())
         if status != Status.OK:
             raise _final_error(status, frames)
         info = decode_plain(frames)
@@ -219,7 +253,7 @@ class Gateway:
         if request.method == "GET" and not method.startswith("_"):
             status, frames = await self.client().call_raw(
                 name.encode(),
-                self.meta("__rh_getattr__"),
+                self.meta(RH_GETATTR),
                 dumps_call([method], {}),
                 timeout=self.timeout(request),
             )
@@ -343,14 +377,8 @@ class Gateway:
                             "message": rec.get("msg"),
                         }
                     )
-        except (NotPlainData, CallTimeout, ClusterNotRunning, RhzmqError) as exc:
-            code = (
-                406
-                if isinstance(exc, NotPlainData)
-                else 504
-                if isinstance(exc, CallTimeout)
-                else 503
-            )
+        except (NotPlainData, RhzmqError) as exc:
+            code = 406 if isinstance(exc, NotPlainData) else http_status(type(exc))
             yield _line(
                 {
                     "type": "error",
@@ -416,27 +444,17 @@ def _plain(frames: list[bytes]) -> Any:
         ) from None
 
 
-def _errors(
-    fn: Callable[[Gateway, Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
-    """Map our exceptions to JSON errors at the edge of every handler."""
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return exc.response()
 
-    async def handler(request: Request) -> Response:
-        try:
-            return await fn(request.app.state.gateway, request)
-        except HTTPError as exc:
-            return exc.response()
-        except BadRequest as exc:
-            return error_response(400, "BadRequest", str(exc))
-        except CallTimeout as exc:
-            return error_response(504, "CallTimeout", str(exc))
-        except ClusterNotRunning as exc:
-            return error_response(503, "ClusterNotRunning", str(exc))
-        except RhzmqError as exc:
-            status = 404 if type(exc).__name__ == "ObjectNotFound" else 502
-            return error_response(status, type(exc).__name__, str(exc))
 
-    return handler
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return error_response(400, "BadRequest", str(exc))
+
+
+async def _rhzmq_error(request: Request, exc: Exception) -> Response:
+    return error_response(http_status(type(exc)), type(exc).__name__, str(exc))
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -463,18 +481,26 @@ def create_app(
     """The gateway's ASGI app for the broker at ``broker`` (protected by ``token`` if given)."""
     gw = Gateway(broker, max_body, curve_dir)
     routes = [
-        Route("/health", _errors(Gateway.health), methods=["GET"]),
-        Route("/keys", _errors(Gateway.keys), methods=["GET"]),
-        Route("/status", _errors(Gateway.status), methods=["GET"]),
-        Route("/openapi.json", _errors(Gateway.openapi), methods=["GET"]),
-        Route("/{name}/openapi.json", _errors(Gateway.object_openapi), methods=["GET"]),
-        Route("/{name}", _errors(Gateway.call_object), methods=["GET", "POST"]),
-        Route("/{name}/{method}", _errors(Gateway.call_method), methods=["GET", "POST"]),
+        Route("/health", gw.health, methods=["GET"]),
+        Route("/keys", gw.keys, methods=["GET"]),
+        Route("/status", gw.status, methods=["GET"]),
+        Route("/openapi.json", gw.openapi, methods=["GET"]),
+        Route("/{name}/openapi.json", gw.object_openapi, methods=["GET"]),
+        Route("/{name}", gw.call_object, methods=["GET", "POST"]),
+        Route("/{name}/{method}", gw.call_method, methods=["GET", "POST"]),
     ]
+    # Errors become JSON at the edge, by type (Starlette picks the handler of the nearest class
+    # in the exception's MRO); anything else is a gateway bug, logged, never shown to the caller.
     app = Starlette(
-        routes=routes, exception_handlers={HTTPException: _not_found, Exception: _crash}
+        routes=routes,
+        exception_handlers={
+            HTTPException: _not_found,
+            HTTPError: _http_error,
+            BadRequest: _bad_request,
+            RhzmqError: _rhzmq_error,
+            Exception: _crash,
+        },
     )
-    app.state.gateway = gw
     return BearerAuth(app, token) if token else app
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgpack
 
-from rhzmq._serialization import EXT_BUFFER, EXT_PICKLE, EXT_TUPLE
+from rhzmq.wire.serialization import EXT_BUFFER, EXT_PICKLE, EXT_TUPLE
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rhzmq._version import __version__
+from rhzmq.wire.version import __version__
 
 _TYPES = {
     "int": "integer",

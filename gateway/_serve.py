@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import anyio
 
-from rhzmq._exceptions import ClusterError
+from rhzmq.wire.exceptions import ClusterError
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 

@@ -10,9 +10,12 @@ they were local — from asyncio, from scripts, or over HTTP.
 
 from typing import TYPE_CHECKING
 
-from ._cluster import Cluster, cluster
 from ._env import Env, env
-from ._exceptions import (
+from ._resources import Function, Module, ModuleClass, function, module
+from ._store import Resource
+from ._stubs import RemoteMethod, RemoteObject
+from .clusters import Cluster, LocalCluster, cluster
+from .wire.exceptions import (
     AuthenticationError,
     CallCancelled,
     CallError,
@@ -31,19 +34,16 @@ from ._exceptions import (
     VersionMismatch,
     WorkerDiedError,
 )
-from ._resources import Function, Module, ModuleClass, function, module
-from ._store import Resource
-from ._stubs import RemoteMethod, RemoteObject
-from ._version import PROTOCOL_VERSION, __version__
+from .wire.version import PROTOCOL_VERSION, __version__
 
 if TYPE_CHECKING:
-    from ._cluster_ssh import SSHCluster
+    from .clusters.ssh import SSHCluster
 
 
 def __getattr__(name: str) -> object:
     # SSH clusters pull in asyncssh (~0.1 s to import): only when used.
     if name == "SSHCluster":
-        from ._cluster_ssh import SSHCluster
+        from .clusters.ssh import SSHCluster
 
         return SSHCluster
     raise AttributeError(f"module 'rhzmq' has no attribute {name!r}")
@@ -65,6 +65,7 @@ __all__ = [
     "EnvError",
     "Function",
     "LimitExceeded",
+    "LocalCluster",
     "Module",
     "ModuleClass",
     "ObjectNotFound",

@@ -18,7 +18,7 @@ from ._portal import run_sync
 from ._store import Resource
 
 if TYPE_CHECKING:
-    from ._cluster import Cluster
+    from .clusters import Cluster
 
 
 class Env(Resource):

@@ -22,7 +22,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from ._exceptions import SyncCallInEventLoop
+from .wire.exceptions import SyncCallInEventLoop
 
 T = TypeVar("T")
 

@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._portal import run_sync
-from ._specs import code_ref, construct_spec, load_code, object_spec
 from ._store import Resource, load_config
 from ._stubs import RemoteMethod, RemoteObject
+from .wire.code import code_ref, construct_spec, load_code, object_spec
 
 if TYPE_CHECKING:
-    from ._cluster import Cluster
     from ._env import Env
+    from .clusters import Cluster
 
 
 class _Progress:
@@ -245,11 +245,9 @@ class Function(Resource):
 
     @classmethod
     def _from_config(cls, config: dict[str, Any]) -> Function:
-        from ._cluster import Cluster
-
         fn = load_code(config["code"]) if config.get("code") else None
         if config.get("system"):
-            cluster = Cluster.from_config(config["system"])
+            cluster = Resource.from_config(config["system"])
             return cls._bound(cluster, config["name"], {"call": config.get("call")}, fn)
         return cls(fn, config["name"])
 

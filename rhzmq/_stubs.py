@@ -21,20 +21,34 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._client import STREAM_CREDIT, call_meta
 from ._portal import iter_sync, run_sync
 from ._store import Resource, save_config
+from .wire.client import STREAM_CREDIT, call_meta
+from .wire.protocol import RH_GETATTR, RH_SETATTR
 
 if TYPE_CHECKING:
-    from ._cluster import Cluster
+    from .wire.client import Client
+
+
+class Reachable(Protocol):
+    """All a stub needs of its cluster (a :class:`rhzmq.Cluster` is one): the stub layer never
+    imports the cluster layer, which builds stubs."""
+
+    name: str
+
+    async def aclient(self) -> Client: ...
+
+    async def acall(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any: ...
+
+    def config(self) -> dict[str, Any]: ...
 
 
 class RemoteMethod:
     """A remote callable; see the module docstring for how calls behave."""
 
-    def __init__(self, cluster: Cluster, name: str, method: str, kind: str, label: str) -> None:
+    def __init__(self, cluster: Reachable, name: str, method: str, kind: str, label: str) -> None:
         self._cluster = cluster
         self._name = name
         self._method = method
@@ -126,9 +140,7 @@ class _ModuleResource(Resource):
 
     @classmethod
     def _from_config(cls, config: dict[str, Any]) -> Any:
-        from ._cluster import Cluster
-
-        cluster = Cluster.from_config(config["system"])
+        cluster = Resource.from_config(config["system"])
         return RemoteObject(cluster, config["name"], dict(config.get("info") or {}))
 
 
@@ -137,7 +149,7 @@ class RemoteObject:
 
     _rh_fields = ("_rh_cluster", "_rh_name", "_rh_info", "_rh_methods")
 
-    def __init__(self, cluster: Cluster, name: str, info: dict[str, Any]) -> None:
+    def __init__(self, cluster: Reachable, name: str, info: dict[str, Any]) -> None:
         object.__setattr__(self, "_rh_cluster", cluster)
         object.__setattr__(self, "_rh_name", name)
         object.__setattr__(self, "_rh_info", info)
@@ -183,13 +195,13 @@ class RemoteObject:
 
     async def rh_agetattr(self, attr: str) -> Any:
         """Read a remote attribute from async code."""
-        return await self._rh_cluster.acall(self._rh_name, "__rh_getattr__", attr)
+        return await self._rh_cluster.acall(self._rh_name, RH_GETATTR, attr)
 
     def __setattr__(self, attr: str, value: Any) -> None:
         run_sync(
             self._rh_cluster.acall,
             self._rh_name,
-            "__rh_setattr__",
+            RH_SETATTR,
             attr,
             value,
             hint=f"`await cluster.acall({self._rh_name!r}, '__rh_setattr__', {attr!r}, value)`",

@@ -15,18 +15,19 @@ import sys
 import time
 from typing import Any
 
-from . import _config
-from ._cluster import DEFAULT_GATEWAY_PORT, Cluster, cluster
-from ._exceptions import RhzmqError
+from .clusters import LocalCluster, cluster
+from .clusters.local import DEFAULT_GATEWAY_PORT
+from .wire import config as _config
+from .wire.exceptions import RhzmqError
 
 
-def _cluster(args: argparse.Namespace) -> Cluster:
+def _cluster(args: argparse.Namespace) -> LocalCluster:
     gateway = (
         None
         if getattr(args, "no_gateway", False)
         else getattr(args, "gateway_port", DEFAULT_GATEWAY_PORT)
     )
-    return Cluster(
+    return LocalCluster(
         "local",
         gateway_port=gateway,
         port=getattr(args, "port", 0),
@@ -37,7 +38,7 @@ def _cluster(args: argparse.Namespace) -> Cluster:
 
 def _target(args: argparse.Namespace) -> Any:
     """The cluster a command is about: ``-c NAME`` (a saved one) or the local daemon."""
-    return cluster(args.cluster) if getattr(args, "cluster", None) else Cluster("local")
+    return cluster(args.cluster) if getattr(args, "cluster", None) else LocalCluster("local")
 
 
 def cmd_start(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import pytest
 from helpers import wait_pid_gone
 
 import rhzmq as rh
-from rhzmq import _config
+from rhzmq.wire import config as _config
 
 pytest_plugins = ["noskip"]
 

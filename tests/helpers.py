@@ -7,7 +7,7 @@ import signal
 import time
 
 import rhzmq as rh
-from rhzmq import _config
+from rhzmq.wire import config as _config
 
 
 def wait_pid_gone(pid: int, timeout: float = 15.0) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import wait_pid_gone
 
-from rhzmq import _config
+from rhzmq.wire import config as _config
 
 
 def rhzmq(home: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

@@ -143,7 +143,7 @@ def test_max_concurrency_queues_extra_calls(cluster: rh.Cluster) -> None:
 
 
 def test_secrets_reach_the_worker_but_are_never_shown(cluster: rh.Cluster) -> None:
-    from rhzmq import _config
+    from rhzmq.wire import config as _config
 
     value = "s3cr3t-value-for-tests-91c2"
     e = rh.env(name="secretive", env_vars={"PLAIN": "1"}, secrets={"RHZMQ_TEST_SECRET": value})

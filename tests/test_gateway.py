@@ -298,7 +298,7 @@ def test_refuses_public_bind_without_token(cluster: rh.Cluster) -> None:
 def test_secrets_stay_out_of_status_and_logs(cluster: rh.Cluster, authed: str) -> None:
     st = httpx.get(f"{authed}/status", headers={"authorization": f"Bearer {TOKEN}"}).text
     assert TOKEN not in st
-    from rhzmq import _config
+    from rhzmq.wire import config as _config
 
     assert TOKEN not in _config.log_file().read_text(errors="replace")
 

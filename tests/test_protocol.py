@@ -11,8 +11,8 @@ import remote_objects as ro
 import zmq
 
 import rhzmq as rh
-from rhzmq._client import decode_final
-from rhzmq._protocol import (
+from rhzmq.wire.client import decode_final
+from rhzmq.wire.protocol import (
     HEADER_SIZE,
     MAGIC,
     Cmd,
@@ -23,8 +23,8 @@ from rhzmq._protocol import (
     pack_meta,
     unpack_header,
 )
-from rhzmq._pump import BATCH_HEADER, split_batch
-from rhzmq._version import PROTOCOL_VERSION
+from rhzmq.wire.pump import BATCH_HEADER, split_batch
+from rhzmq.wire.version import PROTOCOL_VERSION
 
 
 def test_header_round_trip() -> None:

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from rhzmq import SerializationError
-from rhzmq._serialization import OOB_THRESHOLD, dumps, dumps_call, loads
+from rhzmq.wire.serialization import OOB_THRESHOLD, dumps, dumps_call, loads
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import pytest
 from sshd import SSHHosts, free_port, start_hosts
 
 import rhzmq as rh
-from rhzmq._build import build_id
+from rhzmq.wire.build import build_id
 
 MAIN = [0, 1, 2]
 SOLO = 3
@@ -262,12 +262,12 @@ def test_a_dropped_ssh_connection_is_remade(main_cluster: rh.SSHCluster) -> None
     assert tunnel is not None
 
     async def drop() -> None:
-        tunnel.close()
-        await tunnel.wait_closed()
+        tunnel.conn.close()
+        await tunnel.conn.wait_closed()
 
     run_sync(drop)
     assert fn(2)["x"] == 2  # a new connection and forwards, transparently
-    assert main_cluster._tunnel is not tunnel
+    assert main_cluster._tunnel is not None and main_cluster._tunnel.conn is not tunnel.conn
 
 
 def test_changed_file_is_synced_and_ignored_files_are_not(
@@ -429,7 +429,7 @@ def test_refused_curve_handshakes_say_why(main_cluster: rh.SSHCluster, tmp_path:
 
     import zmq.auth
 
-    from rhzmq._client import Client
+    from rhzmq.wire.client import Client
 
     zmq.auth.create_certificates(tmp_path, "stranger")
     public, secret = zmq.auth.load_certificate(tmp_path / "stranger.key_secret")

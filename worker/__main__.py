@@ -18,13 +18,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--group", default=None, help="environment the worker belongs to")
     parser.add_argument("--node", default=None, help="name of this host in its cluster")
-    parser.add_argument("--curve-dir", default=None, help="CURVE key directory (rhzmq._curve)")
+    parser.add_argument("--curve-dir", default=None, help="CURVE key directory (rhzmq.wire.curve)")
+    parser.add_argument("--ready-fd", type=int, default=None, help="say READY here once registered")
     args = parser.parse_args(argv)
     curve = None
     if args.curve_dir:
         from pathlib import Path
 
-        from rhzmq._curve import client_keys
+        from rhzmq.wire.curve import client_keys
 
         curve = client_keys(Path(args.curve_dir))
     run(
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         group=args.group,
         curve=curve,
         node=args.node,
+        ready_fd=args.ready_fd,
     )
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import anyio
 
-from rhzmq import _config
-from rhzmq._exceptions import EnvError
+from rhzmq.wire import config as _config
+from rhzmq.wire.exceptions import EnvError
 
 
 class EnvInstallError(EnvError):

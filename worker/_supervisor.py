@@ -20,6 +20,8 @@ from typing import IO, Any
 import anyio
 from anyio.abc import Process
 
+from rhzmq.wire import handshake
+
 log = logging.getLogger("rhzmq.supervisor")
 
 BACKOFF_FIRST = 0.1
@@ -39,7 +41,14 @@ def exit_reason(returncode: int | None) -> str:
 
 
 class Supervisor:
-    """Runs worker processes for one node; ``run_worker`` is a task per worker."""
+    """Runs worker processes for one node; ``run_worker`` is a task per worker.
+
+    ``broker`` is the endpoint workers connect to; ``curve_dir`` makes them authenticate with
+    CURVE; ``node`` is this host's name in its cluster (workers report it) and ``env`` is set in
+    every worker (``RHZMQ_NODE_INDEX``...). Each worker says READY on a pipe once the broker has
+    registered it (:mod:`rhzmq.wire.handshake`): :meth:`wait_registered` waits for that, without
+    asking the broker (which, for a node of a cluster, is on another host).
+    """
 
     def __init__(
         self,
@@ -47,20 +56,26 @@ class Supervisor:
         *,
         log_file: IO[Any] | None = None,
         on_exit: Callable[[str, int, str, bool], None] | None = None,
+        curve_dir: str | None = None,
+        node: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.broker = broker
         self.log_file = log_file
         self.on_exit = on_exit
+        self.curve_dir = curve_dir
+        self.node = node
+        self.env = dict(env or {})
         self.processes: dict[str, Process] = {}
         self.restarts: dict[str, int] = {}
         self.groups: dict[str, str] = {}  # worker name -> environment
         self._stopping = False
         self._stopped: set[str] = set()  # workers stopped on purpose: not restarted
-        self.curve_dir: str | None = None  # workers authenticate with CURVE when set
-        self.node: str | None = None  # this host's name in its cluster (workers report it)
-        self.env: dict[str, str] = {}  # set in every worker (RHZMQ_NODE_INDEX, ...)
+        self._registered: dict[str, anyio.Event] = {}  # set by the running process's READY
 
-    def command(self, name: str, python: str | None = None, group: str | None = None) -> list[str]:
+    def command(
+        self, name: str, python: str | None = None, group: str | None = None, ready_fd: int = -1
+    ) -> list[str]:
         return [
             python or sys.executable,
             "-m",
@@ -75,7 +90,27 @@ class Supervisor:
             str(os.getpid()),
             *(["--curve-dir", self.curve_dir] if self.curve_dir else []),
             *(["--node", self.node] if self.node else []),
+            *(["--ready-fd", str(ready_fd)] if ready_fd >= 0 else []),
         ]
+
+    async def wait_registered(self, names: list[str]) -> None:
+        """Wait until a process of each of these workers has registered with the broker."""
+        for name in names:
+            await self._registered.setdefault(name, anyio.Event()).wait()
+
+    async def _read_ready(self, fd: int, registered: anyio.Event) -> None:
+        try:
+            buffer = b""
+            while b"\n" not in buffer:
+                await anyio.wait_readable(fd)
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    return  # the process ended before it registered
+                buffer += chunk
+            if handshake.parse(buffer.split(b"\n", 1)[0]).kind == "ready":
+                registered.set()
+        finally:
+            os.close(fd)
 
     async def run_worker(
         self,
@@ -92,18 +127,32 @@ class Supervisor:
         self.groups[name] = group or name
         while not self._stopping and name not in self._stopped:
             started = time.monotonic()
-            proc = await anyio.open_process(
-                self.command(name, python, group),
-                stdin=None,
-                stdout=self.log_file,
-                stderr=self.log_file,
-                env=env,
-                cwd=cwd,
-            )
+            registered = self._registered.get(name)
+            if registered is None or registered.is_set():
+                registered = self._registered[name] = anyio.Event()
+            read_fd, write_fd = os.pipe()
+            try:
+                proc = await anyio.open_process(
+                    self.command(name, python, group, write_fd),
+                    stdin=None,
+                    stdout=self.log_file,
+                    stderr=self.log_file,
+                    env=env,
+                    cwd=cwd,
+                    pass_fds=(write_fd,),
+                )
+            except BaseException:
+                os.close(read_fd)
+                raise
+            finally:
+                os.close(write_fd)
             self.processes[name] = proc
             log.info("started worker %r (pid %d)", name, proc.pid)
             try:
-                code = await proc.wait()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._read_ready, read_fd, registered)
+                    code = await proc.wait()
+                    tg.cancel_scope.cancel()
             finally:
                 self.processes.pop(name, None)
             if self._stopping:

@@ -33,25 +33,37 @@ import cloudpickle
 import msgpack
 import zmq
 
-from rhzmq import _specs
-from rhzmq._exceptions import SerializationError
-from rhzmq._limits import Limits, check_size
-from rhzmq._protocol import (
-    HEADER_SIZE,
+from rhzmq.wire import code as _specs
+from rhzmq.wire.exceptions import SerializationError
+from rhzmq.wire.handshake import Announcer
+from rhzmq.wire.limits import Limits, check_size
+from rhzmq.wire.protocol import (
+    CALL_ID,
+    COMMAND,
+    FLAGS,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_LIVENESS,
+    RH_DESCRIBE,
+    RH_GETATTR,
+    RH_PREFIX,
+    RH_SETATTR,
+    RH_VALUE,
+    TARGET,
     Cmd,
+    DescribeInfo,
     Partial,
+    ReadyMeta,
     Status,
     check_header,
     final_error,
     pack_header,
     pack_meta,
+    read_call_id,
     unpack_meta,
 )
-from rhzmq._pump import Pump
-from rhzmq._serialization import OOB_THRESHOLD, dumps, loads
-from rhzmq._version import PROTOCOL_VERSION, __version__
+from rhzmq.wire.pump import Pump
+from rhzmq.wire.serialization import OOB_THRESHOLD, dumps, loads
+from rhzmq.wire.version import PROTOCOL_VERSION, __version__
 
 from ._capture import current_call, install
 from ._threads import CallThreads
@@ -86,7 +98,7 @@ def call_kind(fn: Any) -> str:
     return "sync"
 
 
-def describe(obj: Any) -> dict[str, Any]:
+def describe(obj: Any) -> DescribeInfo:
     """What a client needs to build a stub: method names and their kinds, docs, signatures."""
     if inspect.isroutine(obj) or inspect.isclass(obj):
         return {
@@ -400,7 +412,7 @@ class Worker:
         return self._last_heard
 
     def _ready(self) -> None:
-        meta = {
+        meta: ReadyMeta = {
             "name": self.name,
             "group": self.group,
             "pid": os.getpid(),
@@ -436,17 +448,17 @@ class Worker:
             log.warning("ignored a malformed message from the broker: %s", problem)
             return
         # The target stays bytes: objects are keyed by it, so no decode/encode per call.
-        cmd, call_id, target = header[3], int.from_bytes(header[4:12], "big"), header[HEADER_SIZE:]
+        cmd, call_id, target = header[COMMAND], read_call_id(header), header[TARGET]
         if cmd == Cmd.CALL:
             self._on_call(header, call_id, target, frames)
         elif cmd == Cmd.CANCEL:
-            call = self.calls.get(frames[1] + header[4:12]) if len(frames) > 1 else None
+            call = self.calls.get(frames[1] + header[CALL_ID]) if len(frames) > 1 else None
             if call is not None:
                 call.cancel()
         elif cmd == Cmd.CREDIT:
-            call = self.calls.get(frames[1] + header[4:12]) if len(frames) > 1 else None
+            call = self.calls.get(frames[1] + header[CALL_ID]) if len(frames) > 1 else None
             if call is not None and call.credit is not None:
-                call.credit.grant(header[12])
+                call.credit.grant(header[FLAGS])
         elif cmd == Cmd.PUT:
             self._on_put(header, call_id, target, frames)
         elif cmd == Cmd.DELETE:
@@ -479,7 +491,7 @@ class Worker:
         if len(frames) < 3:
             log.warning("ignored a CALL/PUT without client id and meta frames")
             return None
-        call = Call(self, frames[1], call_id, header[4:12], stream_logs)
+        call = Call(self, frames[1], call_id, header[CALL_ID], stream_logs)
         self.calls[call.cid + call.header_id] = call
         return call
 
@@ -526,7 +538,7 @@ class Worker:
         except BaseException as exc:
             return call.finish(*error_payload(exc))
 
-        def build() -> dict[str, Any]:
+        def build() -> DescribeInfo:
             obj = _specs.build(spec)
             self.objects[target] = Entry(obj, meta.get("max_concurrency"))
             log.info("holding %r (%s)", target.decode(), type(obj).__qualname__)
@@ -536,7 +548,7 @@ class Worker:
 
     def _resolve(self, entry: Entry, method: str) -> tuple[Callable[..., Any], str]:
         obj = entry.obj
-        if not method.startswith("__rh_"):
+        if not method.startswith(RH_PREFIX):
             kind = entry.kinds.get(method)
             fn = getattr(obj, method) if method else obj
             if kind is None:
@@ -548,13 +560,13 @@ class Worker:
                     fn if inspect.isroutine(fn) else type(fn).__call__
                 )
             return fn, kind
-        if method == "__rh_getattr__":
+        if method == RH_GETATTR:
             return (lambda attr: getattr(obj, attr)), "sync"
-        if method == "__rh_setattr__":
+        if method == RH_SETATTR:
             return (lambda attr, value: setattr(obj, attr, value)), "sync"
-        if method == "__rh_describe__":
+        if method == RH_DESCRIBE:
             return (lambda: describe(obj)), "sync"
-        if method == "__rh_value__":
+        if method == RH_VALUE:
             return (lambda: obj), "sync"
         raise AttributeError(f"unknown reserved method {method!r}")
 
@@ -668,18 +680,29 @@ def run(
     curve: dict[str, bytes] | None = None,
     group: str | None = None,
     node: str | None = None,
+    ready_fd: int | None = None,
 ) -> None:
-    """Entry point of a worker process (``python -m worker``)."""
+    """Entry point of a worker process (``python -m worker``). With ``ready_fd``, the worker says
+    READY there (:mod:`rhzmq.wire.handshake`) once the broker has registered it: its supervisor
+    learns that the worker serves without asking the broker."""
     install(Partial.STDOUT, Partial.STDERR)
     worker = Worker(broker, name, parent_pid=parent_pid, curve=curve, group=group, node=node)
     log.info(
         "worker %r (pid %d, rhzmq %s) connecting to %s", name, os.getpid(), __version__, broker
     )
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(worker.serve())
+            if ready_fd is not None:
+                await worker.registered.wait()
+                Announcer(ready_fd).ready(name)
+
     try:
         import uvloop
 
-        uvloop.run(worker.serve())
+        uvloop.run(main())
     except ImportError:
-        asyncio.run(worker.serve())
+        asyncio.run(main())
     # Threads stuck in user code must not keep a stopped worker alive.
     os._exit(0)

@@ -9,7 +9,7 @@ import time
 import remote_objects as ro
 
 import rhzmq as rh
-from rhzmq._client import STREAM_CREDIT
+from rhzmq.wire.client import STREAM_CREDIT
 
 
 def test_slow_consumer_slows_the_producer(cluster: rh.Cluster) -> None:

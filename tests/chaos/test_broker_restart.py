@@ -17,10 +17,10 @@ import remote_objects as ro
 from helpers import wait_pid_gone
 
 import rhzmq as rh
-from rhzmq._client import Client, call_meta
-from rhzmq._protocol import Cmd, pack_meta
-from rhzmq._serialization import dumps
-from rhzmq._specs import object_spec
+from rhzmq.wire.client import Client, call_meta
+from rhzmq.wire.code import object_spec
+from rhzmq.wire.protocol import Cmd, pack_meta
+from rhzmq.wire.serialization import dumps
 
 
 def free_port() -> int:

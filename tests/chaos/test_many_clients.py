@@ -8,7 +8,7 @@ import remote_objects as ro
 import zmq
 
 import rhzmq as rh
-from rhzmq._protocol import Cmd, pack_header
+from rhzmq.wire.protocol import Cmd, pack_header
 
 
 def rss(pid: int) -> int:

@@ -15,9 +15,9 @@ import zmq
 import zmq.auth
 from helpers import wait_pid_gone
 
-from rhzmq._protocol import Cmd, pack_header, pack_meta
-from rhzmq._pump import BATCH_HEADER, split_batch
-from rhzmq._serialization import dumps_call
+from rhzmq.wire.protocol import Cmd, pack_header, pack_meta
+from rhzmq.wire.pump import BATCH_HEADER, split_batch
+from rhzmq.wire.serialization import dumps_call
 
 
 def rhzmq_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rhzmq as rh
-from rhzmq._protocol import pack_header
-from rhzmq._pump import BATCH_HEADER
+from rhzmq.wire.protocol import pack_header
+from rhzmq.wire.pump import BATCH_HEADER
 
 headers = st.builds(
     lambda cmd, cid, flags, target, cut: pack_header(cmd, cid, flags, target)[:cut],

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from gateway._codec import BadRequest, parse_body
 from rhzmq import SerializationError
-from rhzmq._protocol import HEADER_SIZE, MAGIC, check_header, unpack_header
-from rhzmq._pump import split_batch
-from rhzmq._serialization import loads
-from rhzmq._version import PROTOCOL_VERSION
+from rhzmq.wire.protocol import HEADER_SIZE, MAGIC, check_header, unpack_header
+from rhzmq.wire.pump import split_batch
+from rhzmq.wire.serialization import loads
+from rhzmq.wire.version import PROTOCOL_VERSION
 
 
 @given(st.binary(max_size=64))

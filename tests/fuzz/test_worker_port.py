@@ -17,11 +17,11 @@ from helpers import wait_pid_gone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rhzmq._client import call_meta
-from rhzmq._protocol import Cmd, pack_header, pack_meta, unpack_header
-from rhzmq._pump import BATCH_HEADER, split_batch
-from rhzmq._serialization import dumps, dumps_call, loads
-from rhzmq._specs import object_spec
+from rhzmq.wire.client import call_meta
+from rhzmq.wire.code import object_spec
+from rhzmq.wire.protocol import Cmd, pack_header, pack_meta, unpack_header
+from rhzmq.wire.pump import BATCH_HEADER, split_batch
+from rhzmq.wire.serialization import dumps, dumps_call, loads
 
 CALL_IDS = itertools.count(10_000)
 

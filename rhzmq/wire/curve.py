@@ -23,7 +23,7 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
-from . import _config
+from . import config as _config
 
 CurveKeys = dict[str, bytes]
 

@@ -1,7 +1,7 @@
 """The asyncio client: one DEALER socket per event loop and cluster, many calls in flight.
 
 Each call gets an id (a counter), a future and an entry in ``_calls``. Replies are matched by id in
-one plain callback that the :class:`~rhzmq._pump.Pump` calls for every message it drains; PARTIAL
+one plain callback that the :class:`~rhzmq.wire.pump.Pump` calls for every message it drains; PARTIAL
 messages print output, re-emit log records or feed a generator's queue, and the one FINAL resolves
 the future. Cancelling the awaiting task sends CANCEL; ``timeout=`` is a loop timer that fails the
 future with :class:`CallTimeout` and cancels the remote call.
@@ -34,8 +34,8 @@ import msgpack
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from . import _config
-from ._exceptions import (
+from . import config as _config
+from .exceptions import (
     AuthenticationError,
     CallTimeout,
     ClusterNotRunning,
@@ -43,26 +43,33 @@ from ._exceptions import (
     RemoteError,
     RemoteTraceback,
 )
-from ._limits import Limits, check_size
-from ._output import PrefixedWriter, emit_log
-from ._protocol import (
+from .limits import Limits, check_size
+from .output import PrefixedWriter, emit_log
+from .protocol import (
+    COMMAND,
+    FLAGS,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_LIVENESS,
     MAGIC,
+    MAGIC_BYTES,
+    PREFIX,
+    PREFIX_BYTES,
+    VERSION_BYTE,
+    CallMeta,
     Cmd,
     Partial,
     Status,
     error_from_frame,
     pack_header,
     pack_meta,
+    read_call_id,
     version_message,
 )
-from ._pump import Pump
-from ._serialization import OOB_THRESHOLD, dumps_call, loads
-from ._types import Frame
-from ._version import PROTOCOL_VERSION
+from .pump import Pump
+from .serialization import OOB_THRESHOLD, dumps_call, loads
+from .types import Frame
+from .version import PROTOCOL_VERSION
 
-_PREFIX = MAGIC + bytes((PROTOCOL_VERSION,))
 _FINAL, _PARTIAL = Cmd.FINAL, Cmd.PARTIAL
 _NO_ARGS = dumps_call((), {})
 _END = object()
@@ -187,14 +194,16 @@ class Client:
     def _on_message(self, frames: list[bytes]) -> None:
         self._heard += 1
         header = frames[0]
-        if header[:3] != _PREFIX or len(header) < 15:
-            if header[:2] == MAGIC and len(header) >= 12:
-                pending = self._calls.pop(int.from_bytes(header[4:12], "big"), None)
+        if header[PREFIX_BYTES] != PREFIX or len(header) < 15:
+            if header[MAGIC_BYTES] == MAGIC and len(header) >= 12:
+                pending = self._calls.pop(read_call_id(header), None)
                 if pending is not None and not pending.future.done():
-                    pending.future.set_exception(ProtocolError(version_message(header[2])))
+                    pending.future.set_exception(
+                        ProtocolError(version_message(header[VERSION_BYTE]))
+                    )
             return
-        call_id = int.from_bytes(header[4:12], "big")
-        if header[3] == _FINAL:
+        call_id = read_call_id(header)
+        if header[COMMAND] == _FINAL:
             pending = self._calls.pop(call_id, None)
             if pending is None:
                 return  # answered already (timed out, cancelled)
@@ -203,11 +212,11 @@ class Client:
             if pending.items is not None:
                 pending.items.put_nowait(_END)
             if not pending.future.done():
-                pending.future.set_result((header[12], frames[1:]))
-        elif header[3] == _PARTIAL:
+                pending.future.set_result((header[FLAGS], frames[1:]))
+        elif header[COMMAND] == _PARTIAL:
             pending = self._calls.get(call_id)
             if pending is not None:
-                pending.partial(header[12], frames[1:])
+                pending.partial(header[FLAGS], frames[1:])
 
     def _on_monitor(self, frames: list[bytes]) -> None:
         event = parse_monitor_message(frames)
@@ -481,7 +490,7 @@ def call_meta(method: str, stream_logs: bool = True, credit: int = 0) -> bytes:
     ``credit``: for streamed calls, how many items the worker may send before the caller grants
     more (flow control; see worker.Credit).
     """
-    meta: dict[str, Any] = {"m": method}
+    meta: CallMeta = {"m": method}
     if not stream_logs:
         meta["s"] = False
     if credit:

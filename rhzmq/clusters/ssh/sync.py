@@ -9,7 +9,7 @@ re-includes, the last matching rule wins, nested files apply below their directo
 
 Where: ``$RHZMQ_HOME/code/<project directory name>/`` on each host (that host's own
 ``RHZMQ_HOME``: a spec names the path with the ``$RHZMQ_HOME`` prefix and each host's worker
-expands it, see :func:`rhzmq._config.expand`).
+expands it, see :func:`rhzmq.wire.config.expand`).
 
 Incremental like rsync's quick check: one remote listing of (size, mtime) per host, and only the
 files that differ travel, as one tar stream (mtimes kept) through the SSH channel; files deleted
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import asyncssh
 
-from . import _ssh
-from ._exceptions import ClusterError
+from ...wire.exceptions import ClusterError
+from . import transport
 
-REMOTE_ROOT = f"{_ssh.RHZMQ_HOME_PREFIX}/code"
+REMOTE_ROOT = f"{transport.RHZMQ_HOME_PREFIX}/code"
 ALWAYS_IGNORED = [
     ".git/",
     "__pycache__/",
@@ -250,11 +250,11 @@ async def sync_host(
 ) -> int:
     """Bring the host's copy of ``root`` (at ``dest``, default :func:`remote_dir`) up to date;
     returns the number of files sent."""
-    where = await _ssh.remote_home(conn)
+    where = await transport.remote_home(conn)
     dest = where.path(dest or remote_dir(root))
     python = shlex.quote(where.python)
-    status, out = await _ssh.run(
-        conn, f"{python} -c {shlex.quote(_LISTING)} {_ssh.quote(dest)}", on_line=None
+    status, out = await transport.run(
+        conn, f"{python} -c {shlex.quote(_LISTING)} {transport.quote(dest)}", on_line=None
     )
     if status != 0:
         raise ClusterError(f"listing {dest} failed: {out.strip()[-500:]}")
@@ -263,9 +263,9 @@ async def sync_host(
     removed = [rel for rel in there if rel not in files]
     if removed:
         listing = "\n".join(removed)
-        await _ssh.run(
+        await transport.run(
             conn,
-            f"cd {_ssh.quote(dest)} && xargs -d '\\n' rm -f --",
+            f"cd {transport.quote(dest)} && xargs -d '\\n' rm -f --",
             stdin=listing + "\n",
         )
     if not changed:
@@ -278,7 +278,7 @@ async def sync_host(
                 tar.add(root / rel, arcname=rel, recursive=False)
         total = tmp.tell()
         tmp.seek(0)
-        command = f"mkdir -p {_ssh.quote(dest)} && tar -x -f - -C {_ssh.quote(dest)}"
+        command = f"mkdir -p {transport.quote(dest)} && tar -x -f - -C {transport.quote(dest)}"
         async with conn.create_process(command, encoding=None, stderr=asyncssh.STDOUT) as proc:
             sent, shown = 0, 0
             while chunk := tmp.read(CHUNK):

@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 import asyncssh
 
-from . import _config
-from ._exceptions import ClusterError
-from ._portal import portal
+from ..._portal import portal
+from ...wire import config as _config
+from ...wire.exceptions import ClusterError
 
 T = TypeVar("T")
 
@@ -222,7 +222,7 @@ class RemoteHome:
 #: (a spec's synced code paths are shared by hosts whose homes may differ).
 RHZMQ_HOME_PREFIX = _config.HOME_PREFIX
 
-# Prints $HOME, then the effective RHZMQ_HOME (as rhzmq._config.home() would compute it there).
+# Prints $HOME, then the effective RHZMQ_HOME (as rhzmq.wire.config.home() would compute it there).
 _WHERE = (
     'h="${RHZMQ_HOME:-$HOME/.rhzmq}"; case "$h" in "~/"*) h="$HOME/${h#??}";; esac; '
     'printf "%s\\n%s\\n" "$HOME" "$h"'

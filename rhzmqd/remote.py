@@ -1,4 +1,4 @@
-"""Run on a cluster's hosts over SSH (``~/.rhzmq/venv/bin/python -m rhzmq._remote ...``).
+"""Run on a cluster's hosts over SSH (``~/.rhzmq/venv/bin/python -m rhzmqd.remote ...``).
 
 ``probe`` prints one JSON line: this host's rhzmq build and Python, and its daemon's state if one
 runs. ``stop`` stops the daemon (SIGTERM, then SIGKILL of its whole process group after a grace
@@ -13,9 +13,9 @@ import signal
 import sys
 import time
 
-from . import _config
-from ._build import build_id
-from ._version import __version__
+from rhzmq.wire import config as _config
+from rhzmq.wire.build import build_id
+from rhzmq.wire.version import __version__
 
 
 def _daemon() -> dict[str, object] | None:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args[:1] == ["stop"]:
         print(json.dumps(stop()))
     else:
-        sys.exit("usage: python -m rhzmq._remote probe|stop")
+        sys.exit("usage: python -m rhzmqd.remote probe|stop")
 
 
 if __name__ == "__main__":

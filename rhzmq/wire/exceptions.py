@@ -19,7 +19,7 @@
     │   └── CallCancelled             the call was cancelled
     └── SyncCallInEventLoop           a blocking stub was called from inside a running event loop
 
-Every ``FINAL`` error frame on the wire names one of these kinds (see :mod:`rhzmq._protocol`), so the
+Every ``FINAL`` error frame on the wire names one of these kinds (see :mod:`rhzmq.wire.protocol`), so the
 client raises the specific type, not a generic one. Remote exceptions whose type can be imported
 locally are re-raised as that type instead of :class:`RemoteError`, with the remote traceback as
 their ``__cause__`` (a :class:`RemoteTraceback`).

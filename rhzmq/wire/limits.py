@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ._exceptions import LimitExceeded
+from .exceptions import LimitExceeded
 
 N = TypeVar("N", int, float)
 

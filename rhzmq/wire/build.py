@@ -21,9 +21,9 @@ import importlib.util
 import zipfile
 from pathlib import Path
 
-from ._version import __version__
+from .version import __version__
 
-PACKAGES = ("rhzmq", "broker", "worker", "gateway")
+PACKAGES = ("rhzmq", "broker", "worker", "gateway", "rhzmqd")
 BUILD_FILE = "_build.txt"
 
 

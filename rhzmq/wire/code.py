@@ -27,8 +27,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from . import _config
-from ._serialization import pickle_value
+from . import config as _config
+from .serialization import pickle_value
 
 CodeRef = dict[str, Any]
 

@@ -34,8 +34,8 @@ from typing import Any
 import cloudpickle
 import msgpack
 
-from ._exceptions import SerializationError
-from ._types import Frame
+from .exceptions import SerializationError
+from .types import Frame
 
 OOB_THRESHOLD = 64 * 1024
 

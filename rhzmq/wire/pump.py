@@ -37,9 +37,9 @@ from typing import Any
 import msgpack
 import zmq
 
-from ._protocol import Cmd, pack_header
-from ._serialization import OOB_THRESHOLD
-from ._types import Frame, Identity
+from .protocol import Cmd, pack_header
+from .serialization import OOB_THRESHOLD
+from .types import Frame, Identity
 
 log = logging.getLogger("rhzmq.pump")
 

@@ -18,11 +18,14 @@ Header frame (15 bytes + target), network byte order::
 
 Messages, as each socket sees them (``id`` frames are added/removed by the ROUTER)::
 
-    client -> broker   [header(CALL),   meta, *payload]      meta: msgpack {"m": method, ...options}
+    client -> broker   [header(CALL),   meta, *payload]      meta: CallMeta (msgpack): "m" method,
+                                                              "s": False silences output, "c"
+                                                              initial credit of a stream
                        [header(CANCEL)]
                        [header(CREDIT)]                       flags: items the stream may send on
                                                               (a CALL's meta "c": initial credit)
-                       [header(PUT),    meta, *spec]          meta: {"worker": name}
+                       [header(PUT),    meta, *spec]          meta: {"worker": name,
+                                                              "max_concurrency"?}
                        [header(DELETE)]  [header(KEYS)]  [header(STATUS)]
                        [header(PING), hello?]                 hello: {"pid", "machine"}: which
                                                               process pings (the broker keeps
@@ -39,19 +42,22 @@ Messages, as each socket sees them (``id`` frames are added/removed by the ROUTE
                        [header(SHUTDOWN)]                     to node agents (group "__node__")
                                                               of other hosts: the cluster stops
     worker -> broker   [header(PARTIAL|FINAL), client id, *payload]
-                       [header(READY), b"", meta]             meta: {"version", "pid", "node",
-                                                              "capacity", "objects": [...]}
-                       [header(HEARTBEAT)]  [header(DISCONNECT)]
+                       [header(READY), b"", meta]             meta: ReadyMeta
+                       [header(HEARTBEAT), usage?]            usage: {"cpu", "rss"}
+                       [header(DISCONNECT)]
     broker -> client   [header(PARTIAL), *payload]            any number, in order
                        [header(FINAL), *payload]              exactly one per call
 
-Any peer may wrap several messages for the same destination into one ``BATCH`` message
-(``[header(BATCH), counts, *frames of each message]``, one counts byte per message); see
-:mod:`rhzmq._pump`, which batches and un-batches transparently.
+Any peer may wrap several messages for the same destination into one ``BATCH`` message:
+``[header(BATCH), body]`` where body is a msgpack array of messages, each an array of its frames
+(the routing id stays outside, as the ROUTER adds or strips it); see :mod:`rhzmq.wire.pump`,
+which batches and un-batches transparently. Only messages with no frame of 64 KiB or more are
+batched; the rest travel alone, zero-copy.
 
-A ``FINAL`` with ``Status.OK`` carries the serialized result (see :mod:`rhzmq._serialization`);
-any other status carries one msgpack frame ``{"type", "message", "traceback"?, "exc"?, ...}`` where
-``exc`` may hold the pickled exception (only for ``Status.REMOTE``, produced by the worker).
+A ``FINAL`` with ``Status.OK`` carries the serialized result (see :mod:`rhzmq.wire.serialization`);
+any other status carries one msgpack frame, an :class:`ErrorBody`, whose ``exc`` may hold the
+pickled exception (only for ``Status.REMOTE``, produced by the worker; read by Python clients
+only, never by the broker or the gateway).
 
 Liveness (Paranoid Pirate): broker and workers send HEARTBEAT every ``HEARTBEAT_INTERVAL``; any
 message counts as a heartbeat. A peer silent for ``HEARTBEAT_LIVENESS`` intervals is dead: the
@@ -63,11 +69,12 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 import msgpack
 
-from ._exceptions import (
+from .exceptions import (
     CallCancelled,
     CallTimeout,
     EnvError,
@@ -80,17 +87,82 @@ from ._exceptions import (
     VersionMismatch,
     WorkerDiedError,
 )
-from ._types import Frame
-from ._version import PROTOCOL_VERSION, __version__
+from .types import Frame
+from .version import PROTOCOL_VERSION, __version__
 
 MAGIC = b"RZ"
 HEADER = struct.Struct("!2sBBQBH")
 HEADER_SIZE = HEADER.size  # 15
 MAX_TARGET = 1024
 
+#: Reserved names. Methods named ``__rh_*__`` are answered by the worker itself, never looked up
+#: on the user's object; the group ``__node__`` holds the node agents, one object
+#: ``__node__.<index>`` per host of a cluster (see rhzmqd), and no environment may take it.
+RH_PREFIX = "__rh_"
+RH_DESCRIBE = "__rh_describe__"  # what a stub needs: kind, methods, signatures, docs
+RH_VALUE = "__rh_value__"  # the object itself (a copy: cluster.get(name))
+RH_GETATTR = "__rh_getattr__"  # read an attribute
+RH_SETATTR = "__rh_setattr__"  # set an attribute
+NODE_GROUP = "__node__"
+
+
+def node_agent(index: int) -> str:
+    """The object name of host ``index``'s node agent."""
+    return f"{NODE_GROUP}.{index}"
+
+
 #: Seconds between heartbeats, and how many silent intervals make a peer dead.
 HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT_LIVENESS = 3
+
+
+class CallMeta(TypedDict, total=False):
+    """The meta frame of a CALL (built once per stub method, see rhzmq.wire.client.call_meta)."""
+
+    m: str  # the method; "" calls the object itself, RH_* names are answered by the worker
+    s: bool  # False: do not stream the call's stdout/stderr/log records (default True)
+    c: int  # a streamed call's initial credit: items the worker may send before more is granted
+
+
+class ReadyMeta(TypedDict, total=False):
+    """The meta frame of a worker's READY."""
+
+    name: str  # the worker's name (an env's workers: "env", "env.1", ...)
+    group: str  # the env it belongs to
+    pid: int
+    node: str  # its host's name in the cluster
+    capacity: int  # threads for sync calls
+    version: str  # rhzmq version
+    protocol: int  # PROTOCOL_VERSION; a mismatch is refused
+    objects: list[str]  # objects it holds already (it re-registers after a broker restart)
+
+
+class ErrorBody(TypedDict, total=False):
+    """The one frame of an error FINAL."""
+
+    type: str  # the exception's type: ours by name, a remote one as "module.Qualname"
+    message: str
+    traceback: str  # the remote traceback (REMOTE)
+    exc: bytes  # the pickled remote exception (REMOTE; Python clients only)
+    args_error: bool  # REMOTE: the arguments did not fit the signature (HTTP 422)
+    name: str  # NOT_FOUND: the name asked for
+    matches: list[str]  # NOT_FOUND: close names that exist
+
+
+class DescribeInfo(TypedDict, total=False):
+    """What ``RH_DESCRIBE`` answers (and a PUT's FINAL): all a stub or the gateway needs."""
+
+    type: str  # "function" (a function or class) or "object" (an instance)
+    call: str | None  # how calling it behaves: "sync", "async", "gen", "agen" (None: not callable)
+    qualname: str
+    module: str
+    doc: str
+    signature: str  # functions: str(inspect.signature)
+    params: Any  # a function: [{"name", "kind", "required", "annotation"?}]; an object: per method
+    methods: dict[str, str]  # objects: method name -> call kind
+    signatures: dict[str, str]
+    docs: dict[str, str]
+    attributes: list[str]  # objects: public instance attributes
 
 
 class Cmd(enum.IntEnum):
@@ -109,7 +181,7 @@ class Cmd(enum.IntEnum):
     STATUS = 11
     PING = 12
     SHUTDOWN = 13
-    BATCH = 14  # several messages in one; see rhzmq._pump (split before any handler sees them)
+    BATCH = 14  # several messages in one; see rhzmq.wire.pump (split before any handler sees them)
     SPAWN = 15  # client -> broker: make sure an environment's workers run (meta: the env spec)
     CREDIT = 16  # client -> broker -> worker: the caller consumed items; flags = how many more
 
@@ -140,7 +212,8 @@ class Status(enum.IntEnum):
     ENV = 10  # an environment could not be built or started
 
 
-_STATUS_ERRORS: dict[int, type[RhzmqError]] = {
+#: The exception each error status raises (a FINAL names its kind, so clients raise the specific type).
+STATUS_ERRORS: dict[int, type[RhzmqError]] = {
     Status.NOT_FOUND: ObjectNotFound,
     Status.WORKER_DIED: WorkerDiedError,
     Status.TIMEOUT: CallTimeout,
@@ -152,6 +225,31 @@ _STATUS_ERRORS: dict[int, type[RhzmqError]] = {
     Status.LIMIT: LimitExceeded,
     Status.ENV: EnvError,
 }
+
+
+# Where each field sits, for code that reads headers on the hot path: a named slice or index
+# costs what the literal does (``header[CALL_ID]`` vs ``header[4:12]``), and the layout stays
+# here. A *call key* is the caller's routing id followed by the 8 call id bytes: the broker and
+# workers key their tables on it without converting anything.
+PREFIX = MAGIC + bytes((PROTOCOL_VERSION,))  # what every header this side accepts starts with
+MAGIC_BYTES = slice(0, 2)
+PREFIX_BYTES = slice(0, 3)
+VERSION_BYTE = 2
+COMMAND = 3
+CALL_ID = slice(4, 12)
+FLAGS = 12
+TARGET = slice(HEADER_SIZE, None)
+KEY_PEER = slice(None, -8)  # of a call key: the caller's routing id
+
+
+def read_call_id(header: bytes) -> int:
+    """A header's call id as a number."""
+    return int.from_bytes(header[CALL_ID], "big")
+
+
+def key_call_id(key: bytes) -> int:
+    """A call key's call id as a number."""
+    return int.from_bytes(key[-8:], "big")
 
 
 def pack_header(cmd: int, call_id: int = 0, flags: int = 0, target: bytes = b"") -> bytes:
@@ -192,18 +290,9 @@ def unpack_header(frame: bytes) -> tuple[int, int, int, str]:
     return cmd, call_id, flags, bytes(frame[HEADER_SIZE : HEADER_SIZE + tlen]).decode()
 
 
-def call_id_of(frame: bytes) -> bytes:
-    """The call id's 8 raw bytes: the broker keys its tables on them without converting."""
-    return frame[4:12]
-
-
-def target_of(frame: bytes) -> bytes:
-    return frame[HEADER_SIZE:]
-
-
 def final_error(call_id: int, status: int, message: str, **extra: Any) -> list[Frame]:
     """A complete FINAL error message (without routing frames)."""
-    body = {"type": _STATUS_ERRORS[status].__name__, "message": message, **extra}
+    body: ErrorBody = {"type": STATUS_ERRORS[status].__name__, "message": message, **extra}  # type: ignore[typeddict-item]
     return [pack_header(Cmd.FINAL, call_id, status), msgpack.packb(body)]
 
 
@@ -214,7 +303,7 @@ def error_from_frame(status: int, payload: bytes) -> RhzmqError:
         message = str(body.get("message", ""))
     except Exception:
         return ProtocolError(f"undecodable error payload for status {status}")
-    cls = _STATUS_ERRORS.get(status, RhzmqError)
+    cls = STATUS_ERRORS.get(status, RhzmqError)
     if cls is ObjectNotFound:
         return ObjectNotFound(message, str(body.get("name", "")), body.get("matches", ()))
     if cls is RemoteError:
@@ -222,7 +311,7 @@ def error_from_frame(status: int, payload: bytes) -> RhzmqError:
     return cls(message)
 
 
-def pack_meta(meta: dict[str, Any]) -> bytes:
+def pack_meta(meta: Mapping[str, Any]) -> bytes:
     return bytes(msgpack.packb(meta))
 
 

@@ -1,0 +1,255 @@
+"""What every cluster offers, written once: ``rh.Cluster``, the abstract base.
+
+A cluster is *transport and placement*: it knows how to reach its broker (:meth:`aclient`), how
+to start and stop itself, and where an environment's workers run. Everything else — objects,
+calls, environments, status — is the same broker protocol for every kind of cluster, so it lives
+here, once, ``async``; the plain methods run that code through the portal
+(:mod:`rhzmq._portal`). A new kind of cluster (local, SSH, on-demand...) is a sibling subclass
+in its own module that declares its ``kind`` and implements the abstract methods.
+
+Subclasses register themselves by ``kind``; :meth:`Cluster._from_config` picks the class of a
+saved config by its ``kind`` (importing that kind's module by name when needed), so this module
+never imports a subclass.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import functools
+import importlib
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from .._env import Env
+from .._portal import run_sync
+from .._resources import Function
+from .._store import Resource
+from .._stubs import RemoteObject
+from ..wire.client import Client, call_meta
+from ..wire.code import object_spec
+from ..wire.exceptions import CallTimeout, ClusterNotRunning, ObjectNotFound
+from ..wire.protocol import RH_DESCRIBE, RH_VALUE, Cmd, pack_meta
+from ..wire.serialization import dumps
+
+STOP_TIMEOUT = 15.0
+
+
+class Cluster(Resource, abc.ABC):
+    """A set of nodes running one broker; get one with ``rh.cluster(...)``."""
+
+    resource_type = "cluster"
+    #: Which kind of cluster a subclass is (its configs say ``"kind": kind``).
+    kind: ClassVar[str] = ""
+    _kinds: ClassVar[dict[str, type[Cluster]]] = {}
+
+    name: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            Cluster._kinds[cls.kind] = cls
+
+    # -- what each kind provides ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def aclient(self) -> Client:
+        """This loop's client for the cluster's broker (connecting first where that takes work,
+        e.g. an SSH tunnel)."""
+
+    @abc.abstractmethod
+    async def aup_if_not(self) -> Cluster:
+        """Start the cluster unless it is up; returns it."""
+
+    @abc.abstractmethod
+    async def ateardown(self) -> None:
+        """Stop the cluster: its daemons and workers; objects on it are gone."""
+
+    @property
+    @abc.abstractmethod
+    def gateway_url(self) -> str | None:
+        """The HTTP gateway's URL as reachable from here, if it runs."""
+
+    @abc.abstractmethod
+    def config(self) -> dict[str, Any]: ...
+
+    def gateway_headers(self) -> dict[str, str]:
+        """Headers for HTTP calls to :attr:`gateway_url` (a bearer token, where one is set)."""
+        return {}
+
+    async def ais_up(self) -> bool:
+        """Whether the cluster's broker answers."""
+        try:
+            await self._control(Cmd.PING, timeout=5.0)
+        except (ClusterNotRunning, CallTimeout):
+            return False
+        return True
+
+    async def aspawn(self, spec: dict[str, Any]) -> list[str]:
+        """Make sure an environment's workers run (see rhzmq._env); returns their names."""
+        result = await self._control(
+            Cmd.SPAWN, spec["name"], [pack_meta(spec)], label=f"env {spec['name']}"
+        )
+        return list(result["workers"])
+
+    async def aput_spec(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        *,
+        worker: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> dict[str, Any]:
+        """Send an object spec to a worker under ``name``; returns the worker's description."""
+        _check_name(name)
+        meta: dict[str, Any] = {"worker": worker or "default"}
+        if max_concurrency is not None:
+            meta["max_concurrency"] = max_concurrency
+        info = await self._control(Cmd.PUT, name, [pack_meta(meta), *dumps(spec)], label=name)
+        return dict(info)
+
+    # -- lifecycle, sync twins ------------------------------------------------------------------
+
+    def up_if_not(self) -> Cluster:
+        """Start the cluster unless it is already up; returns it (for chaining)."""
+        return run_sync(self.aup_if_not, hint="`await cluster.aup_if_not()`")
+
+    def up(self) -> Cluster:
+        return self.up_if_not()
+
+    def is_up(self) -> bool:
+        """Whether the cluster runs and answers."""
+        return run_sync(self.ais_up, hint="`await cluster.ais_up()`")
+
+    def teardown(self) -> None:
+        """Stop the cluster's daemons and every worker; objects on it are gone."""
+        run_sync(self.ateardown, hint="`await cluster.ateardown()`")
+
+    # -- objects --------------------------------------------------------------------------------
+
+    async def _control(self, cmd: Cmd, *args: Any, **kwargs: Any) -> Any:
+        return await (await self.aclient()).control(cmd, *args, **kwargs)
+
+    async def akeys(self) -> list[str]:
+        return list(await self._control(Cmd.KEYS))
+
+    def keys(self) -> list[str]:
+        """Names of the objects on the cluster."""
+        return run_sync(self.akeys, hint="`await cluster.akeys()`")
+
+    async def astatus(self) -> dict[str, Any]:
+        return dict(await self._control(Cmd.STATUS))
+
+    def status(self) -> dict[str, Any]:
+        """The broker's view: workers (pid, objects, calls in flight), objects, versions."""
+        return run_sync(self.astatus, hint="`await cluster.astatus()`")
+
+    async def aplace(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        env: Any = None,
+        replicas: int = 1,
+        max_concurrency: int | None = None,
+    ) -> dict[str, Any]:
+        """Send an object spec to the default worker, or to every replica of ``env``."""
+        if env is None and replicas == 1:
+            return await self.aput_spec(name, spec, max_concurrency=max_concurrency)
+        if env is None:
+            env = Env(name=f"{name}-replicas")
+        workers = await env.ato(self, replicas=replicas)
+        infos = await asyncio.gather(
+            *(
+                self.aput_spec(name, spec, worker=w, max_concurrency=max_concurrency)
+                for w in workers
+            )
+        )
+        return dict(infos[0])
+
+    async def aprocesses(self) -> list[dict[str, Any]]:
+        return list((await self.astatus())["workers"])
+
+    def processes(self) -> list[dict[str, Any]]:
+        """Worker processes: name, env, pid, node, objects, calls in flight, CPU seconds, RSS."""
+        return run_sync(self.aprocesses, hint="`await cluster.aprocesses()`")
+
+    async def aput(self, name: str, obj: Any) -> None:
+        await self.aput_spec(name, object_spec(obj, by_ref=False))
+
+    def put(self, name: str, obj: Any) -> None:
+        """Store ``obj`` (pickled) on the cluster under ``name``."""
+        run_sync(self.aput, name, obj, hint=f"`await cluster.aput({name!r}, obj)`")
+
+    async def aget(self, name: str, default: Any = None, *, remote: bool = False) -> Any:
+        try:
+            if remote:
+                info = await self.acall(name, RH_DESCRIBE)
+                if info.get("type") == "function":
+                    return Function._bound(self, name, info)
+                return RemoteObject(self, name, info)
+            return await self.acall(name, RH_VALUE)
+        except ObjectNotFound:
+            return default
+
+    def get(self, name: str, default: Any = None, *, remote: bool = False) -> Any:
+        """The object's value (a copy), or with ``remote=True`` a stub calling the remote object."""
+        return run_sync(
+            self.aget, name, default, remote=remote, hint=f"`await cluster.aget({name!r})`"
+        )
+
+    async def adelete(self, names: str | Sequence[str]) -> None:
+        """Delete objects, or environments (their worker processes stop)."""
+        client = await self.aclient()
+        for name in [names] if isinstance(names, str) else names:
+            await client.control(Cmd.DELETE, name)
+
+    def delete(self, names: str | Sequence[str]) -> None:
+        """Delete one or several objects from the cluster (ObjectNotFound if one is unknown)."""
+        run_sync(self.adelete, names, hint="`await cluster.adelete(name)`")
+
+    async def acall(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        client = await self.aclient()
+        return await client.call(
+            name.encode(),
+            call_meta(method),
+            args,
+            kwargs,
+            label=f"{name}.{method}" if method else name,
+        )
+
+    def call(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` of the object ``name`` (``""`` calls the object itself)."""
+        return run_sync(
+            functools.partial(self.acall, name, method, *args, **kwargs),
+            hint=f"`await cluster.acall({name!r}, {method!r}, ...)`",
+        )
+
+    # -- saved configs ----------------------------------------------------------------------------
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> Cluster:
+        kind = _kind_of(config)
+        config = {k: v for k, v in config.items() if k not in ("type", "kind")}
+        target = Cluster._kinds.get(kind)
+        if target is None:  # a kind whose module is not imported yet (SSH: asyncssh is slow)
+            importlib.import_module(f"rhzmq.clusters.{kind}")
+            target = Cluster._kinds[kind]
+        return target(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _kind_of(config: dict[str, Any]) -> str:
+    # Configs saved before kinds existed: SSH clusters are the ones with hosts.
+    return str(config.get("kind") or ("ssh" if config.get("host") else "local"))
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or len(name.encode()) > 1024 or "/" in name:
+        raise ValueError(
+            f"invalid object name {name!r}: use a non-empty string without '/', at most 1024 bytes"
+        )
+
+
+__all__ = ["STOP_TIMEOUT", "Cluster"]

@@ -1,0 +1,37 @@
+"""``rh.cluster(...)``: the one entry point that returns a cluster of the right kind.
+
+* ``rh.cluster("local")`` (or ``rh.cluster()``) — the embedded daemon on this machine;
+* ``rh.cluster(name, host=[...], ssh_creds={...})`` — machines reached over SSH;
+* ``rh.cluster(name)`` — a cluster saved with ``cluster.save()``, reconnected as it was saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._store import load_config
+from ..wire.exceptions import ClusterError
+from .base import Cluster
+from .local import LocalCluster
+
+
+def cluster(name: str = "local", host: str | Sequence[str] | None = None, **kwargs: Any) -> Any:
+    """A cluster handle (see the module docstring): ``rh.cluster("local").up_if_not()``;
+    ``rh.cluster(name="gpu", host=["10.0.0.5", ...], ssh_creds={"user": ..., "key": ...},
+    server_port=32301, autostop_mins=60)``; ``rh.cluster(name="gpu")`` for a saved one."""
+    if host is not None:
+        from .ssh import SSHCluster  # asyncssh takes ~0.1 s to import: only when used
+
+        return SSHCluster(name, host, **kwargs)
+    if name != "local":
+        try:
+            config = load_config(name, "cluster")
+        except KeyError as exc:
+            raise ClusterError(
+                f"unknown cluster {name!r}: give its hosts (rh.cluster(name, host=[...], "
+                f"ssh_creds=...)), or save it first with cluster.save(). {exc.args[0]}"
+            ) from None
+        config.update(kwargs)
+        return Cluster.from_config(config)
+    return LocalCluster(name, **kwargs)

@@ -1,0 +1,224 @@
+"""The embedded cluster: ``rh.cluster("local")`` (also ``rh.here``), one daemon on this machine
+per ``RHZMQ_HOME`` that outlives the script that started it.
+
+``up_if_not()`` starts the daemon (``python -m rhzmqd``) detached and reads its start-up
+handshake (:mod:`rhzmq.wire.handshake`) from a pipe; the daemon records where it serves in
+``$RHZMQ_HOME/local/daemon.json``, which every later client reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..wire import config as _config
+from ..wire import handshake
+from ..wire.client import Client, drop_client, get_client
+from ..wire.curve import client_keys
+from ..wire.exceptions import CallTimeout, ClusterError, ClusterNotRunning
+from ..wire.launch import DaemonArgs
+from ..wire.protocol import Cmd
+from .base import STOP_TIMEOUT, Cluster
+
+START_TIMEOUT = 90.0
+DEFAULT_GATEWAY_PORT: int | None = 32300
+
+
+class LocalCluster(Cluster):
+    """The daemon on this machine; see the module docstring."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        name: str = "local",
+        *,
+        gateway_port: int | None = DEFAULT_GATEWAY_PORT,
+        port: int = 0,
+        token: str | None = None,
+        bind: str = "127.0.0.1",
+    ) -> None:
+        if name != "local":
+            raise ClusterError(
+                f"Cluster({name!r}): the embedded cluster is called 'local'; for machines over "
+                "SSH use rh.cluster(name, host=[...], ssh_creds={...})."
+            )
+        self.name = name
+        self.gateway_port = gateway_port
+        self.port = port
+        self.token = token
+        self.bind = bind
+        self._endpoint: str | None = None
+        self._curve: dict[str, bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The broker's ZeroMQ endpoint; ClusterNotRunning if the daemon is not up."""
+        if self._endpoint is None:
+            state = _config.read_state()
+            if not state or not _config.pid_alive(int(state.get("pid", 0))):
+                raise ClusterNotRunning(
+                    f"cluster {self.name!r} is not running. Start it with "
+                    f"rh.cluster({self.name!r}).up_if_not() or `rhzmq start`."
+                )
+            self._endpoint = str(state["endpoint"])
+            self._curve = None
+            if state.get("curve"):
+                self._curve = client_keys(Path(state["curve"]))
+        return self._endpoint
+
+    def curve_keys(self) -> dict[str, bytes] | None:
+        """CURVE keys when the daemon is reachable beyond loopback (see rhzmq.wire.curve)."""
+        self.endpoint  # noqa: B018 - resolves the state (and the keys) once, then cached
+        return self._curve
+
+    async def aclient(self) -> Client:
+        return get_client(self.endpoint, self.curve_keys())
+
+    @property
+    def gateway_url(self) -> str | None:
+        state = _config.read_state()
+        return state.get("gateway") if state else None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def ais_up(self) -> bool:
+        self._endpoint = None  # the daemon may have been restarted elsewhere: read its state
+        try:
+            self.endpoint  # noqa: B018
+        except ClusterNotRunning:
+            return False
+        return await super().ais_up()
+
+    async def aup_if_not(self) -> LocalCluster:
+        """Start the local daemon unless it is already up; returns the cluster."""
+        if await self.ais_up():
+            return self
+        async with _start_lock():
+            if not await self.ais_up():  # another process may have started it meanwhile
+                args = DaemonArgs(port=self.port, host=self.bind, gateway_port=self.gateway_port)
+                await anyio.to_thread.run_sync(_start_daemon, args, self.token)
+        self._endpoint = None
+        return self
+
+    async def ateardown(self) -> None:
+        state = _config.read_state()
+        if not state or not _config.pid_alive(int(state.get("pid", 0))):
+            return
+        pid = int(state["pid"])
+        try:
+            client = await self.aclient()
+            await client.control(Cmd.SHUTDOWN, timeout=STOP_TIMEOUT)
+            drop_client(client.endpoint)
+        except (ClusterNotRunning, CallTimeout):
+            os.kill(pid, signal.SIGTERM)  # the broker does not answer: stop the process itself
+        await anyio.to_thread.run_sync(_wait_gone, pid, STOP_TIMEOUT)
+        self._endpoint = None
+
+    async def aspawn(self, spec: dict[str, Any]) -> list[str]:
+        node = (spec.get("compute") or {}).get("node", 0)
+        if node not in (0, "0"):
+            raise ValueError(
+                f"env {spec['name']!r} asks for node {node!r}, but cluster {self.name!r} is this "
+                "machine alone (node 0); nodes are the hosts of an SSH cluster"
+            )
+        return await super().aspawn(spec)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": "cluster",
+            "name": self.name,
+            "gateway_port": self.gateway_port,
+            "port": self.port,
+            "bind": self.bind,
+        }
+
+
+@contextlib.asynccontextmanager
+async def _start_lock() -> AsyncIterator[None]:
+    """One starter at a time per RHZMQ_HOME (processes racing to ``up_if_not()``)."""
+    async with await anyio.open_file(_config.local_dir() / "start.lock", "w") as f:
+        fd = f.wrapped.fileno()
+        await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _start_daemon(args: DaemonArgs, token: str | None) -> dict[str, Any]:
+    """Start the daemon detached and wait for its READY line (see rhzmq.wire.handshake)."""
+    read_fd, write_fd = os.pipe()
+    args = dataclasses.replace(args, detach=True, ready_fd=write_fd)
+    env = dict(os.environ)
+    if token:
+        env["RHZMQ_TOKEN"] = token  # via the environment: never visible in `ps`
+    log_path = _config.log_file()
+    with open(log_path, "ab") as log:
+        launcher = subprocess.Popen(
+            args.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            pass_fds=(write_fd,),
+            env=env,
+        )
+    os.close(write_fd)
+    launcher.wait()  # it forks the daemon and exits at once
+    print(f"rhzmq: starting the local cluster (log {log_path})", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    buffer = b""
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                raise ClusterError(
+                    f"the local daemon did not start within {START_TIMEOUT:g} s; see {log_path}"
+                )
+            chunk = pipe.read(4096)
+            if not chunk:
+                tail = log_path.read_text(errors="replace").splitlines()[-15:]
+                raise ClusterError(
+                    "the local daemon exited during start-up. Its log ends with:\n  "
+                    + "\n  ".join(tail)
+                )
+            buffer += chunk
+            while b"\n" in buffer:
+                raw, buffer = buffer.split(b"\n", 1)
+                line = handshake.parse(raw)
+                if line.kind == "ready":
+                    state = line.json()
+                    extra = f", HTTP gateway {state['gateway']}" if state.get("gateway") else ""
+                    print(
+                        f"rhzmq: local cluster up (pid {state['pid']}): broker {state['endpoint']}{extra}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    return state
+                if line.kind == "step":
+                    print(f"rhzmq: {line.text}", file=sys.stderr, flush=True)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait for a (non-child) process to exit: there is no handle to block on, so poll its pid."""
+    deadline = time.monotonic() + timeout
+    while _config.pid_alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.02)
+
+
+__all__ = ["DEFAULT_GATEWAY_PORT", "LocalCluster"]

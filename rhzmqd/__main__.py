@@ -1,0 +1,5 @@
+"""``python -m rhzmqd``: run the daemon (see :mod:`rhzmqd.daemon`)."""
+
+from .daemon import main
+
+main()
