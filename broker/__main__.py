@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 import anyio
+
+from rhzmq.wire.handshake import Announcer
 
 from ._broker import Broker
 
@@ -30,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         broker = Broker(args.address or ["tcp://127.0.0.1:0"])
         async with anyio.create_task_group() as tg:
             endpoints = await tg.start(broker.serve)
-            print(f"READY {' '.join(endpoints)}", flush=True)
+            Announcer(sys.stdout.fileno()).ready(" ".join(endpoints))
 
     anyio.run(serve, backend_options={"use_uvloop": True})
 

@@ -65,8 +65,6 @@ from rhzmq.wire.protocol import (
     COMMAND,
     FLAGS,
     HEADER_SIZE,
-    HEARTBEAT_INTERVAL,
-    HEARTBEAT_LIVENESS,
     KEY_PEER,
     MAGIC,
     MAGIC_BYTES,
@@ -86,6 +84,7 @@ from rhzmq.wire.protocol import (
     version_message,
 )
 from rhzmq.wire.pump import Pump
+from rhzmq.wire.settings import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 from rhzmq.wire.types import Identity
 from rhzmq.wire.version import PROTOCOL_VERSION, __version__
 

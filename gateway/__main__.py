@@ -12,6 +12,7 @@ import os
 import sys
 
 from rhzmq.wire.exceptions import ClusterError
+from rhzmq.wire.settings import DEFAULT_GATEWAY_PORT
 
 from ._serve import serve
 
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     parser.add_argument("--broker", required=True)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=32300)
+    parser.add_argument("--port", type=int, default=DEFAULT_GATEWAY_PORT)
     parser.add_argument("--token", default=os.environ.get("RHZMQ_TOKEN"))
     parser.add_argument("--max-body", type=int, default=None, help="largest request body in bytes")
     parser.add_argument("--curve-dir", default=None, help="CURVE key directory (rhzmq.wire.curve)")

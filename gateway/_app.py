@@ -65,6 +65,7 @@ from rhzmq.wire.exceptions import (
 )
 from rhzmq.wire.protocol import RH_DESCRIBE, RH_GETATTR, STATUS_ERRORS, Cmd, Partial, Status
 from rhzmq.wire.serialization import dumps_call
+from rhzmq.wire.settings import DESCRIBE_TTL, MAX_HTTP_BODY
 from rhzmq.wire.version import __version__
 
 from ._codec import (
@@ -82,8 +83,7 @@ from ._openapi import build_openapi
 
 log = logging.getLogger("rhzmq.gateway")
 
-MAX_BODY = 64 * 1024 * 1024
-DESCRIBE_TTL = 2.0
+MAX_BODY = MAX_HTTP_BODY
 RESERVED_QUERY = frozenset({"timeout", "stream"})
 
 #: The HTTP status of every error rhzmq raises (the most specific class in an exception's MRO

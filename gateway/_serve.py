@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import anyio
 
+from rhzmq.wire import handshake
 from rhzmq.wire.exceptions import ClusterError
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
@@ -79,8 +80,9 @@ async def serve(
         timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
-    print(f"READY {url}", flush=True)
-    # Nothing else goes to stdout: the daemon stops reading that pipe after READY.
+    handshake.Announcer(sys.stdout.fileno()).ready(url)
+    # Nothing else goes to stdout: the daemon stops reading that pipe after READY (the
+    # announcement closed it; stdout is the log from here).
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     await server.serve(sockets=[sock])
 
@@ -116,16 +118,11 @@ async def start_gateway_process(
         env=env,
     )
     assert proc.stdout is not None
-    buffer = b""
     with anyio.fail_after(60):
-        async for chunk in proc.stdout:
-            buffer += chunk
-            if b"\n" in buffer:
-                break
-    line = buffer.split(b"\n", 1)[0].decode(errors="replace")
-    if not line.startswith("READY "):
+        line = await handshake.read_ready(proc.stdout)
+    if line is None:
         await proc.wait()
         raise ClusterError(
             f"the HTTP gateway did not start (exit code {proc.returncode}); see the daemon log"
         )
-    return proc, line[6:]
+    return proc, line.text

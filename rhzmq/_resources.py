@@ -9,16 +9,18 @@ ships that instance, state included.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from ._portal import run_sync
 from ._store import Resource, load_config
 from ._stubs import RemoteMethod, RemoteObject
+from ._tasks import first_error
 from .wire.code import code_ref, construct_spec, load_code, object_spec
 
 if TYPE_CHECKING:
@@ -144,32 +146,29 @@ class Function(Resource):
             if (progress or (progress is None and len(items) >= 100))
             else None
         )
-        index: dict[asyncio.Task[Any], int] = {}
-        pending: set[asyncio.Task[Any]] = set()
-        next_item = 0
+        slots = anyio.Semaphore(max_in_flight)
+
+        async def one(index: int) -> None:
+            try:
+                results[index] = await stub.acall(*items[index])
+            except Exception as exc:
+                exc.add_note(f"rhzmq: {self.name}.map stopped at item {index}: {items[index]!r}")
+                raise
+            finally:
+                slots.release()
+            if bar is not None:
+                bar.advance()
+
+        # One task per item, at most max_in_flight at once; the first failure cancels the rest
+        # (their remote calls are cancelled with them) and is raised as itself.
         try:
-            while next_item < len(items) or pending:
-                while next_item < len(items) and len(pending) < max_in_flight:
-                    task = asyncio.ensure_future(stub.acall(*items[next_item]))
-                    index[task] = next_item
-                    pending.add(task)
-                    next_item += 1
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in sorted(done, key=index.__getitem__):
-                    exc = task.exception()
-                    if exc is not None:
-                        exc.add_note(
-                            f"rhzmq: {self.name}.map stopped at item {index[task]}: {items[index[task]]!r}"
-                        )
-                        raise exc
-                    results[index[task]] = task.result()
-                    if bar is not None:
-                        bar.advance()
+            async with anyio.create_task_group() as tg:
+                for index in range(len(items)):
+                    await slots.acquire()
+                    tg.start_soon(one, index)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
         finally:
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
             if bar is not None:
                 bar.close()
         return results

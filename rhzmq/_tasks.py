@@ -25,14 +25,15 @@ async def gather(*awaitables: Awaitable[T]) -> list[T]:
             for i, aw in enumerate(awaitables):
                 tg.start_soon(one, i, aw)
     except BaseExceptionGroup as group:
-        raise _first(group) from None
+        raise first_error(group) from None
     return results
 
 
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception that failed a task group (not the cancellations it caused)."""
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            return _first(exc)
+            return first_error(exc)
         if not isinstance(exc, anyio.get_cancelled_exc_class()):
             return exc
     return group.exceptions[0]

@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 from .clusters import LocalCluster, cluster
-from .clusters.local import DEFAULT_GATEWAY_PORT
 from .wire import config as _config
 from .wire.exceptions import RhzmqError
+from .wire.settings import DEFAULT_GATEWAY_PORT
 
 
 def _cluster(args: argparse.Namespace) -> LocalCluster:
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         "start", parents=[which], help="start the local daemon (broker, default worker, gateway)"
     )
     start.add_argument("--port", type=int, default=0, help="broker port (default: any free port)")
-    start.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT or 32300)
+    start.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT)
     start.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
     start.add_argument(
         "--token", default=os.environ.get("RHZMQ_TOKEN"), help="bearer token for the gateway"

@@ -36,17 +36,21 @@ from rhzmq.wire.curve import client_keys, curve_dir, ensure_keys
 from rhzmq.wire.exceptions import RhzmqError
 from rhzmq.wire.handshake import Announcer
 from rhzmq.wire.launch import DaemonArgs
-from rhzmq.wire.protocol import HEARTBEAT_INTERVAL, Cmd, Partial
+from rhzmq.wire.protocol import Cmd, Partial
+from rhzmq.wire.settings import (
+    HEAD_CONNECT_TIMEOUT,
+    HEARTBEAT_INTERVAL,
+    REAP_INTERVAL,
+    UNREGISTERED_GRACE,
+    WORKER_START_TIMEOUT,
+)
 from rhzmq.wire.version import PROTOCOL_VERSION, __version__
 from worker._capture import install
 from worker._supervisor import Supervisor
 
-from .node import WORKER_START_TIMEOUT, DaemonState, LocalNode, Node, agent_worker
+from .node import DaemonState, LocalNode, Node, agent_worker
 
 log = logging.getLogger("rhzmq.daemon")
-
-REAP_INTERVAL = 2.0
-UNREGISTERED_GRACE = 10.0
 
 
 @contextlib.asynccontextmanager
@@ -156,11 +160,11 @@ async def serve_node(head: str, ready_fd: int | None, daemon: DaemonState) -> No
         hs.step(f"connecting to the head's broker at {head}")
         tg.start_soon(agent.serve)
         try:
-            with anyio.fail_after(30):
+            with anyio.fail_after(HEAD_CONNECT_TIMEOUT):
                 await agent.registered.wait()
         except TimeoutError:
             raise RuntimeError(
-                f"the head's broker at {head} did not answer within 30 s: check that this "
+                f"the head's broker at {head} did not answer within {HEAD_CONNECT_TIMEOUT:g} s: check that this "
                 "host can reach the head on that port (firewall, security group)"
             ) from None
         # Without a head (it stopped without telling us, or the network is gone) for the

@@ -26,14 +26,13 @@ from rhzmq.wire.build import build_id
 from rhzmq.wire.curve import client_keys
 from rhzmq.wire.exceptions import EnvError
 from rhzmq.wire.protocol import NODE_GROUP, Partial, Status, node_agent
+from rhzmq.wire.settings import WORKER_START_TIMEOUT
 from rhzmq.wire.version import __version__
 from worker._envs import EnvInstallError, ensure_venv, run_setup
 from worker._supervisor import Supervisor
 from worker._worker import Entry, Worker
 
 log = logging.getLogger("rhzmq.daemon")
-
-WORKER_START_TIMEOUT = 60.0
 
 
 class Node:

@@ -162,3 +162,24 @@ def start_hosts(
     for h in hosts:
         _wait_listening(h.address, port, h.proc)
     return SSHHosts(root, port, key, known_hosts, hosts)
+
+
+# Roles of the hosts the SSH-cluster tests start (tests/clusters/conftest.py).
+MAIN = [0, 1, 2]
+SOLO = 3
+NO_PYTHON = 4
+TUNNEL_NODE = 5
+OWN_HOME = 6
+
+
+def processes_under(home: Path) -> list[str]:
+    """Command lines of processes running from a host's home (its venv's Python)."""
+    out = subprocess.run(["pgrep", "-af", str(home)], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line]
+
+
+def wait_no_processes(home: Path, timeout: float = 20.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while (left := processes_under(home)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left

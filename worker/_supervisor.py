@@ -98,16 +98,10 @@ class Supervisor:
         for name in names:
             await self._registered.setdefault(name, anyio.Event()).wait()
 
-    async def _read_ready(self, fd: int, registered: anyio.Event) -> None:
+    @staticmethod
+    async def _read_ready(fd: int, registered: anyio.Event) -> None:
         try:
-            buffer = b""
-            while b"\n" not in buffer:
-                await anyio.wait_readable(fd)
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    return  # the process ended before it registered
-                buffer += chunk
-            if handshake.parse(buffer.split(b"\n", 1)[0]).kind == "ready":
+            if await handshake.read_ready(handshake.fd_chunks(fd)) is not None:
                 registered.set()
         finally:
             os.close(fd)

@@ -31,7 +31,6 @@ from typing import Any
 
 import cloudpickle
 import msgpack
-import zmq
 
 from rhzmq.wire import code as _specs
 from rhzmq.wire.exceptions import SerializationError
@@ -41,8 +40,6 @@ from rhzmq.wire.protocol import (
     CALL_ID,
     COMMAND,
     FLAGS,
-    HEARTBEAT_INTERVAL,
-    HEARTBEAT_LIVENESS,
     RH_DESCRIBE,
     RH_GETATTR,
     RH_PREFIX,
@@ -61,8 +58,9 @@ from rhzmq.wire.protocol import (
     read_call_id,
     unpack_meta,
 )
-from rhzmq.wire.pump import Pump
+from rhzmq.wire.pump import Pump, dealer
 from rhzmq.wire.serialization import OOB_THRESHOLD, dumps, loads
+from rhzmq.wire.settings import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 from rhzmq.wire.version import PROTOCOL_VERSION, __version__
 
 from ._capture import current_call, install
@@ -375,28 +373,19 @@ class Worker:
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.threads = CallThreads(self.loop, self.max_threads)
-        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a broker that is not connected
-        sock.setsockopt(zmq.SNDHWM, 100_000)
-        sock.setsockopt(zmq.RCVHWM, 100_000)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)  # back off up to 2 s while the broker is away
-        if self.curve:
-            sock.curve_secretkey = self.curve["secret"]
-            sock.curve_publickey = self.curve["public"]
-            sock.curve_serverkey = self.curve["server"]
+        sock = dealer(self.curve, immediate=True)
         sock.connect(self.broker)
         self.pump = Pump(sock, self._on_message)
         self._ready()
         if self.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self.loop.add_signal_handler(sig, self._stopped.set)
-        hb = asyncio.create_task(self._heartbeat_loop())
         try:
-            await self._stopped.wait()
+            async with asyncio.TaskGroup() as tg:
+                heartbeats = tg.create_task(self._heartbeat_loop())
+                await self._stopped.wait()
+                heartbeats.cancel()
         finally:
-            hb.cancel()
             for call in list(self.calls.values()):
                 call.cancel()
             self.pump.send([pack_header(Cmd.DISCONNECT)])
@@ -596,6 +585,7 @@ class Worker:
         if kind == "async" or kind == "agen":
             ctx = contextvars.copy_context()
             ctx.run(current_call.set, call)
+            # Owned by the Call: cancelling the call cancels it, and it always ends with FINAL.
             call.task = self.loop.create_task(
                 self._run_async(call, fn, kind, args, kwargs), context=ctx
             )

@@ -15,7 +15,6 @@ never imports a subclass.
 from __future__ import annotations
 
 import abc
-import asyncio
 import functools
 import importlib
 from collections.abc import Sequence
@@ -26,13 +25,13 @@ from .._portal import run_sync
 from .._resources import Function
 from .._store import Resource
 from .._stubs import RemoteObject
+from .._tasks import gather
 from ..wire.client import Client, call_meta
 from ..wire.code import object_spec
 from ..wire.exceptions import CallTimeout, ClusterNotRunning, ObjectNotFound
 from ..wire.protocol import RH_DESCRIBE, RH_VALUE, Cmd, pack_meta
 from ..wire.serialization import dumps
-
-STOP_TIMEOUT = 15.0
+from ..wire.settings import STOP_TIMEOUT
 
 
 class Cluster(Resource, abc.ABC):
@@ -158,7 +157,7 @@ class Cluster(Resource, abc.ABC):
         if env is None:
             env = Env(name=f"{name}-replicas")
         workers = await env.ato(self, replicas=replicas)
-        infos = await asyncio.gather(
+        infos = await gather(
             *(
                 self.aput_spec(name, spec, worker=w, max_concurrency=max_concurrency)
                 for w in workers

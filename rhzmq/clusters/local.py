@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import fcntl
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -30,10 +29,8 @@ from ..wire.curve import client_keys
 from ..wire.exceptions import CallTimeout, ClusterError, ClusterNotRunning
 from ..wire.launch import DaemonArgs
 from ..wire.protocol import Cmd
-from .base import STOP_TIMEOUT, Cluster
-
-START_TIMEOUT = 90.0
-DEFAULT_GATEWAY_PORT: int | None = 32300
+from ..wire.settings import DEFAULT_GATEWAY_PORT, START_TIMEOUT, STOP_TIMEOUT
+from .base import Cluster
 
 
 class LocalCluster(Cluster):
@@ -109,7 +106,7 @@ class LocalCluster(Cluster):
         async with _start_lock():
             if not await self.ais_up():  # another process may have started it meanwhile
                 args = DaemonArgs(port=self.port, host=self.bind, gateway_port=self.gateway_port)
-                await anyio.to_thread.run_sync(_start_daemon, args, self.token)
+                await _start_daemon(args, self.token)
         self._endpoint = None
         return self
 
@@ -158,7 +155,7 @@ async def _start_lock() -> AsyncIterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _start_daemon(args: DaemonArgs, token: str | None) -> dict[str, Any]:
+async def _start_daemon(args: DaemonArgs, token: str | None) -> dict[str, Any]:
     """Start the daemon detached and wait for its READY line (see rhzmq.wire.handshake)."""
     read_fd, write_fd = os.pipe()
     args = dataclasses.replace(args, detach=True, ready_fd=write_fd)
@@ -166,49 +163,43 @@ def _start_daemon(args: DaemonArgs, token: str | None) -> dict[str, Any]:
     if token:
         env["RHZMQ_TOKEN"] = token  # via the environment: never visible in `ps`
     log_path = _config.log_file()
-    with open(log_path, "ab") as log:
-        launcher = subprocess.Popen(
-            args.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            pass_fds=(write_fd,),
-            env=env,
-        )
-    os.close(write_fd)
-    launcher.wait()  # it forks the daemon and exits at once
-    print(f"rhzmq: starting the local cluster (log {log_path})", file=sys.stderr, flush=True)
-    deadline = time.monotonic() + START_TIMEOUT
-    buffer = b""
-    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([pipe], [], [], left)[0]:
-                raise ClusterError(
-                    f"the local daemon did not start within {START_TIMEOUT:g} s; see {log_path}"
-                )
-            chunk = pipe.read(4096)
-            if not chunk:
+    try:
+        async with await anyio.open_file(log_path, "ab") as log:
+            launcher = await anyio.open_process(
+                args.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log.wrapped,
+                stderr=log.wrapped,
+                pass_fds=(write_fd,),
+                env=env,
+            )
+        os.close(write_fd)
+        await launcher.wait()  # it forks the daemon and exits at once
+        print(f"rhzmq: starting the local cluster (log {log_path})", file=sys.stderr, flush=True)
+        with anyio.move_on_after(START_TIMEOUT):
+            line = await handshake.read_ready(
+                handshake.fd_chunks(read_fd),
+                lambda text: print(f"rhzmq: {text}", file=sys.stderr, flush=True),
+            )
+            if line is None:
                 tail = log_path.read_text(errors="replace").splitlines()[-15:]
                 raise ClusterError(
                     "the local daemon exited during start-up. Its log ends with:\n  "
                     + "\n  ".join(tail)
                 )
-            buffer += chunk
-            while b"\n" in buffer:
-                raw, buffer = buffer.split(b"\n", 1)
-                line = handshake.parse(raw)
-                if line.kind == "ready":
-                    state = line.json()
-                    extra = f", HTTP gateway {state['gateway']}" if state.get("gateway") else ""
-                    print(
-                        f"rhzmq: local cluster up (pid {state['pid']}): broker {state['endpoint']}{extra}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    return state
-                if line.kind == "step":
-                    print(f"rhzmq: {line.text}", file=sys.stderr, flush=True)
+            state = line.json()
+            extra = f", HTTP gateway {state['gateway']}" if state.get("gateway") else ""
+            print(
+                f"rhzmq: local cluster up (pid {state['pid']}): broker {state['endpoint']}{extra}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return state
+        raise ClusterError(
+            f"the local daemon did not start within {START_TIMEOUT:g} s; see {log_path}"
+        )
+    finally:
+        os.close(read_fd)
 
 
 def _wait_gone(pid: int, timeout: float) -> None:

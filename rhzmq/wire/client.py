@@ -48,8 +48,6 @@ from .output import PrefixedWriter, emit_log
 from .protocol import (
     COMMAND,
     FLAGS,
-    HEARTBEAT_INTERVAL,
-    HEARTBEAT_LIVENESS,
     MAGIC,
     MAGIC_BYTES,
     PREFIX,
@@ -65,8 +63,9 @@ from .protocol import (
     read_call_id,
     version_message,
 )
-from .pump import Pump
+from .pump import Pump, dealer
 from .serialization import OOB_THRESHOLD, dumps_call, loads
+from .settings import CONNECT_TIMEOUT, HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 from .types import Frame
 from .version import PROTOCOL_VERSION
 
@@ -78,8 +77,6 @@ _END = object()
 STREAM_CREDIT = 64
 CREDIT_BATCH = 32
 
-#: How long the first contact with a broker may take before ClusterNotRunning.
-CONNECT_TIMEOUT = 10.0
 
 #: CURVE handshake outcomes a client watches for until its first answer (socket monitor).
 _HANDSHAKE_EVENTS = (
@@ -158,12 +155,7 @@ class Client:
     def __init__(self, endpoint: str, curve: dict[str, bytes] | None = None) -> None:
         self.endpoint = endpoint
         self.loop = asyncio.get_running_loop()
-        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, 100_000)
-        sock.setsockopt(zmq.RCVHWM, 100_000)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        sock = dealer(curve)
         # A refused CURVE handshake is silent on the socket itself (no message ever arrives):
         # watch the socket's monitor until the first answer, so the caller hears why at once
         # instead of "no broker answered" after the connect timeout.
@@ -175,9 +167,6 @@ class Client:
             pack_meta({"pid": os.getpid(), "machine": _config.MACHINE_ID}),
         ]
         if curve:
-            sock.curve_secretkey = curve["secret"]
-            sock.curve_publickey = curve["public"]
-            sock.curve_serverkey = curve["server"]
             self._monitor = Pump(sock.get_monitor_socket(_HANDSHAKE_EVENTS), self._on_monitor)
         sock.connect(endpoint)
         self.pump = Pump(sock, self._on_message)
@@ -269,6 +258,7 @@ class Client:
         if timeout is not None:
             pending.timer = self.loop.call_later(timeout, self._expire, call_id, timeout)
         if self._watchdog is None:
+            # Owned by this client: it ends when nothing is pending, close() cancels it.
             self._watchdog = self.loop.create_task(self._watch())
         return call_id, pending
 

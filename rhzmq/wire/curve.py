@@ -59,9 +59,3 @@ def server_keys(root: Path) -> CurveKeys:
     public, secret = zmq.auth.load_certificate(root / "server.key_secret")
     assert secret is not None
     return {"public": public, "secret": secret}
-
-
-def apply_client(sock: zmq.Socket[bytes], keys: CurveKeys) -> None:
-    sock.curve_secretkey = keys["secret"]
-    sock.curve_publickey = keys["public"]
-    sock.curve_serverkey = keys["server"]

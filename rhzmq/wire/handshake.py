@@ -8,16 +8,19 @@ that says it serves, then closes the stream::
     READY <payload>             exactly one: a JSON object (daemons) or a URL (the gateway)
 
 The starter reads until ``READY`` or end of file — never sleeping, and a process that dies
-during start-up is reported with its own error. One writer (:class:`Announcer`) and one parser
-(:func:`parse`) serve every process and every starter.
+during start-up is reported with its own error. One writer (:class:`Announcer`), one parser
+(:func:`parse`) and one reader (:func:`read_ready`) serve every process and every starter.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import IO, Any
+
+import anyio
 
 STEP = "STEP "
 READY = "READY "
@@ -81,3 +84,33 @@ class Announcer:
             except OSError:
                 pass
             self.stream = None
+
+
+async def read_ready(
+    chunks: AsyncIterable[bytes], on_step: Callable[[str], Any] | None = None
+) -> Line | None:
+    """Read a handshake stream until its READY line (returned) or its end (None: the process
+    ended, or closed the stream, without serving); STEP lines go to ``on_step`` as they come.
+    The caller bounds the wait (``anyio.fail_after``)."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        while b"\n" in buffer:
+            raw, buffer = buffer.split(b"\n", 1)
+            line = parse(raw)
+            if line.kind == "ready":
+                return line
+            if line.kind == "step" and on_step is not None:
+                on_step(line.text)
+    return None
+
+
+async def fd_chunks(fd: int) -> AsyncIterator[bytes]:
+    """What arrives on a pipe's read end, without blocking the loop, until the writers close it
+    (closing the fd stays the caller's)."""
+    while True:
+        await anyio.wait_readable(fd)
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return
+        yield chunk

@@ -111,11 +111,6 @@ def node_agent(index: int) -> str:
     return f"{NODE_GROUP}.{index}"
 
 
-#: Seconds between heartbeats, and how many silent intervals make a peer dead.
-HEARTBEAT_INTERVAL = 1.0
-HEARTBEAT_LIVENESS = 3
-
-
 class CallMeta(TypedDict, total=False):
     """The meta frame of a CALL (built once per stub method, see rhzmq.wire.client.call_meta)."""
 

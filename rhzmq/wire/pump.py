@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -57,6 +57,28 @@ _POLLOUT = int(zmq.POLLOUT)
 _EVENTS = int(zmq.EVENTS)
 
 OnMessage = Callable[[list[bytes]], Any]
+
+
+def dealer(
+    curve: Mapping[str, bytes] | None = None, *, immediate: bool = False
+) -> zmq.Socket[bytes]:
+    """A DEALER socket with rhzmq's options, not connected yet (a client attaches its monitor
+    first). ``curve``: the peer's keypair and the broker's public key; ``immediate``: queue
+    nothing while the broker is not connected (workers: a call must not wait for a broker that
+    restarted and will not know it)."""
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)  # closing never blocks on unsent messages
+    sock.setsockopt(zmq.SNDHWM, 100_000)  # explicit HWMs: tens of thousands of calls in flight
+    sock.setsockopt(zmq.RCVHWM, 100_000)
+    sock.setsockopt(zmq.RECONNECT_IVL, 100)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)  # back off up to 2 s while the broker is away
+    if immediate:
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+    if curve:
+        sock.curve_secretkey = curve["secret"]
+        sock.curve_publickey = curve["public"]
+        sock.curve_serverkey = curve["server"]
+    return sock
 
 
 def is_large(frames: Sequence[Any]) -> bool:

@@ -29,7 +29,13 @@ def gateway_schema(cluster: rh.Cluster) -> Iterator[Any]:
 def test_no_gateway_errors(gateway_schema: Any) -> None:
     # Each operation's strategy driven by plain hypothesis, not schemathesis' pytest plugin: the
     # plugin reaches into pytest internals and broke on pytest 9.2 (``Function._nodeid``).
-    operations = [result.ok() for result in gateway_schema.get_all_operations()]
+    # This suite's own objects and the fixed routes: the session cluster also holds other
+    # tests' objects (sleepers, spinners) whose fuzzed calls would only wait for the timeout.
+    operations = [
+        op
+        for op in (result.ok() for result in gateway_schema.get_all_operations())
+        if op.path.startswith("/schema_") or op.path in ("/health", "/keys", "/status")
+    ]
     assert len(operations) >= 10, [op.label for op in operations]
     for operation in operations:
 
@@ -38,8 +44,9 @@ def test_no_gateway_errors(gateway_schema: Any) -> None:
             max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
         )
         def check(case: Any) -> None:
-            if case.query is not None:
-                case.query["timeout"] = 5  # fuzzed arguments to a countdown must not run for hours
+            # Fuzzed arguments to a generator (countdown(10**9)) must not stream for hours: every
+            # request, POSTs with no query of their own included, gets a timeout.
+            case.query = {**(case.query or {}), "timeout": 2}
             response = case.call()
             assert response.status_code < 500 or response.status_code in (500, 503, 504), (
                 response.text

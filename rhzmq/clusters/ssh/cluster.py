@@ -34,16 +34,19 @@ from ...wire.client import Client, call_meta, drop_client, get_client
 from ...wire.exceptions import CallTimeout, ClusterNotRunning, ObjectNotFound, WorkerDiedError
 from ...wire.launch import DaemonArgs
 from ...wire.protocol import Cmd, node_agent
-from ..base import STOP_TIMEOUT, Cluster
+from ...wire.settings import (
+    DEFAULT_GATEWAY_PORT,
+    DEFAULT_SERVER_PORT,
+    NODE_INFO_TIMEOUT,
+    STOP_TIMEOUT,
+)
+from ..base import Cluster
 from . import bootstrap, sync, transport
 from .bootstrap import say
 from .keys import ClusterKeys, put_keys
 from .tunnel import Tunnel, open_tunnel
 
-DEFAULT_SERVER_PORT = 32301
 DEFAULT_AUTOSTOP_MINS = 60
-#: How long status() waits for one host's node agent before calling the host down.
-NODE_INFO_TIMEOUT = 5.0
 _INFO_META = call_meta("info")
 
 
@@ -59,7 +62,7 @@ class SSHCluster(Cluster):
         *,
         ssh_creds: dict[str, Any] | None = None,
         server_port: int = DEFAULT_SERVER_PORT,
-        gateway_port: int | None = 32300,
+        gateway_port: int | None = DEFAULT_GATEWAY_PORT,
         autostop_mins: float = DEFAULT_AUTOSTOP_MINS,
         tunnel_workers: bool = False,
     ) -> None:

@@ -25,10 +25,9 @@ import asyncssh
 from ..._portal import portal
 from ...wire import config as _config
 from ...wire.exceptions import ClusterError
+from ...wire.settings import SSH_CONNECT_TIMEOUT
 
 T = TypeVar("T")
-
-CONNECT_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def _options(creds: SSHCreds, where: str) -> dict[str, Any]:
     options: dict[str, Any] = {
         "port": creds.port,
         "username": creds.user,
-        "connect_timeout": CONNECT_TIMEOUT,
+        "connect_timeout": SSH_CONNECT_TIMEOUT,
         "keepalive_interval": 15,
     }
     if creds.key:

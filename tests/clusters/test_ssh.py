@@ -14,117 +14,23 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sshd import SSHHosts, free_port, start_hosts
+from sshd import (
+    MAIN,
+    NO_PYTHON,
+    OWN_HOME,
+    SOLO,
+    TUNNEL_NODE,
+    SSHHosts,
+    free_port,
+    processes_under,
+    wait_no_processes,
+)
 
 import rhzmq as rh
 from rhzmq.wire.build import build_id
-
-MAIN = [0, 1, 2]
-SOLO = 3
-NO_PYTHON = 4
-TUNNEL_NODE = 5
-OWN_HOME = 6
-
-
-@pytest.fixture(scope="module")
-def hosts(tmp_path_factory: pytest.TempPathFactory, rhzmq_home: Path) -> Iterator[SSHHosts]:
-    root = tmp_path_factory.mktemp("ssh")
-    h = start_hosts(
-        root,
-        7,
-        paths={NO_PYTHON: "/var/empty"},
-        env={OWN_HOME: {"RHZMQ_HOME": str(root / f"node{OWN_HOME}" / "rh-home")}},
-    )
-    yield h
-    h.stop()
-
-
-def _processes_under(home: Path) -> list[str]:
-    """Command lines of processes running from a host's home (its venv's Python)."""
-    out = subprocess.run(["pgrep", "-af", str(home)], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "pgrep" not in line]
-
-
-def _wait_no_processes(home: Path, timeout: float = 20.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while (left := _processes_under(home)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return left
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A user's project: a module to send, ignore files, files that must not travel."""
-    root = tmp_path_factory.mktemp("proj") / "myproj"
-    root.mkdir()
-    (root / "pyproject.toml").write_text("[project]\nname = 'myproj'\n")
-    (root / "jobs.py").write_text(
-        textwrap.dedent(
-            """
-            import logging, os, time
-
-            VALUE = "v1"
-
-            def where(x):
-                print("hello from", os.environ.get("RHZMQ_NODE_ADDRESS"))
-                logging.getLogger("jobs").warning("a log record")
-                return {"x": x, "index": os.environ.get("RHZMQ_NODE_INDEX"),
-                        "home": os.environ["HOME"], "file": __file__}
-
-            def value():
-                return VALUE
-
-            def cwd():
-                return os.getcwd()
-
-            def fail(n):
-                raise ValueError(f"bad input {n}")
-
-            def count(n):
-                for i in range(n):
-                    yield i
-
-            def nap(seconds):
-                time.sleep(seconds)
-                return seconds
-
-            class Counter:
-                def __init__(self, start):
-                    self.n = start
-
-                def add(self, k):
-                    self.n += k
-                    return self.n
-            """
-        )
-    )
-    (root / ".gitignore").write_text("*.log\n")
-    (root / ".rhzmqignore").write_text("data/\n")
-    (root / "run.log").write_text("not synced\n")
-    (root / "data").mkdir()
-    (root / "data" / "big.bin").write_bytes(b"\0" * 1000)
-    sys.path.insert(0, str(root))
-    return root
-
-
-@pytest.fixture(scope="module")
-def main_cluster(hosts: SSHHosts, project: Path) -> Iterator[rh.SSHCluster]:
-    cluster = rh.cluster(
-        name="trio",
-        host=[hosts.addresses[i] for i in MAIN],
-        ssh_creds=hosts.creds(),
-        server_port=free_port(["0.0.0.0"]),
-        gateway_port=0,
-        autostop_mins=-1,
-    ).up_if_not()
-    yield cluster
-    cluster.teardown()
-    for i in MAIN:
-        assert _wait_no_processes(hosts.hosts[i].home) == [], f"host {i} kept processes"
 
 
 def test_bootstrap_installs_this_build_everywhere(main_cluster: rh.SSHCluster) -> None:
@@ -485,7 +391,7 @@ def test_one_home_per_host(hosts: SSHHosts, project: Path) -> None:
         assert answer.status_code == 200 and answer.json()["result"]["x"] == 2
     finally:
         solo.teardown()
-    assert _wait_no_processes(own) == []
+    assert wait_no_processes(own) == []
 
 
 # -- failures -----------------------------------------------------------------------------------
@@ -517,7 +423,7 @@ def test_host_without_python_fails_before_any_daemon_starts(hosts: SSHHosts) -> 
     )
     with pytest.raises(rh.ClusterError, match=rf"{hosts.addresses[NO_PYTHON]} has no Python 3\.11"):
         c.up_if_not()
-    assert _processes_under(hosts.hosts[SOLO].home) == []  # the good host was not started
+    assert processes_under(hosts.hosts[SOLO].home) == []  # the good host was not started
 
 
 def test_tunnel_workers_reach_the_head_through_ssh(hosts: SSHHosts, project: Path) -> None:
@@ -550,7 +456,7 @@ def test_tunnel_workers_reach_the_head_through_ssh(hosts: SSHHosts, project: Pat
     finally:
         pair.teardown()
     for i in (SOLO, TUNNEL_NODE):
-        assert _wait_no_processes(hosts.hosts[i].home) == []
+        assert wait_no_processes(hosts.hosts[i].home) == []
 
 
 # -- autostop -------------------------------------------------------------------------------------
@@ -580,9 +486,9 @@ def test_autostop_waits_for_calls_and_pause_then_fires_on_every_host(
             assert pair.is_up()
         assert pair.is_up()
         for home in homes:
-            assert _wait_no_processes(home, timeout=30) == [], f"{home} still runs"
+            assert wait_no_processes(home, timeout=30) == [], f"{home} still runs"
         assert not pair.is_up()
     finally:
         pair.teardown()
     for home in homes:
-        assert _processes_under(home) == []
+        assert processes_under(home) == []

@@ -21,7 +21,7 @@ from helpers import kill_worker, worker_pid
 
 import rhzmq as rh
 
-TESTS = str(Path(__file__).parent)
+TESTS = str(Path(__file__).parents[1])
 
 
 # -- idle gaps and long calls ------------------------------------------------------------------

@@ -1,0 +1,48 @@
+"""Every setting in one place: the environment variables rhzmq reads or sets, its default ports,
+and its timeouts. Modules import their values from here; ``tests/test_layers.py`` checks that
+every ``RHZMQ_*`` name the code mentions is listed in :data:`ENVIRONMENT`.
+"""
+
+from __future__ import annotations
+
+#: Environment variables: name -> what it does (and who reads it).
+ENVIRONMENT: dict[str, str] = {
+    "RHZMQ_HOME": "where rhzmq keeps its state on a machine (default ~/.rhzmq): daemon state "
+    "and log, keys, saved resources, env venvs, synced code (rhzmq.wire.config)",
+    "RHZMQ_TOKEN": "the HTTP gateway's bearer token (rhzmq start, the daemon, the gateway); "
+    "passed to child processes by environment, never argv",
+    "RHZMQ_MAX_MESSAGE_BYTES": "largest message, 1 GiB (rhzmq.wire.limits)",
+    "RHZMQ_MAX_INFLIGHT": "calls in flight per client, 10,000 (rhzmq.wire.limits)",
+    "RHZMQ_MAX_OBJECTS": "objects per worker, 10,000 (rhzmq.wire.limits)",
+    "RHZMQ_REBUILD_TIMEOUT": "seconds calls wait for a restarting worker, 30 (rhzmq.wire.limits)",
+    "RHZMQ_SYNC_LIMIT_MB": "largest project synced to an SSH cluster, 500 (clusters.ssh.sync)",
+    "RHZMQ_NODE_INDEX": "set in every worker of a cluster: its host's index (0 is the head)",
+    "RHZMQ_NODE_ADDRESS": "set in every worker of a cluster: its host's address",
+}
+
+#: Ports.
+DEFAULT_GATEWAY_PORT = 32300  # the HTTP gateway, as in Runhouse
+DEFAULT_SERVER_PORT = 32301  # an SSH cluster head's broker, for the other hosts
+
+#: Liveness (Paranoid Pirate, see rhzmq.wire.protocol): seconds between heartbeats, and how many
+#: silent intervals make a peer dead.
+HEARTBEAT_INTERVAL = 1.0
+HEARTBEAT_LIVENESS = 3
+
+#: Timeouts, in seconds.
+CONNECT_TIMEOUT = 10.0  # a client's first contact with a broker
+START_TIMEOUT = 90.0  # the local daemon's start-up
+STOP_TIMEOUT = 15.0  # a cluster's shutdown before its processes are killed
+WORKER_START_TIMEOUT = 60.0  # an environment's workers registering
+SSH_CONNECT_TIMEOUT = 15.0  # one SSH connection
+NODE_INFO_TIMEOUT = 5.0  # one host's answer to status() before it is called down
+HEAD_CONNECT_TIMEOUT = 30.0  # a node daemon reaching its head's broker
+DESCRIBE_TTL = 2.0  # how long the gateway caches an object's description
+
+#: A node daemon compares its workers with the head's list this often, and kills one the head has
+#: not listed for UNREGISTERED_GRACE seconds (hung workers on hosts other than the head's).
+REAP_INTERVAL = 2.0
+UNREGISTERED_GRACE = 10.0
+
+#: The largest HTTP request body the gateway reads.
+MAX_HTTP_BODY = 64 * 1024 * 1024
