@@ -78,6 +78,7 @@ from rhzmq.wire.protocol import (
     check_header,
     final_error,
     key_call_id,
+    name_problem,
     pack_header,
     read_call_id,
     unpack_meta,
@@ -512,8 +513,9 @@ class Broker:
     def _on_put(
         self, sender: Identity, header: bytes, call_id: int, target: bytes, frames: list[bytes]
     ) -> None:
-        if not target:
-            return self._protocol_error(sender, header, "PUT needs an object name as target")
+        problem = name_problem(target.decode(errors="replace"), "object name")
+        if problem or b"\xef\xbf\xbd" in target:
+            return self._protocol_error(sender, header, problem or "the name is not UTF-8")
         try:
             meta = unpack_meta(frames[2])
         except Exception as exc:
@@ -693,6 +695,10 @@ class Broker:
                     self._give_up(name, wname, Status.WORKER_DIED, why, keep=True)
 
     def _on_delete(self, sender: Identity, header: bytes, call_id: int, target: bytes) -> None:
+        if target == b"default" and b"default" not in self.directory:
+            return self.reply_error(
+                sender, call_id, Status.LIMIT, "the default worker cannot be deleted"
+            )
         wids = self.directory.pop(target, None)
         self.specs.pop(target, None)
         held = self.held.pop(target, None)

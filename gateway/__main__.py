@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default=os.environ.get("RHZMQ_TOKEN"))
     parser.add_argument("--max-body", type=int, default=None, help="largest request body in bytes")
     parser.add_argument("--curve-dir", default=None, help="CURVE key directory (rhzmq.wire.curve)")
+    parser.add_argument(
+        "--allowed-hosts",
+        default="",
+        help="comma-separated Host names to answer besides loopback and the bind address ('*': any)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -35,7 +40,15 @@ def main(argv: list[str] | None = None) -> None:
         import uvloop
 
         uvloop.run(
-            serve(args.broker, args.host, args.port, args.token, args.max_body, args.curve_dir)
+            serve(
+                args.broker,
+                args.host,
+                args.port,
+                args.token,
+                args.max_body,
+                args.curve_dir,
+                hosts=args.allowed_hosts.split(","),
+            )
         )
     except ClusterError as exc:
         print(f"rhzmq gateway: {exc}", file=sys.stderr)

@@ -8,14 +8,15 @@ route                             does
 ``GET /openapi.json``             OpenAPI 3.1 from the live objects' signatures/docs
 ``GET /{name}/openapi.json``      the same for one object
 ``POST /{name}``                  call a function object: ``{"args": [], "kwargs": {}}``
-``GET /{name}``                   call a function with query parameters as kwargs;
-                                  for other objects, describe them
+``GET /{name}``                   describe the object (never calls it)
 ``POST /{name}/{method}``         call a method
-``GET /{name}/{method}``          call a method with query parameters as kwargs, or
-                                  read a plain attribute
+``GET /{name}/{attribute}``       read a plain attribute (never calls a method)
 ================================  =====================================================
 
-Query parameters ``timeout`` (seconds) and ``stream`` are options, not arguments. With
+Query parameters ``timeout`` (seconds) and ``stream`` are options. Only POST calls, and only with
+a JSON or msgpack body type: a web page can make a browser send a GET, or a POST of a form or of
+``text/plain``, to any address without asking, but a JSON POST with a bearer token needs a CORS
+preflight this gateway never grants (see docs/security.md). With
 ``Accept: application/x-ndjson`` or ``?stream=true`` (and always for generators) the answer is
 NDJSON: one line per stdout/stderr chunk, log record and generator item as they happen, then one
 ``result`` or ``error`` line. ``Accept: application/msgpack`` gets msgpack bodies (bytes welcome).
@@ -23,7 +24,8 @@ NDJSON: one line per stdout/stderr chunk, log record and generator item as they 
 Errors are ``{"error": {"type", "message", "traceback"?}}``: 400 bad body, 401/403 auth,
 404 unknown name/method, 405, 406 result not representable, 413 body too large, 422 wrong
 arguments, 500 remote exception (with the remote type and traceback), 503 worker died or broker
-down, 504 timeout. A request never shows a traceback of the gateway itself.
+down, 504 timeout, 415 a POST body that is not JSON or msgpack, 408 a body that took too long.
+A request never shows a traceback of the gateway itself.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgpack
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -63,20 +66,22 @@ from rhzmq.wire.exceptions import (
     VersionMismatch,
     WorkerDiedError,
 )
+from rhzmq.wire.net import LOOPBACK_NAMES
 from rhzmq.wire.protocol import RH_DESCRIBE, RH_GETATTR, STATUS_ERRORS, Cmd, Partial, Status
 from rhzmq.wire.serialization import dumps_call
-from rhzmq.wire.settings import DESCRIBE_TTL, MAX_HTTP_BODY
+from rhzmq.wire.settings import DESCRIBE_TTL, HTTP_BODY_TIMEOUT, MAX_HTTP_BODY
 from rhzmq.wire.version import __version__
 
 from ._codec import (
+    JSON,
     MSGPACK,
     NDJSON,
     BadRequest,
     NotPlainData,
     decode_plain,
+    is_json,
     is_msgpack,
     parse_body,
-    parse_query,
     to_json,
 )
 from ._openapi import build_openapi
@@ -84,7 +89,6 @@ from ._openapi import build_openapi
 log = logging.getLogger("rhzmq.gateway")
 
 MAX_BODY = MAX_HTTP_BODY
-RESERVED_QUERY = frozenset({"timeout", "stream"})
 
 #: The HTTP status of every error rhzmq raises (the most specific class in an exception's MRO
 #: wins), and so of every FINAL status through ``STATUS_ERRORS``. One table: request handlers,
@@ -208,6 +212,10 @@ class Gateway:
     # -- calls ---------------------------------------------------------------------------------
 
     async def describe(self, name: str) -> dict[str, Any]:
+        if name.startswith("__"):
+            # Internal objects (the node agents __node__.<i>: spawn, shutdown) are the
+            # cluster's own machinery, never reachable over HTTP.
+            raise HTTPError(404, "ObjectNotFound", f"{name!r} is internal to the cluster")
         cached = self._describe_cache.get(name)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
@@ -222,12 +230,11 @@ class Gateway:
     async def call_object(self, request: Request) -> Response:
         name = request.path_params["name"]
         info = await self.describe(name)
+        if request.method == "GET":
+            keys = ("type", "qualname", "doc", "signature", "methods", "attributes", "call")
+            return self.respond(request, {k: info[k] for k in keys if k in info})
         if info.get("type") == "function":
             return await self.invoke(request, name, "", str(info.get("call") or "sync"))
-        if request.method == "GET":
-            return self.respond(
-                request, {k: info.get(k) for k in ("qualname", "doc", "methods", "attributes")}
-            )
         if info.get("call"):
             return await self.invoke(request, name, "__call__", str(info["call"]))
         methods = ", ".join(sorted(info.get("methods", {}))) or "none"
@@ -249,6 +256,13 @@ class Gateway:
             )
         kind = methods.get(method)
         if kind is not None:
+            if request.method == "GET":
+                raise HTTPError(
+                    405,
+                    "MethodNotAllowed",
+                    f"{name}.{method} is a method: call it with POST /{name}/{method} and a JSON "
+                    'body {"args": [...], "kwargs": {...}} (GET only reads attributes)',
+                )
             return await self.invoke(request, name, method, kind)
         if request.method == "GET" and not method.startswith("_"):
             status, frames = await self.client().call_raw(
@@ -285,8 +299,15 @@ class Gateway:
         return value
 
     async def arguments(self, request: Request) -> tuple[list[Any], dict[str, Any]]:
-        if request.method == "GET":
-            return [], parse_query(request.query_params.multi_items(), RESERVED_QUERY)
+        content_type = request.headers.get("content-type", "")
+        if not (is_json(content_type) or is_msgpack(content_type)):
+            raise HTTPError(
+                415,
+                "UnsupportedMediaType",
+                f"a call's body must be JSON ('Content-Type: {JSON}') or msgpack "
+                f"('Content-Type: {MSGPACK}'), got {content_type or 'no Content-Type'}: a "
+                "browser sends forms and text/plain from any web page, so they call nothing",
+            )
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             raise HTTPError(
@@ -294,14 +315,21 @@ class Gateway:
             )
         chunks = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise HTTPError(
-                    413, "PayloadTooLarge", f"the body exceeds the {self.max_body}-byte limit"
-                )
-            chunks.append(chunk)
-        return parse_body(b"".join(chunks), request.headers.get("content-type", ""))
+        with anyio.move_on_after(HTTP_BODY_TIMEOUT) as scope:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body:
+                    raise HTTPError(
+                        413, "PayloadTooLarge", f"the body exceeds the {self.max_body}-byte limit"
+                    )
+                chunks.append(chunk)
+        if scope.cancelled_caught:
+            raise HTTPError(
+                408,
+                "RequestTimeout",
+                f"the body did not arrive within {HTTP_BODY_TIMEOUT:g} s",
+            )
+        return parse_body(b"".join(chunks), content_type)
 
     async def invoke(self, request: Request, name: str, method: str, kind: str) -> Response:
         timeout = self.timeout(request)
@@ -412,7 +440,7 @@ class BearerAuth:
         self.token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/health":
+        if scope["type"] != "http" or (scope["path"] == "/health" and scope["method"] == "GET"):
             return await self.app(scope, receive, send)
         auth = b""
         for key, value in scope["headers"]:
@@ -430,6 +458,48 @@ class BearerAuth:
                 return await self.app(scope, receive, send)
             response = error_response(403, "Forbidden", "the bearer token is wrong")
         await response(scope, receive, send)
+
+
+class HostCheck:
+    """Pure ASGI middleware: only requests whose ``Host`` names this gateway get in.
+
+    A web page can point a name it controls at 127.0.0.1 (DNS rebinding) and then talk to a
+    loopback gateway as its own origin; its requests still say ``Host: <its name>``. So a
+    gateway bound to loopback answers only ``localhost``, ``127.0.0.1`` and ``[::1]`` (any
+    port: SSH forwards move it); one bound beyond loopback answers its bind address and the names
+    given with ``--allowed-hosts`` (a ``*`` allows any, for a gateway behind a proxy).
+    """
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or "*" in self.allowed:
+            return await self.app(scope, receive, send)
+        host = ""
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value.decode("latin-1")
+                break
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name.strip("[]").lower() in self.allowed:
+            return await self.app(scope, receive, send)
+        response = error_response(
+            403,
+            "Forbidden",
+            f"Host {host!r} is not this gateway's; allowed: {', '.join(sorted(self.allowed))} "
+            "(start the gateway with --allowed-hosts to add names)",
+        )
+        await response(scope, receive, send)
+
+
+def allowed_hosts(bind: str, extra: Sequence[str] = ()) -> frozenset[str]:
+    """The Host names a gateway bound to ``bind`` answers (see :class:`HostCheck`)."""
+    names = set(LOOPBACK_NAMES)
+    if bind not in ("0.0.0.0", "::", ""):
+        names.add(bind.strip("[]").lower())
+    return frozenset(names | {h.strip().lower() for h in extra if h.strip()})
 
 
 def _plain(frames: list[bytes]) -> Any:
@@ -476,9 +546,17 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    broker: str, *, token: str | None = None, max_body: int = MAX_BODY, curve_dir: str | None = None
+    broker: str,
+    *,
+    token: str,
+    hosts: frozenset[str] = allowed_hosts("127.0.0.1"),
+    max_body: int = MAX_BODY,
+    curve_dir: str | None = None,
 ) -> ASGIApp:
-    """The gateway's ASGI app for the broker at ``broker`` (protected by ``token`` if given)."""
+    """The gateway's ASGI app for the broker at ``broker``: every route but ``GET /health``
+    needs ``token``, and only requests for ``hosts`` get in."""
+    if not token:
+        raise ValueError("the gateway needs a token (rhzmq makes one at the daemon's first start)")
     gw = Gateway(broker, max_body, curve_dir)
     routes = [
         Route("/health", gw.health, methods=["GET"]),
@@ -501,7 +579,7 @@ def create_app(
             Exception: _crash,
         },
     )
-    return BearerAuth(app, token) if token else app
+    return HostCheck(BearerAuth(app, token), hosts)
 
 
 __all__ = ["create_app"]

@@ -38,6 +38,28 @@ def is_msgpack(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in _MSGPACK_TYPES
 
 
+def is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == JSON or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+#: Deepest nesting a request body may have: deeper JSON made the parser recurse until Python's
+#: limit (a 500 before), and no call's arguments need it.
+MAX_DEPTH = 64
+
+
+def _check_depth(value: Any) -> None:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadRequest(f"the body is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
 def parse_body(body: bytes, content_type: str) -> tuple[list[Any], dict[str, Any]]:
     """``(args, kwargs)`` from a JSON or msgpack body; an empty body means no arguments."""
     if not body.strip():
@@ -52,8 +74,11 @@ def parse_body(body: bytes, content_type: str) -> tuple[list[Any], dict[str, Any
     else:
         try:
             data = json.loads(body)
+        except RecursionError:
+            raise BadRequest(f"the body is nested deeper than {MAX_DEPTH} levels") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    _check_depth(data)
     if not isinstance(data, dict):
         raise BadRequest(
             f'the body must be an object like {{"args": [...], "kwargs": {{...}}}}, got {type(data).__name__}'
@@ -70,20 +95,6 @@ def parse_body(body: bytes, content_type: str) -> tuple[list[Any], dict[str, Any
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise BadRequest("'kwargs' must be an object with string keys")
     return args, kwargs
-
-
-def parse_query(items: Sequence[tuple[str, str]], reserved: frozenset[str]) -> dict[str, Any]:
-    """Query parameters as keyword arguments: JSON values where they parse, else strings."""
-    kwargs: dict[str, Any] = {}
-    for key, raw in items:
-        if key in reserved:
-            continue
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        kwargs[key] = value
-    return kwargs
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:

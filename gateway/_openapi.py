@@ -98,11 +98,6 @@ def _operations(
         "required": False,
         "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
     }
-    query = [
-        {"name": p["name"], "in": "query", "required": False, "schema": _schema(p)}
-        for p in keyword
-        if p["name"] not in ("timeout", "stream")
-    ]
     return {
         "post": {
             "summary": summary,
@@ -110,16 +105,9 @@ def _operations(
             "operationId": f"post_{label}".replace(".", "_"),
             "parameters": [timeout],
             "requestBody": {
-                "required": False,
+                "required": True,
                 "content": {"application/json": {"schema": body}, "application/msgpack": {}},
             },
-            "responses": _responses(streams),
-        },
-        "get": {
-            "summary": summary,
-            "description": doc,
-            "operationId": f"get_{label}".replace(".", "_"),
-            "parameters": [timeout, *query],
             "responses": _responses(streams),
         },
     }

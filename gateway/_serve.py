@@ -6,27 +6,18 @@ a connection made after ``READY <url>`` is printed waits in the backlog and is s
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import sys
+from collections.abc import Sequence
 from typing import IO, Any
 
 import anyio
 
 from rhzmq.wire import handshake
 from rhzmq.wire.exceptions import ClusterError
-
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from rhzmq.wire.net import is_loopback
+from rhzmq.wire.settings import HTTP_MAX_CONCURRENCY
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -63,21 +54,35 @@ async def serve(
     token: str | None,
     max_body: int | None = None,
     curve_dir: str | None = None,
+    hosts: Sequence[str] = (),
 ) -> None:
     import uvicorn
 
-    from ._app import MAX_BODY, create_app
+    from ._app import MAX_BODY, allowed_hosts, create_app
 
     check_bind(host, token)
+    if not token:
+        raise ClusterError(
+            "the gateway needs a bearer token, even on loopback (a web page in your browser can "
+            "reach loopback): pass --token or set RHZMQ_TOKEN"
+        )
     sock = bind(host, port)
     actual = sock.getsockname()[1]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{actual}"
+    app = create_app(
+        broker,
+        token=token,
+        hosts=allowed_hosts(host, hosts),
+        max_body=max_body or MAX_BODY,
+        curve_dir=curve_dir,
+    )
     config = uvicorn.Config(
-        create_app(broker, token=token, max_body=max_body or MAX_BODY, curve_dir=curve_dir),
+        app,
         log_level="warning",
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=2,
+        limit_concurrency=HTTP_MAX_CONCURRENCY,  # more connections get a 503 at once
     )
     server = uvicorn.Server(config)
     handshake.Announcer(sys.stdout.fileno()).ready(url)

@@ -334,10 +334,12 @@ def _bare_app_server(port_q: Any) -> None:
     uvloop.run(server.serve(sockets=[sock]))
 
 
-async def http_load(url: str, requests: int, concurrency: int, body: bytes) -> float:
+async def http_load(
+    url: str, requests: int, concurrency: int, body: bytes, auth: dict[str, str] | None = None
+) -> float:
     import aiohttp
 
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **(auth or {})}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
         async def one() -> None:
@@ -375,7 +377,7 @@ def gateway(rounds: int = 3, requests: int = 20000, concurrency: int = 64) -> di
                     uvloop.run(http_load(bare_url, requests, concurrency, body))
                 )
                 results.setdefault("gateway_rps", []).append(
-                    uvloop.run(http_load(url, requests, concurrency, body))
+                    uvloop.run(http_load(url, requests, concurrency, body, c.gateway_headers()))
                 )
     finally:
         bare.kill()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._portal import run_sync
 from ._store import Resource
+from .wire.protocol import name_problem
 
 if TYPE_CHECKING:
     from .clusters import Cluster
@@ -42,13 +43,14 @@ class Env(Resource):
         compute: dict[str, Any] | None = None,
         secrets: dict[str, str] | None = None,
     ) -> None:
-        if name is not None and (
-            not name or "/" in name or (name == "default" and (reqs or env_vars))
-        ):
-            raise ValueError(
-                f"invalid env name {name!r}: use a non-empty name without '/' ('default' is the "
-                "daemon's own worker and cannot take requirements)"
-            )
+        if name is not None:
+            problem = name_problem(name, "env name")
+            if problem:
+                raise ValueError(problem)
+            if name == "default" and (reqs or env_vars):
+                raise ValueError(
+                    "env name 'default' is the daemon's own worker and cannot take requirements"
+                )
         if reqs is not None and (
             isinstance(reqs, str) or not all(isinstance(r, str) for r in reqs)
         ):

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from .wire import config as _config
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")  # fullmatch: no trailing newline
 
 
 def resources_dir() -> Path:
@@ -27,7 +27,7 @@ def resources_dir() -> Path:
 
 
 def _path(name: str) -> Path:
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(
             f"invalid resource name {name!r}: use letters, digits, '_', '.', '-' (at most 128)"
         )

@@ -3,6 +3,7 @@
 
 rhzmq start [--port N] [--gateway-port 32300 | --no-gateway] [--token T]
 rhzmq status [--json]        rhzmq keys        rhzmq logs [-f] [-n 50]        rhzmq stop
+rhzmq token                  (the HTTP gateway's bearer token)
 rhzmq status -c gpu-box      rhzmq logs -c gpu-box --node 1      rhzmq stop -c gpu-box
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from .clusters import LocalCluster, cluster
 from .wire import config as _config
 from .wire.exceptions import RhzmqError
+from .wire.net import is_loopback
 from .wire.settings import DEFAULT_GATEWAY_PORT
 
 
@@ -46,6 +48,13 @@ def cmd_start(args: argparse.Namespace) -> int:
         _target(args).up_if_not()
         return 0
     c = _cluster(args)
+    if not args.no_gateway and not args.token and not is_loopback(args.bind):
+        print(
+            f"rhzmq: refusing to serve HTTP on {args.bind} without a token: pass --token (or set "
+            "RHZMQ_TOKEN), or --no-gateway",
+            file=sys.stderr,
+        )
+        return 2
     if c.is_up():
         print(
             f"already running: broker {c.endpoint}"
@@ -83,7 +92,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(
         f"broker   {', '.join(st['endpoints'])}   calls routed {st['calls_routed']}, in flight {st['inflight']}"
     )
-    print(f"gateway  {st['gateway'] or 'off'}")
+    auth = "  (needs 'Authorization: Bearer <token>'; `rhzmq token` prints it)"
+    print(f"gateway  {st['gateway'] or 'off'}{auth if st['gateway'] else ''}")
     for w in st["workers"]:
         objs = ", ".join(w["objects"]) or "-"
         print(
@@ -97,6 +107,17 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"node {n['index']}   {n['address']:<16} {n['role']:<12} daemon pid {n['pid']:<7} "
                 f"build {n['build']}  workers: {', '.join(n['workers']) or '-'}"
             )
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print the gateway's bearer token (asked for explicitly: rhzmq never shows it otherwise)."""
+    c = _target(args)
+    token = c.gateway_token if hasattr(c, "gateway_token") else None
+    if not token:
+        print("no gateway token yet: it is made when the cluster starts", file=sys.stderr)
+        return 1
+    print(token)
     return 0
 
 
@@ -176,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("keys", parents=[which], help="list the objects on the cluster").set_defaults(
         fn=cmd_keys
     )
+    sub.add_parser(
+        "token", parents=[which], help="print the HTTP gateway's bearer token"
+    ).set_defaults(fn=cmd_token)
     logs = sub.add_parser("logs", parents=[which], help="show the daemon's log")
     logs.add_argument("--node", default="all", help="with -c: a host's index or address")
     logs.add_argument("-f", "--follow", action="store_true")

@@ -63,8 +63,14 @@ def main() -> None:
     same = cluster.get("counter", remote=True)  # a second stub, same object
     assert same.incr() == 7
     if cluster.gateway_url:
-        with urllib.request.urlopen(f"{cluster.gateway_url}/counter/incr?k=3") as r:
-            print("HTTP GET /counter/incr?k=3 ->", json.loads(r.read()))
+        # Any language can call it too: POST JSON with the gateway's bearer token.
+        request = urllib.request.Request(
+            f"{cluster.gateway_url}/counter/incr",
+            data=json.dumps({"kwargs": {"k": 3}}).encode(),
+            headers={"content-type": "application/json", **cluster.gateway_headers()},
+        )
+        with urllib.request.urlopen(request) as r:
+            print("HTTP POST /counter/incr {k: 3} ->", json.loads(r.read()))
     cluster.delete("counter")
     cluster.teardown()
     print("demo finished: every assertion held")

@@ -28,7 +28,7 @@ import zmq
 from anyio.abc import TaskGroup
 
 from broker import Broker
-from gateway._serve import is_loopback, start_gateway_process
+from gateway._serve import start_gateway_process
 from rhzmq.wire import config as _config
 from rhzmq.wire.build import build_id
 from rhzmq.wire.client import drop_client, get_client
@@ -36,6 +36,7 @@ from rhzmq.wire.curve import client_keys, curve_dir, ensure_keys
 from rhzmq.wire.exceptions import RhzmqError
 from rhzmq.wire.handshake import Announcer
 from rhzmq.wire.launch import DaemonArgs
+from rhzmq.wire.net import is_loopback
 from rhzmq.wire.protocol import Cmd, Partial
 from rhzmq.wire.settings import (
     HEAD_CONNECT_TIMEOUT,
@@ -85,13 +86,17 @@ def _supervisor(broker: str, daemon: DaemonState, curve: Path | None, **kwargs: 
 
 async def serve(args: DaemonArgs, token: str | None, daemon: DaemonState) -> None:
     """The head: broker, the default worker, the gateway; and the node agent in a cluster."""
-    # Reachable from other hosts (or an SSH cluster): CURVE on every connection, with an
-    # allow-list of client keys.
-    curve = ensure_keys() if args.curve or not is_loopback(args.host) else None
-    hs = Announcer(args.ready_fd)
-    addresses = [f"tcp://{args.host}:{args.port}"]
+    # Who can reach the broker can run code as this user. The ipc socket lives in the owner-only
+    # $RHZMQ_HOME/local; a TCP port, even on loopback, is open to every user of the machine (and
+    # beyond loopback to other machines), so any TCP endpoint requires CURVE with an allow-list
+    # of keys. Plain local use binds ipc alone.
     ipc = _config.local_dir() / "broker.sock"
-    if len(str(ipc)) < 100:  # the OS limit for a unix socket path is ~107 bytes
+    use_ipc = len(str(ipc)) < 100  # the OS limit for a unix socket path is ~107 bytes
+    use_tcp = not use_ipc or args.curve or args.port != 0 or not is_loopback(args.host)
+    curve = ensure_keys() if use_tcp else None
+    hs = Announcer(args.ready_fd)
+    addresses = [f"tcp://{args.host}:{args.port}"] if use_tcp else []
+    if use_ipc:
         ipc.unlink(missing_ok=True)
         addresses.insert(0, f"ipc://{ipc}")
     broker = Broker(addresses, on_shutdown=daemon.stop.set, curve_dir=curve)
@@ -104,7 +109,7 @@ async def serve(args: DaemonArgs, token: str | None, daemon: DaemonState) -> Non
         supervisor = _supervisor(local, daemon, curve, on_exit=broker.worker_exited)
         node = Node(supervisor, tg)
         broker.attach_node(LocalNode(broker, node))
-        tcp = next(e for e in endpoints if e.startswith("tcp://"))
+        tcp = next((e for e in endpoints if e.startswith("tcp://")), None)
         hs.step(f"broker listening on {', '.join(endpoints)}; starting the default worker")
         tg.start_soon(supervisor.run_worker, "default")
         agent = None
@@ -249,10 +254,22 @@ def _remove_state() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = DaemonArgs.parse(argv)
-    # The token comes by environment or file, never argv (visible to every user in `ps`).
-    token = os.environ.get("RHZMQ_TOKEN")
+    # The token comes by environment or file, never argv (visible to every user in `ps`), and
+    # no child inherits it (the gateway gets it explicitly).
+    token = os.environ.pop("RHZMQ_TOKEN", None)
     if args.token_file:
         token = Path(args.token_file).read_text().strip()
+    if args.gateway_port is not None and args.head is None:
+        if not token and not is_loopback(args.host):
+            # Before anything starts: one line, no traceback.
+            sys.exit(
+                f"rhzmq daemon: refusing to serve HTTP on {args.host} without a token given "
+                "(--token or RHZMQ_TOKEN): anyone who reaches it could run code on the cluster"
+            )
+        if token:
+            _config.write_gateway_token(token)
+        else:
+            token = _config.gateway_token(create=True)  # on by default, even on loopback
     if args.detach:
         # Classic double fork: the starter reaps our parent at once, and the daemon (not the
         # starter's child) is adopted by init, which reaps it when it ends.

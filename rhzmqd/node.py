@@ -25,7 +25,7 @@ from rhzmq.wire import config as _config
 from rhzmq.wire.build import build_id
 from rhzmq.wire.curve import client_keys
 from rhzmq.wire.exceptions import EnvError
-from rhzmq.wire.protocol import NODE_GROUP, Partial, Status, node_agent
+from rhzmq.wire.protocol import NODE_GROUP, Partial, Status, name_problem, node_agent
 from rhzmq.wire.settings import WORKER_START_TIMEOUT
 from rhzmq.wire.version import __version__
 from worker._envs import EnvInstallError, ensure_venv, run_setup
@@ -55,8 +55,9 @@ class Node:
         TimeoutError (workers did not register) or ValueError (a bad spec)."""
         name = str(meta["name"])
         replicas = int(meta.get("replicas") or 1)
-        if not name or "/" in name or name == NODE_GROUP or not 1 <= replicas <= 256:
-            raise ValueError(f"bad environment {name!r} with {replicas} replicas")
+        problem = name_problem(name, "environment name")
+        if problem or not 1 <= replicas <= 256:
+            raise ValueError(problem or f"environment {name!r}: replicas must be 1 to 256")
         reqs = [str(r) for r in meta.get("reqs") or []]
         env_vars = {str(k): str(v) for k, v in (meta.get("env_vars") or {}).items()}
         env_vars.update({str(k): str(v) for k, v in (meta.get("secrets") or {}).items()})

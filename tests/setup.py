@@ -4,7 +4,7 @@
 the virtual environment the tests will use):
 
 1. checks the real components the suite starts — OpenSSH's ``sshd`` and ``ssh``/``ssh-keygen``,
-   ``curl``, Node.js, ``pgrep`` — and installs the missing ones with ``apt-get`` when run as
+   ``curl``, Node.js, ``pgrep``, ``setpriv``, Debian's Chromium — and installs the missing ones with ``apt-get`` when run as
    root, or stops *before anything else* naming the exact command to run. Nothing is skipped
    later: a product area without its component is a failed run, not a quieter one;
 2. installs the pinned test and lint tools from ``requirements/lock.txt`` and rhzmq itself
@@ -35,6 +35,8 @@ NEEDED = {
     "curl": "curl",
     "node": "nodejs",
     "pgrep": "procps",
+    "setpriv": "util-linux",  # a second, unprivileged user (tests/security)
+    "chromium": "chromium",  # a real browser for the web-page attacks (Playwright drives it)
 }
 
 

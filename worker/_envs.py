@@ -16,8 +16,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import site
+import stat
 import sys
 import sysconfig
 from collections.abc import Callable
@@ -41,7 +43,24 @@ def env_key(reqs: list[str]) -> str:
 def envs_dir() -> Path:
     path = _config.home() / "envs"
     path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)  # a venv's python runs as this user: no one else may plant one
     return path
+
+
+def _check_owned(root: Path) -> None:
+    """A cached venv is reused only if this user owns it and no one else can write to it: a
+    venv another user pre-created (RHZMQ_HOME in a shared directory) would run their code as
+    ours."""
+    me = os.getuid()
+    for path in (root, root / "bin", root / "bin" / "python", root / ".rhzmq-ready"):
+        st = path.lstat()
+        writable = not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o022  # a link's mode is moot
+        if st.st_uid != me or writable:
+            raise EnvInstallError(
+                f"refusing to use the environment in {root}: {path} is owned by uid {st.st_uid} "
+                f"or writable by others (mode {st.st_mode & 0o777:o}). Remove {root} and let "
+                "rhzmq build it again, and keep RHZMQ_HOME in a directory only you can write."
+            )
 
 
 def _parent_site_lines() -> list[str]:
@@ -67,6 +86,7 @@ async def ensure_venv(reqs: list[str], progress: Callable[[str], None]) -> str:
     python = root / "bin" / "python"
     ready = root / ".rhzmq-ready"
     if ready.exists():
+        _check_owned(root)
         progress(f"using the cached environment for {', '.join(reqs)} ({root})\n")
         return str(python)
     lock = envs_dir() / f"{root.name}.lock"

@@ -116,7 +116,10 @@ class Supervisor:
     ) -> None:
         """Keep a worker called ``name`` running until :meth:`stop` or :meth:`stop_workers`."""
         backoff = BACKOFF_FIRST
-        env = {**os.environ, **self.env, **(env_vars or {})}
+        # The gateway's token is the daemon's alone: user code in a worker never sees it.
+        env = {k: v for k, v in os.environ.items() if k != "RHZMQ_TOKEN"}
+        env.update(self.env)
+        env.update(env_vars or {})
         self._stopped.discard(name)
         self.groups[name] = group or name
         while not self._stopping and name not in self._stopped:

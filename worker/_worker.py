@@ -204,23 +204,34 @@ class Credit:
     consumer thus slows the producer down instead of letting items pile up in memory.
     """
 
+    #: Most items one stream may have on the way, whatever its caller claims: a client granting
+    #: itself a credit of 10**9 once made the broker buffer without bound.
+    MAX = 1024
+
     def __init__(self, initial: int) -> None:
-        self._sem = threading.Semaphore(initial)
+        self._cond = threading.Condition()
+        self._left = max(0, min(initial, self.MAX))
         self._granted = asyncio.Event()
 
     def grant(self, n: int) -> None:  # loop thread
-        self._sem.release(n)
+        with self._cond:
+            self._left = min(self._left + max(0, n), self.MAX)
+            self._cond.notify_all()
         self._granted.set()
 
     def take(self) -> None:  # a call thread
-        while not self._sem.acquire(timeout=0.1):
-            pass
+        with self._cond:
+            while self._left <= 0:
+                self._cond.wait(0.1)  # short waits: a cancelled call's exception gets delivered
+            self._left -= 1
 
     async def atake(self) -> None:  # the loop
-        while not self._sem.acquire(blocking=False):
-            self._granted.clear()
-            if self._sem.acquire(blocking=False):
-                return
+        while True:
+            with self._cond:
+                if self._left > 0:
+                    self._left -= 1
+                    return
+                self._granted.clear()
             await self._granted.wait()
 
 

@@ -29,7 +29,7 @@ from .._tasks import gather
 from ..wire.client import Client, call_meta
 from ..wire.code import object_spec
 from ..wire.exceptions import CallTimeout, ClusterNotRunning, ObjectNotFound
-from ..wire.protocol import RH_DESCRIBE, RH_VALUE, Cmd, pack_meta
+from ..wire.protocol import RH_DESCRIBE, RH_VALUE, Cmd, name_problem, pack_meta
 from ..wire.serialization import dumps
 from ..wire.settings import STOP_TIMEOUT
 
@@ -198,8 +198,14 @@ class Cluster(Resource, abc.ABC):
 
     async def adelete(self, names: str | Sequence[str]) -> None:
         """Delete objects, or environments (their worker processes stop)."""
+        names = [names] if isinstance(names, str) else list(names)
+        if "default" in names:
+            raise ValueError(
+                "the default worker cannot be deleted: it is where objects go without an env "
+                "(delete its objects by name, or tear the cluster down)"
+            )
         client = await self.aclient()
-        for name in [names] if isinstance(names, str) else names:
+        for name in names:
             await client.control(Cmd.DELETE, name)
 
     def delete(self, names: str | Sequence[str]) -> None:
@@ -245,10 +251,9 @@ def _kind_of(config: dict[str, Any]) -> str:
 
 
 def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not name or len(name.encode()) > 1024 or "/" in name:
-        raise ValueError(
-            f"invalid object name {name!r}: use a non-empty string without '/', at most 1024 bytes"
-        )
+    problem = name_problem(name, "object name")
+    if problem:
+        raise ValueError(problem)
 
 
 __all__ = ["STOP_TIMEOUT", "Cluster"]

@@ -89,6 +89,15 @@ class LocalCluster(Cluster):
         state = _config.read_state()
         return state.get("gateway") if state else None
 
+    @property
+    def gateway_token(self) -> str | None:
+        """The bearer token the local gateway requires (``rhzmq token`` prints it)."""
+        return _config.gateway_token()
+
+    def gateway_headers(self) -> dict[str, str]:
+        token = self.gateway_token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def ais_up(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,34 @@ def state_file() -> Path:
 
 def log_file() -> Path:
     return local_dir() / "daemon.log"
+
+
+def gateway_token_file() -> Path:
+    """The local gateway's bearer token (owner-only): written by the daemon at every start with
+    the token it serves with, made at the first start unless one is given."""
+    return local_dir() / "gateway.token"
+
+
+def gateway_token(create: bool = False) -> str | None:
+    """The local gateway's token; with ``create``, made (and saved, 0600) if there is none."""
+    path = gateway_token_file()
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        if not create:
+            return None
+    write_gateway_token(secrets.token_urlsafe(32))
+    return gateway_token()
+
+
+def write_gateway_token(token: str) -> None:
+    path = gateway_token_file()
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.replace(tmp, path)
 
 
 def read_state() -> dict[str, Any] | None:

@@ -106,6 +106,23 @@ RH_SETATTR = "__rh_setattr__"  # set an attribute
 NODE_GROUP = "__node__"
 
 
+def name_problem(name: object, what: str = "name") -> str | None:
+    """What is wrong with an object or environment name, or None. Names travel in headers, become
+    worker names on a command line and appear in logs and terminals: no control or escape
+    characters (a NUL cut ``default\x00evil`` to ``default``), no ``/``, not reserved."""
+    if not isinstance(name, str) or not name:
+        return f"{what} must be a non-empty string, got {name!r}"
+    if len(name.encode()) > MAX_TARGET:
+        return f"{what} {name[:40]!r}... is longer than {MAX_TARGET} bytes"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        return f"{what} {name!r} holds control characters; use printable characters only"
+    if "/" in name:
+        return f"{what} {name!r} holds '/'; use another separator"
+    if name.startswith("__"):
+        return f"{what} {name!r} starts with '__', which rhzmq reserves for its own objects"
+    return None
+
+
 def node_agent(index: int) -> str:
     """The object name of host ``index``'s node agent."""
     return f"{NODE_GROUP}.{index}"

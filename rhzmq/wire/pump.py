@@ -92,8 +92,13 @@ def is_large(frames: Sequence[Any]) -> bool:
 def split_batch(blob: bytes) -> list[list[bytes]]:
     """The messages inside a BATCH's body frame."""
     msgs = msgpack.unpackb(blob)
-    if type(msgs) is not list or not all(type(m) is list and m for m in msgs):
-        raise ValueError("a BATCH body must be a msgpack array of non-empty arrays of frames")
+    # Every frame must be bytes: a str or int would reach a socket's send half-way through a
+    # multipart message and merge or drop other peers' messages. Nothing of a bad batch is
+    # handled.
+    if type(msgs) is not list or not all(
+        type(m) is list and m and all(type(f) is bytes for f in m) for m in msgs
+    ):
+        raise ValueError("a BATCH body must be a msgpack array of non-empty arrays of bytes")
     return msgs
 
 

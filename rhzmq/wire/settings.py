@@ -44,5 +44,8 @@ DESCRIBE_TTL = 2.0  # how long the gateway caches an object's description
 REAP_INTERVAL = 2.0
 UNREGISTERED_GRACE = 10.0
 
-#: The largest HTTP request body the gateway reads.
+#: The gateway's request caps: the largest body it reads, how long a body may take to arrive,
+#: and how many connections it serves at once (more get a 503, not a slower everything).
 MAX_HTTP_BODY = 64 * 1024 * 1024
+HTTP_BODY_TIMEOUT = 30.0
+HTTP_MAX_CONCURRENCY = 256

@@ -54,9 +54,12 @@ def test_idle_gap_then_long_call_from_asyncio(cluster: rh.Cluster) -> None:
 def test_idle_gap_then_long_call_over_http(cluster: rh.Cluster) -> None:
     rh.function(ro.sleeps).to(cluster, name="http_sleeps")
     url = f"{cluster.gateway_url}/http_sleeps"
-    assert httpx.post(url, json={"args": [1.2]}, timeout=30).json() == {"result": "slept"}
+    auth = cluster.gateway_headers()
+    assert httpx.post(url, json={"args": [1.2]}, headers=auth, timeout=30).json() == {
+        "result": "slept"
+    }
     time.sleep(4)  # the gateway's own broker client sat idle too
-    answer = httpx.post(url, json={"args": [1.5]}, timeout=30)
+    answer = httpx.post(url, json={"args": [1.5]}, headers=auth, timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"result": "slept"}
 

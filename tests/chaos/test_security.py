@@ -134,6 +134,6 @@ def test_peers_without_an_allowed_key_get_nothing(
 
 def test_public_gateway_without_token_refuses_to_start(tmp_path: Path) -> None:
     out = rhzmq_cli(tmp_path / "home", "start", "--bind", "0.0.0.0", "--gateway-port", "0")
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "without a token" in out.stderr and "RHZMQ_TOKEN" in out.stderr
     assert not (tmp_path / "home" / "local" / "daemon.json").exists()

@@ -20,13 +20,16 @@ def gateway_schema(cluster: rh.Cluster) -> Iterator[Any]:
     for fn in (ro.greet, ro.add, ro.kwargs_echo, ro.countdown):
         rh.function(fn).to(cluster, name=f"schema_{fn.__name__}")
     rh.module(ro.Store).to(cluster)(name="schema_store")
-    yield schemathesis.openapi.from_url(f"{cluster.gateway_url}/openapi.json")
+    yield schemathesis.openapi.from_url(
+        f"{cluster.gateway_url}/openapi.json", headers=cluster.gateway_headers()
+    )
     cluster.delete(
         ["schema_greet", "schema_add", "schema_kwargs_echo", "schema_countdown", "schema_store"]
     )
 
 
-def test_no_gateway_errors(gateway_schema: Any) -> None:
+def test_no_gateway_errors(gateway_schema: Any, cluster: rh.Cluster) -> None:
+    headers = cluster.gateway_headers()
     # Each operation's strategy driven by plain hypothesis, not schemathesis' pytest plugin: the
     # plugin reaches into pytest internals and broke on pytest 9.2 (``Function._nodeid``).
     # This suite's own objects and the fixed routes: the session cluster also holds other
@@ -47,7 +50,7 @@ def test_no_gateway_errors(gateway_schema: Any) -> None:
             # Fuzzed arguments to a generator (countdown(10**9)) must not stream for hours: every
             # request, POSTs with no query of their own included, gets a timeout.
             case.query = {**(case.query or {}), "timeout": 2}
-            response = case.call()
+            response = case.call(headers=headers)
             assert response.status_code < 500 or response.status_code in (500, 503, 504), (
                 response.text
             )

@@ -47,6 +47,15 @@ def deployed(cluster: rh.Cluster) -> Iterator[str]:
     cluster.delete(["greet", "ticker", "raw_bytes", "a_set", "kwargs_echo", "fails", "store"])
 
 
+@pytest.fixture(scope="module")
+def api(cluster: rh.Cluster) -> Iterator[httpx.Client]:
+    """An HTTP client carrying the session cluster's gateway token (on by default)."""
+    headers = cluster.gateway_headers()
+    assert headers["Authorization"].startswith("Bearer ")
+    with httpx.Client(headers=headers, timeout=30) as client:
+        yield client
+
+
 def start_gateway(
     cluster: rh.Cluster, *args: str, token: str | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -91,37 +100,41 @@ def err(r: httpx.Response) -> dict[str, str]:
     return r.json()["error"]  # type: ignore[no-any-return]
 
 
-def test_health_keys_status(deployed: str) -> None:
-    assert httpx.get(f"{deployed}/health").json()["status"] == "ok"
-    assert {"greet", "store"} <= set(httpx.get(f"{deployed}/keys").json()["keys"])
-    st = httpx.get(f"{deployed}/status").json()
+def test_health_keys_status(deployed: str, api: httpx.Client) -> None:
+    assert api.get(f"{deployed}/health").json()["status"] == "ok"
+    assert {"greet", "store"} <= set(api.get(f"{deployed}/keys").json()["keys"])
+    st = api.get(f"{deployed}/status").json()
     assert st["workers"][0]["name"] == "default" and "greet" in st["objects"]
 
 
-def test_post_and_get_calls(deployed: str) -> None:
-    r = httpx.post(f"{deployed}/greet", json={"args": ["ada"], "kwargs": {"punctuation": "?"}})
+def test_post_calls_get_reads(deployed: str, api: httpx.Client) -> None:
+    r = api.post(f"{deployed}/greet", json={"args": ["ada"], "kwargs": {"punctuation": "?"}})
     assert r.status_code == 200 and r.json() == {"result": "hello ada?"}
-    assert httpx.get(f"{deployed}/greet", params={"name": "bob"}).json() == {"result": "hello bob!"}
-    # Query values parse as JSON where they can, else stay strings.
-    got = httpx.get(
-        f"{deployed}/kwargs_echo", params={"a": "1", "b": "x", "c": "[1,2]", "d": "true"}
-    ).json()
-    assert got == {"result": {"a": 1, "b": "x", "c": [1, 2], "d": True}}
-    assert httpx.post(f"{deployed}/store/put", json={"args": ["k", [1, "two"]]}).json() == {
+    got = api.post(f"{deployed}/kwargs_echo", json={"kwargs": {"a": 1, "c": [1, 2], "d": True}})
+    assert got.json() == {"result": {"a": 1, "c": [1, 2], "d": True}}
+    assert api.post(f"{deployed}/store/put", json={"args": ["k", [1, "two"]]}).json() == {
         "result": 1
     }
-    assert httpx.get(f"{deployed}/store/get", params={"key": "k"}).json() == {"result": [1, "two"]}
-    assert httpx.get(f"{deployed}/store/version").json() == {"result": 1}  # a plain attribute
-    described = httpx.get(f"{deployed}/store").json()["result"]
+    assert api.post(f"{deployed}/store/get", json={"kwargs": {"key": "k"}}).json() == {
+        "result": [1, "two"]
+    }
+    assert api.get(f"{deployed}/store/version").json() == {"result": 1}  # a plain attribute
+    described = api.get(f"{deployed}/store").json()["result"]
     assert (
         described["methods"] == {"get": "sync", "put": "sync"} and "data" in described["attributes"]
     )
+    # GET never calls anything: a function is described, a method refused with the POST form.
+    assert api.get(f"{deployed}/greet").json()["result"]["type"] == "function"
+    r = api.get(f"{deployed}/store/put", params={"key": "x"})
+    assert r.status_code == 405 and "POST /store/put" in err(r)["message"]
+    r = api.post(f"{deployed}/store/get", json={"args": ["x"]})  # the GET above put nothing
+    assert r.status_code == 500 and err(r)["type"] == "KeyError"
 
 
-def test_ndjson_streams_lines_before_the_call_ends(deployed: str) -> None:
+def test_ndjson_streams_lines_before_the_call_ends(deployed: str, api: httpx.Client) -> None:
     arrivals = []
     start = time.monotonic()
-    with httpx.stream("POST", f"{deployed}/ticker", json={"args": [3, 0.4]}, timeout=30) as r:
+    with api.stream("POST", f"{deployed}/ticker", json={"args": [3, 0.4]}, timeout=30) as r:
         assert r.headers["content-type"].startswith("application/x-ndjson")
         # A generator: each arrival time is taken as its line comes off the wire.
         arrivals.extend((time.monotonic() - start, json.loads(line)) for line in r.iter_lines())
@@ -141,11 +154,11 @@ def test_ndjson_streams_lines_before_the_call_ends(deployed: str) -> None:
     assert first_item < arrivals[-1][0] - 0.6, "items were held back until the call ended"
 
 
-def test_ndjson_on_request_for_plain_function(deployed: str) -> None:
-    r = httpx.post(f"{deployed}/add?stream=true", json={"args": [2, 3]})
+def test_ndjson_on_request_for_plain_function(deployed: str, api: httpx.Client) -> None:
+    r = api.post(f"{deployed}/add?stream=true", json={"args": [2, 3]})
     lines = [json.loads(x) for x in r.text.splitlines()]
     assert lines == [{"type": "stdout", "data": "adding 2 and 3\n"}, {"type": "result", "data": 5}]
-    r = httpx.post(
+    r = api.post(
         f"{deployed}/fails", json={"args": ["streamed"]}, headers={"accept": "application/x-ndjson"}
     )
     last = json.loads(r.text.splitlines()[-1])
@@ -154,9 +167,9 @@ def test_ndjson_on_request_for_plain_function(deployed: str) -> None:
     )
 
 
-def test_msgpack_in_and_out(deployed: str) -> None:
+def test_msgpack_in_and_out(deployed: str, api: httpx.Client) -> None:
     body = msgpack.packb({"args": [1024]})
-    r = httpx.post(
+    r = api.post(
         f"{deployed}/raw_bytes",
         content=body,
         headers={"content-type": "application/msgpack", "accept": "application/msgpack"},
@@ -165,15 +178,15 @@ def test_msgpack_in_and_out(deployed: str) -> None:
     assert msgpack.unpackb(r.content) == {"result": bytes(range(256)) * 4}
 
 
-def test_results_json_cannot_carry_get_406(deployed: str) -> None:
-    r = httpx.post(f"{deployed}/raw_bytes", json={"args": [512]})
+def test_results_json_cannot_carry_get_406(deployed: str, api: httpx.Client) -> None:
+    r = api.post(f"{deployed}/raw_bytes", json={"args": [512]})
     assert r.status_code == 406 and "application/msgpack" in err(r)["message"]
-    r = httpx.post(f"{deployed}/a_set", headers={"accept": "application/msgpack"})
+    r = api.post(f"{deployed}/a_set", json={}, headers={"accept": "application/msgpack"})
     assert r.status_code == 406 and "plain data" in err(r)["message"]
     # An attribute read by GET holding a value only pickle carries (an int over 64 bits, which
     # schemathesis stored through put once): 406 too, not a gateway error.
-    assert httpx.post(f"{deployed}/store/put", json={"args": ["big", 2**70]}).status_code == 200
-    r = httpx.get(f"{deployed}/store/data")
+    assert api.post(f"{deployed}/store/put", json={"args": ["big", 2**70]}).status_code == 200
+    r = api.get(f"{deployed}/store/data")
     assert r.status_code == 406 and "plain data" in err(r)["message"], r.text
 
 
@@ -213,9 +226,15 @@ def test_results_json_cannot_carry_get_406(deployed: str) -> None:
     ],
 )
 def test_error_statuses(
-    deployed: str, method: str, path: str, kwargs: dict[str, object], status: int, type_: str
+    deployed: str,
+    api: httpx.Client,
+    method: str,
+    path: str,
+    kwargs: dict[str, object],
+    status: int,
+    type_: str,
 ) -> None:
-    r = httpx.request(method, deployed + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+    r = api.request(method, deployed + path, timeout=30, **kwargs)  # type: ignore[arg-type]
     assert r.status_code == status, r.text
     e = err(r)
     assert e["type"] == type_ and e["message"]
@@ -226,21 +245,21 @@ def test_error_statuses(
         assert r.json()["error"]["matches"] == ["greet"]
 
 
-def test_worker_death_is_503(cluster: rh.Cluster, deployed: str) -> None:
+def test_worker_death_is_503(cluster: rh.Cluster, deployed: str, api: httpx.Client) -> None:
     import threading
 
     rh.function(ro.sleeps).to(cluster, name="doomed")
     pid = worker_pid(cluster)
     killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
     killer.start()
-    r = httpx.post(f"{deployed}/doomed", json={"args": [30]}, timeout=30)
+    r = api.post(f"{deployed}/doomed", json={"args": [30]}, timeout=30)
     assert r.status_code == 503 and err(r)["type"] == "WorkerDiedError"
     worker_pid(cluster)  # restarted
     deploy(cluster)  # do not race the broker's rebuild: the tests after this one need them now
 
 
-def test_openapi_from_live_objects(deployed: str) -> None:
-    spec = httpx.get(f"{deployed}/openapi.json").json()
+def test_openapi_from_live_objects(deployed: str, api: httpx.Client) -> None:
+    spec = api.get(f"{deployed}/openapi.json").json()
     assert spec["openapi"].startswith("3.")
     greet = spec["paths"]["/greet"]["post"]
     assert greet["summary"] == "Say hello to someone."
@@ -248,7 +267,7 @@ def test_openapi_from_live_objects(deployed: str) -> None:
     assert kw["properties"]["name"] == {"type": "string"}
     assert "/store/put" in spec["paths"] and "/store/version" in spec["paths"]
     assert "application/x-ndjson" in spec["paths"]["/ticker"]["post"]["responses"]["200"]["content"]
-    one = httpx.get(f"{deployed}/store/openapi.json").json()
+    one = api.get(f"{deployed}/store/openapi.json").json()
     assert set(one["paths"]) == {"/store/get", "/store/put", "/store/version", "/store/data"}
 
 
@@ -303,17 +322,16 @@ def test_secrets_stay_out_of_status_and_logs(cluster: rh.Cluster, authed: str) -
     assert TOKEN not in _config.log_file().read_text(errors="replace")
 
 
-def test_curl(deployed: str) -> None:
-    out = subprocess.run(
-        ["curl", "-s", f"{deployed}/greet?name=curl"], capture_output=True, text=True, timeout=30
-    )
-    assert json.loads(out.stdout) == {"result": "hello curl!"}
+def test_curl(deployed: str, api: httpx.Client) -> None:
+    auth = f"authorization: {api.headers['authorization']}"
     out = subprocess.run(
         [
             "curl",
             "-s",
             "-X",
             "POST",
+            "-H",
+            auth,
             "-H",
             "content-type: application/json",
             "-d",
@@ -326,31 +344,42 @@ def test_curl(deployed: str) -> None:
     )
     assert json.loads(out.stdout) == {"result": 42}
     out = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{deployed}/nothing"],
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", auth, f"{deployed}/nothing"],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert out.stdout == "404"
+    # curl's default form body (no content type given) calls nothing: 415.
+    out = subprocess.run(
+        ["curl", "-s", "-H", auth, "-d", '{"args": [1, 2]}', f"{deployed}/add"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert json.loads(out.stdout)["error"]["type"] == "UnsupportedMediaType"
 
 
 NODE_SCRIPT = """
-const base = process.argv[2];
-const post = await fetch(`${base}/store/put`, {method: "POST", headers: {"content-type": "application/json"},
+const [base, token] = process.argv.slice(2);
+const headers = {"content-type": "application/json", "authorization": `Bearer ${token}`};
+const post = await fetch(`${base}/store/put`, {method: "POST", headers,
                                                body: JSON.stringify({args: ["from-node", {n: 1}]})});
-const got = await fetch(`${base}/store/get?key=from-node`);
-const stream = await fetch(`${base}/ticker`, {method: "POST", body: JSON.stringify({args: [2, 0.05]})});
+const got = await fetch(`${base}/store/get`, {method: "POST", headers,
+                                              body: JSON.stringify({kwargs: {key: "from-node"}})});
+const stream = await fetch(`${base}/ticker`, {method: "POST", headers, body: JSON.stringify({args: [2, 0.05]})});
 const lines = (await stream.text()).trim().split("\\n").map(JSON.parse);
-const missing = await fetch(`${base}/store/nothing`);
+const missing = await fetch(`${base}/store/nothing`, {headers});
 console.log(JSON.stringify({post: await post.json(), got: await got.json(), lines, missing: missing.status}));
 """
 
 
-def test_node_fetch(deployed: str, tmp_path: Path) -> None:
+def test_node_fetch(deployed: str, tmp_path: Path, api: httpx.Client) -> None:
     script = tmp_path / "client.mjs"
     script.write_text(NODE_SCRIPT)
+    token = api.headers["authorization"].split()[1]
     out = subprocess.run(
-        ["node", str(script), deployed], capture_output=True, text=True, timeout=60
+        ["node", str(script), deployed, token], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)

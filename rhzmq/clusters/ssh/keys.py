@@ -23,6 +23,7 @@ import asyncssh
 import zmq.auth
 
 from ...wire import config as _config
+from ...wire.protocol import name_problem
 from .transport import remote_home
 
 
@@ -31,8 +32,9 @@ class ClusterKeys:
     them per call once cost 70 % of the throughput)."""
 
     def __init__(self, cluster: str) -> None:
-        if not cluster or "/" in cluster or cluster in (".", ".."):
-            raise ValueError(f"invalid cluster name {cluster!r} for a key directory")
+        problem = name_problem(cluster, "cluster name")
+        if problem or cluster in (".", ".."):
+            raise ValueError(problem or f"invalid cluster name {cluster!r}")
         self.cluster = cluster
         self._curve: dict[str, bytes] | None = None
 

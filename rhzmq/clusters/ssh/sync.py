@@ -171,7 +171,11 @@ def project_files(root: Path) -> dict[str, tuple[int, int]]:
 
 
 def project_root(path: str) -> Path:
-    """The project a ``sys.path`` directory belongs to (see the module docstring)."""
+    """The project a ``sys.path`` directory belongs to (see the module docstring).
+
+    Never the home directory or ``/``: they hold ``.ssh/``, cloud credentials and cluster
+    tokens, which must not travel to any host (a module directly in $HOME once made it one).
+    """
     start = Path(path).resolve()
     stop = {Path.home().resolve(), Path(start.anchor)}
     for candidate in (start, *start.parents):
@@ -179,6 +183,14 @@ def project_root(path: str) -> Path:
             break
         if any((candidate / m).exists() for m in ROOT_MARKERS):
             return candidate
+    if start in stop:
+        raise ClusterError(
+            f"refusing to sync {start} to the cluster: the code being sent lives directly in "
+            f"{'your home directory' if start != Path(start.anchor) else 'the root directory'}, "
+            "and all of it (.ssh, credentials, tokens) would travel. Move the module into a "
+            "project folder (e.g. ~/myproject/, with a pyproject.toml or .git) and import it "
+            "from there."
+        )
     return start
 
 
