@@ -32,6 +32,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import msgpack
@@ -57,6 +58,7 @@ _POLLOUT = int(zmq.POLLOUT)
 _EVENTS = int(zmq.EVENTS)
 
 OnMessage = Callable[[list[bytes]], Any]
+_BYTES_ONLY = frozenset({bytes})
 
 
 def dealer(
@@ -95,8 +97,11 @@ def split_batch(blob: bytes) -> list[list[bytes]]:
     # Every frame must be bytes: a str or int would reach a socket's send half-way through a
     # multipart message and merge or drop other peers' messages. Nothing of a bad batch is
     # handled.
-    if type(msgs) is not list or not all(
-        type(m) is list and m and all(type(f) is bytes for f in m) for m in msgs
+    # (The type check runs in C: map, chain and issuperset, no Python loop per frame.)
+    if (
+        type(msgs) is not list
+        or not all(type(m) is list and m for m in msgs)
+        or not _BYTES_ONLY.issuperset(map(type, chain.from_iterable(msgs)))
     ):
         raise ValueError("a BATCH body must be a msgpack array of non-empty arrays of bytes")
     return msgs
