@@ -106,8 +106,8 @@ class NodeHooks(Protocol):
     def stop_group(self, cid: Identity, call_id: int, group: str) -> None:
         """Stop every worker of an environment; answer the caller when they are gone."""
 
-    def kill(self, pid: int) -> None:
-        """Kill a hung worker process so it gets restarted."""
+    def kill(self, name: str, pid: int) -> None:
+        """Kill a hung worker process (``name`` with ``pid``) so it gets restarted."""
 
 
 @dataclass
@@ -345,19 +345,23 @@ class Broker:
                     sender, header, "PARTIAL/FINAL without a client id frame"
                 )
             cid = frames[2]
+            key = cid + header[CALL_ID]
+            entry = self.inflight.get(key)
+            # Only the worker a call was routed to may answer it: any other peer's PARTIAL or
+            # FINAL (forged, or a late answer to a call failed meanwhile) goes nowhere.
+            if entry is None or entry[0] != sender:
+                return
             if cmd == _FINAL:
-                key = cid + header[CALL_ID]
-                entry = self.inflight.pop(key, None)
-                if entry is not None:
-                    client = self.clients.get(cid)
-                    if client is not None:
-                        client[0] -= 1
-                    worker = self.workers.get(entry[0])
-                    if worker is not None:
-                        worker.calls.discard(key)
-                        worker.calls_done += 1
-                        if entry[1] is not None:
-                            self._put_done(entry[1], worker, key, header[FLAGS], frames[3:])
+                del self.inflight[key]
+                client = self.clients.get(cid)
+                if client is not None:
+                    client[0] -= 1
+                worker = self.workers.get(sender)
+                if worker is not None:
+                    worker.calls.discard(key)
+                    worker.calls_done += 1
+                    if entry[1] is not None:
+                        self._put_done(entry[1], worker, key, header[FLAGS], frames[3:])
             if cid:  # an empty client id marks a reply to the broker's own request
                 self._send([cid, header, *frames[3:]])
             return
@@ -478,7 +482,17 @@ class Broker:
             return
         for other in list(self.workers.values()):
             if other.name == name and other.wid != sender:
-                self._worker_gone(other.wid, "a new process registered under its name")
+                # A live worker keeps its name: a peer claiming it (to take its objects and
+                # their specs) is ignored, and a genuine restart is let in once the old process
+                # is known dead (at once from its supervisor, within HEARTBEAT_LIVENESS
+                # intervals otherwise; the new one re-sends READY meanwhile).
+                log.warning(
+                    "peer %s claims worker name %r, held by live pid %d: ignored",
+                    sender.hex(),
+                    name,
+                    other.pid,
+                )
+                return
         previous = self.workers.get(sender)
         if previous is not None:  # the same process registering again (it lost us for a while)
             previous.expiry = time.monotonic() + HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS
@@ -865,7 +879,10 @@ class Broker:
             "with their state starting afresh."
         )
         if self.node is not None and "heartbeat" in reason:
-            self.node.kill(worker.pid)  # hung (e.g. stuck in C holding the GIL): restart it
+            # Hung (e.g. stuck in C holding the GIL): restart it. The node kills the pid only if
+            # it is its own process under that name: a peer claiming a real worker's pid in its
+            # READY and then falling silent must not get that worker killed.
+            self.node.kill(worker.name, worker.pid)
         for key in worker.calls:
             self._put_frames.pop(key, None)
             entry = self.inflight.pop(key, None)

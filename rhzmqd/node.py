@@ -88,8 +88,10 @@ class Node:
             log.info("environment %r deleted (workers %s stopped)", group, ", ".join(members))
         return members
 
-    def owns(self, pid: int) -> bool:
-        return any(p.pid == pid for p in self.supervisor.processes.values())
+    def owns(self, name: str, pid: int) -> bool:
+        """Whether ``pid`` is this host's worker process called ``name``."""
+        process = self.supervisor.processes.get(name)
+        return process is not None and process.pid == pid
 
 
 class LocalNode:
@@ -105,8 +107,8 @@ class LocalNode:
     def stop_group(self, cid: bytes, call_id: int, group: str) -> None:
         self.node.tg.start_soon(self._stop_group, cid, call_id, group)
 
-    def kill(self, pid: int) -> None:
-        if self.node.owns(pid):  # a worker of another host is that host's business
+    def kill(self, name: str, pid: int) -> None:
+        if self.node.owns(name, pid):  # a worker of another host is that host's business
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

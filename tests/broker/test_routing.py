@@ -212,3 +212,33 @@ async def test_a_malformed_header_gets_a_protocol_error() -> None:
     broker._on_message([CLIENT, b"RZ\x01\x01" + b"\x00" * 8])  # too short
     ((_, status, body),) = finals_to(pump.take(), CLIENT)
     assert status == Status.PROTOCOL and "shorter than" in body["message"]
+
+
+async def test_only_the_worker_a_call_went_to_may_answer_it() -> None:
+    broker, pump = make_broker()
+    ready(broker, b"W1", "default", 101, objects=("obj",))
+    ready(broker, b"ROGUE", "rogue", 666)
+    call(broker, CLIENT, 1, "obj")
+    pump.take()
+    # Another peer forges the answer (and a streamed line) for the client's call: dropped.
+    broker._on_message([b"ROGUE", pack_header(Cmd.PARTIAL, 1, 1), CLIENT, b"FORGED line"])
+    final(broker, b"ROGUE", CLIENT, 1)
+    assert pump.take() == [] and len(broker.inflight) == 1
+    final(broker, b"W1", CLIENT, 1)
+    ((cid, status, _),) = finals_to(pump.take(), CLIENT)
+    assert (cid, status) == (1, Status.OK)
+
+
+async def test_a_live_workers_name_cannot_be_taken() -> None:
+    broker, pump = make_broker()
+    ready(broker, b"W1", "default", 101)
+    put(broker, CLIENT, 1, "obj")
+    final(broker, b"W1", CLIENT, 1)
+    pump.take()
+    ready(broker, b"ROGUE", "default", 101)  # its name, even its pid
+    assert [w.wid for w in broker.workers.values()] == [b"W1"]
+    assert not [m for m in pump.take() if m[0] == b"ROGUE"]  # no specs replayed to it
+    assert broker.directory[b"obj"] == [b"W1"]
+    broker.worker_exited("default", 101, "killed by SIGKILL")
+    ready(broker, b"W2", "default", 102)  # a genuine restart, once the old one is gone
+    assert [m for m in pump.take() if m[0] == b"W2" and m[1][3] == Cmd.PUT]
