@@ -15,7 +15,7 @@ ENVIRONMENT: dict[str, str] = {
     "RHZMQ_MAX_INFLIGHT": "calls in flight per client, 10,000 (rhzmq.wire.limits)",
     "RHZMQ_MAX_OBJECTS": "objects per worker, 10,000 (rhzmq.wire.limits)",
     "RHZMQ_REBUILD_TIMEOUT": "seconds calls wait for a restarting worker, 30 (rhzmq.wire.limits)",
-    "RHZMQ_SYNC_LIMIT_MB": "largest project synced to an SSH cluster, 500 (clusters.ssh.sync)",
+    "RHZMQ_SYNC_LIMIT_MB": "largest project synced to an SSH cluster, 500 (clusters.ssh.code_sync)",
     "RHZMQ_NODE_INDEX": "set in every worker of a cluster: its host's index (0 is the head)",
     "RHZMQ_NODE_ADDRESS": "set in every worker of a cluster: its host's address",
 }

@@ -66,20 +66,20 @@ def test_other_names_at_the_edges(cluster: rh.Cluster) -> None:
 def test_code_in_the_home_directory_is_not_synced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rhzmq.clusters.ssh import sync
+    from rhzmq.clusters.ssh import code_sync
 
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "id_ed25519").write_text("secret key")
     (tmp_path / "script_module.py").write_text("def f(): pass\n")
     with pytest.raises(rh.ClusterError, match=r"home directory.*project folder"):
-        sync.project_root(str(tmp_path))
+        code_sync.project_root(str(tmp_path))
     with pytest.raises(rh.ClusterError, match="root directory"):
-        sync.project_root("/")
+        code_sync.project_root("/")
     project = tmp_path / "proj"
     (project / "pkg").mkdir(parents=True)
     (project / "pyproject.toml").write_text("")
-    assert sync.project_root(str(project / "pkg")) == project.resolve()
+    assert code_sync.project_root(str(project / "pkg")) == project.resolve()
 
 
 def test_a_stream_cannot_claim_unbounded_credit() -> None:

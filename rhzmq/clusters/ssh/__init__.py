@@ -6,7 +6,7 @@ split by concept:
 ``keys``        CURVE keys and the gateway token a cluster's client holds
 ``bootstrap``   one host: probe, install this build, start and stop its daemon
 ``tunnel``      the client's SSH forwards to the head's broker and gateway
-``sync``        mirroring the user's project onto every host
+``code_sync``   mirroring the user's project onto every host
 ``transport``   asyncssh: connections, commands, files, forwards, where homes are
 ==============  ===============================================================
 """

@@ -41,7 +41,7 @@ from ...wire.settings import (
     STOP_TIMEOUT,
 )
 from ..base import Cluster
-from . import bootstrap, sync, transport
+from . import bootstrap, code_sync, transport
 from .bootstrap import say
 from .keys import ClusterKeys, put_keys
 from .tunnel import Tunnel, open_tunnel
@@ -337,20 +337,22 @@ class SSHCluster(Cluster):
         return spec
 
     async def _synced_path(self, path: str) -> str:
-        if not sync.is_project_dir(path):
+        if not code_sync.is_project_dir(path):
             return path
-        root = sync.project_root(path)
-        files = sync.project_files(root)
+        root = code_sync.project_root(path)
+        files = code_sync.project_files(root)
         if self._synced.get(root) != files:
-            sync.check_size(root, files)
+            code_sync.check_size(root, files)
             await transport.on_portal(self._sync_all(root, files))
             self._synced[root] = files
-        return sync.remote_path(path, root)
+        return code_sync.remote_path(path, root)
 
     async def _sync_all(self, root: Path, files: dict[str, tuple[int, int]]) -> None:
         async def one(i: int) -> None:
             host = self.hosts[i]
-            await sync.sync_host(await self._conn(i), root, files, functools.partial(say, host))
+            await code_sync.sync_host(
+                await self._conn(i), root, files, functools.partial(say, host)
+            )
 
         await gather(*(one(i) for i in range(len(self.hosts))))
 
@@ -435,13 +437,13 @@ class SSHCluster(Cluster):
             async with conn.start_sftp_client() as sftp:
                 await sftp.get(remote, dest, recurse=True, preserve=True)
             return
-        path, is_dir = sync.local_path(source)
+        path, is_dir = code_sync.local_path(source)
         for i in self._nodes(node):
             conn = await self._conn(i)
             if is_dir:
-                files = sync.project_files(path)
-                sync.check_size(path, files)
-                await sync.sync_host(
+                files = code_sync.project_files(path)
+                code_sync.check_size(path, files)
+                await code_sync.sync_host(
                     conn, path, files, functools.partial(say, self.hosts[i]), dest=dest
                 )
             else:
