@@ -56,7 +56,7 @@ import anyio
 import msgpack
 import zmq
 
-from rhzmq.wire.config import MACHINE_ID, pid_alive
+from rhzmq.wire.config import MACHINE_ID, process_exists
 from rhzmq.wire.curve import server_keys
 from rhzmq.wire.exceptions import ObjectNotFound
 from rhzmq.wire.limits import Limits
@@ -315,6 +315,8 @@ class Broker:
         """A message could not be delivered: the peer disconnected (ROUTER_MANDATORY told us)."""
         if peer in self.workers:
             self._worker_gone(peer, "its connection closed")
+        elif peer in self.clients:
+            self._drop_client(peer, "")  # its socket is closed: nobody will read its answers
         else:
             log.info("client %s is gone; dropped a message for it", peer.hex())
 
@@ -510,7 +512,15 @@ class Broker:
         )
         self.workers[sender] = worker
         reported = {str(o).encode() for o in meta.get("objects", ())}
-        for obj in reported:
+        for obj in list(reported):
+            # A worker re-registering (after a broker restart) reports what it holds; it may not
+            # take a name another env's live worker holds, nor a node agent's that is not its own.
+            holders = [self.workers[w] for w in self.directory.get(obj, ()) if w in self.workers]
+            foreign = any(h.group != worker.group for h in holders)
+            if foreign or (obj.startswith(b"__") and obj.decode(errors="replace") != name):
+                log.warning("worker %r reported %r, which is not its own: ignored", name, obj)
+                reported.discard(obj)
+                continue
             self._bind(obj, worker)
         log.info("worker %r registered (pid %d, %d objects)", name, pid, len(worker.objects))
         self._send([sender, _HB])
@@ -552,6 +562,7 @@ class Broker:
             )
         key = sender + header[CALL_ID]
         self.inflight[key] = (wid, target, sender)
+        self._count(sender)
         self.workers[wid].calls.add(key)
         self._put_frames[key] = frames[2:]
         self._send([wid, header, sender, *frames[2:]])
@@ -741,6 +752,7 @@ class Broker:
             worker.objects.discard(target)
             if first:  # one replica answers the caller; the others are told quietly
                 self.inflight[key] = (wid, None, sender)
+                self._count(sender)
                 worker.calls.add(key)
                 self._send([wid, header, sender])
                 first = False
@@ -768,6 +780,16 @@ class Broker:
                         holders.remove(wid)
                         if not holders:
                             del self.directory[obj]
+
+    def _count(self, cid: Identity) -> None:
+        """One more request of ``cid`` in flight (every in-flight entry counts: its FINAL, or
+        its worker's death, takes one off)."""
+        client = self.clients.get(cid)
+        if client is None:
+            self.clients[cid] = [1, self._now, 0]
+        else:
+            client[0] += 1
+            client[1] = self._now
 
     def _client_done(self, cid: Identity) -> None:
         client = self.clients.get(cid)
@@ -837,7 +859,7 @@ class Broker:
         """Called by the node supervisor when a worker process ends (faster than heartbeats);
         ``restarting``: the supervisor brings it back under the same name."""
         for w in list(self.workers.values()):
-            if w.pid == pid:
+            if w.pid == pid and w.name == name:  # pids repeat across hosts: the name too
                 return self._worker_gone(w.wid, reason, expect_back=restarting)
         r = self.restarting.get(name)
         if r is not None:  # a restart that died before it registered
@@ -850,6 +872,11 @@ class Broker:
             return
         expect_back = expect_back and not worker.leaving
         now = time.monotonic()
+        if not expect_back:
+            # Calls parked for objects it was rebuilding must not wait for it.
+            for obj, waiting in list(self.held.items()):
+                if worker.name in waiting.workers:
+                    self._give_up(obj, worker.name, Status.NOT_FOUND, "its worker left")
         if expect_back:
             self.restarting[worker.name] = Restarting(
                 worker.group, reason, now, now + self.limits.rebuild_timeout
@@ -901,7 +928,7 @@ class Broker:
             busy = calls > 0 or any(k[KEY_PEER] == cid for k in self.parked)
             if not busy:
                 del self.clients[cid]
-            elif not (pid and pid_alive(pid)):
+            elif not (pid and process_exists(pid)):
                 self._drop_client(
                     cid,
                     f"the broker heard nothing from this client for {now - seen:.0f} s and "

@@ -466,8 +466,9 @@ class HostCheck:
     A web page can point a name it controls at 127.0.0.1 (DNS rebinding) and then talk to a
     loopback gateway as its own origin; its requests still say ``Host: <its name>``. So a
     gateway bound to loopback answers only ``localhost``, ``127.0.0.1`` and ``[::1]`` (any
-    port: SSH forwards move it); one bound beyond loopback answers its bind address and the names
-    given with ``--allowed-hosts`` (a ``*`` allows any, for a gateway behind a proxy).
+    port: SSH forwards move it); one bound to an address answers it and the names given with
+    ``--allowed-hosts``; one bound to every address (``0.0.0.0``) answers any name unless
+    ``--allowed-hosts`` narrows it (``*`` allows any, for a gateway behind a proxy).
     """
 
     def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
@@ -496,10 +497,15 @@ class HostCheck:
 
 def allowed_hosts(bind: str, extra: Sequence[str] = ()) -> frozenset[str]:
     """The Host names a gateway bound to ``bind`` answers (see :class:`HostCheck`)."""
-    names = set(LOOPBACK_NAMES)
+    given = {h.strip().lower() for h in extra if h.strip()}
+    if bind in ("0.0.0.0", "::", "") and not given:
+        # Bound to every address: callers use names we cannot know (and an explicit token was
+        # required for this bind); --allowed-hosts narrows it.
+        return frozenset({"*"})
+    names = set(LOOPBACK_NAMES) | given
     if bind not in ("0.0.0.0", "::", ""):
         names.add(bind.strip("[]").lower())
-    return frozenset(names | {h.strip().lower() for h in extra if h.strip()})
+    return frozenset(names)
 
 
 def _plain(frames: list[bytes]) -> Any:

@@ -91,7 +91,7 @@ async def serve(args: DaemonArgs, token: str | None, daemon: DaemonState) -> Non
     # beyond loopback to other machines), so any TCP endpoint requires CURVE with an allow-list
     # of keys. Plain local use binds ipc alone.
     ipc = _config.local_dir() / "broker.sock"
-    use_ipc = len(str(ipc)) < 100  # the OS limit for a unix socket path is ~107 bytes
+    use_ipc = len(os.fsencode(ipc)) < 100  # the OS limit for a unix socket path is ~107 bytes
     use_tcp = not use_ipc or args.curve or args.port != 0 or not is_loopback(args.host)
     curve = ensure_keys() if use_tcp else None
     hs = Announcer(args.ready_fd)

@@ -53,7 +53,13 @@ def _check_owned(root: Path) -> None:
     ours."""
     me = os.getuid()
     for path in (root, root / "bin", root / "bin" / "python", root / ".rhzmq-ready"):
-        st = path.lstat()
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            raise EnvInstallError(
+                f"the environment in {root} is incomplete ({path} is missing): remove {root} "
+                "and let rhzmq build it again"
+            ) from None
         writable = not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o022  # a link's mode is moot
         if st.st_uid != me or writable:
             raise EnvInstallError(
@@ -94,7 +100,8 @@ async def ensure_venv(reqs: list[str], progress: Callable[[str], None]) -> str:
         # Two envs with the same requirements built at once share one venv: the second waits.
         await anyio.to_thread.run_sync(fcntl.flock, f.wrapped.fileno(), fcntl.LOCK_EX)
         try:
-            if ready.exists():
+            if ready.exists():  # another process built it while we waited for the lock
+                _check_owned(root)
                 return str(python)
             shutil.rmtree(root, ignore_errors=True)
             progress(f"creating a virtual environment in {root}\n")

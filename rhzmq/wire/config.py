@@ -55,10 +55,11 @@ def gateway_token(create: bool = False) -> str | None:
     """The local gateway's token; with ``create``, made (and saved, 0600) if there is none."""
     path = gateway_token_file()
     try:
-        return path.read_text().strip() or None
+        token = path.read_text().strip()
     except FileNotFoundError:
-        if not create:
-            return None
+        token = ""
+    if token or not create:
+        return token or None
     write_gateway_token(secrets.token_urlsafe(32))
     return gateway_token()
 
@@ -98,6 +99,23 @@ def _machine_id() -> str:
 
 
 MACHINE_ID = _machine_id()
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process (not a zombie) has ``pid`` on this machine, without touching it: for
+    pids other processes tell us about (never reaps, unlike :func:`pid_alive`)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def pid_alive(pid: int) -> bool:

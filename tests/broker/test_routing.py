@@ -242,3 +242,57 @@ async def test_a_live_workers_name_cannot_be_taken() -> None:
     broker.worker_exited("default", 101, "killed by SIGKILL")
     ready(broker, b"W2", "default", 102)  # a genuine restart, once the old one is gone
     assert [m for m in pump.take() if m[0] == b"W2" and m[1][3] == Cmd.PUT]
+
+
+async def test_puts_and_deletes_count_so_a_dead_clients_calls_are_cancelled() -> None:
+    """A PUT's FINAL once took one off a counter it never added to: after one .to() a client with
+    a call running looked idle, and its call outlived it."""
+    broker, pump = make_broker()
+    ready(broker, b"W1", "default", 101, objects=("slow",))
+    dead = pack_meta({"pid": 2**22 + 54321, "machine": MACHINE_ID})
+    broker._on_message([CLIENT, pack_header(Cmd.PING), dead])
+    put(broker, CLIENT, 1, "thing")
+    final(broker, b"W1", CLIENT, 1)
+    call(broker, CLIENT, 2, "slow")
+    assert broker.clients[CLIENT][0] == 1
+    pump.take()
+    broker._reap_clients(broker._now + 10)
+    assert broker.inflight == {}  # cancelled, not left running
+    assert [m for m in pump.take() if m[0] == b"W1" and m[1][3] == Cmd.CANCEL]
+
+
+async def test_a_worker_cannot_report_objects_it_does_not_own() -> None:
+    broker, pump = make_broker()
+    ready(broker, b"AGENT", "__node__.0", 100, objects=("__node__.0",))
+    meta = {"name": "env", "group": "env", "pid": 7, "protocol": PROTOCOL_VERSION}
+    broker._on_message([b"W2", pack_header(Cmd.READY, 0, 0, b"env"), b"", pack_meta(meta)])
+    put(broker, CLIENT, 1, "precious", worker="env")
+    final(broker, b"W2", CLIENT, 1)
+    rogue = {**meta, "name": "rogue", "group": "rogue", "objects": ["__node__.0", "precious"]}
+    broker._on_message([b"R", pack_header(Cmd.READY, 0, 0, b"rogue"), b"", pack_meta(rogue)])
+    assert broker.directory[b"__node__.0"] == [b"AGENT"]
+    assert broker.directory[b"precious"] == [b"W2"]
+    assert not [m for m in pump.take() if m[1][3] == Cmd.DELETE]  # nobody lost anything
+
+
+async def test_an_exit_report_names_its_worker_not_just_a_pid() -> None:
+    broker, _ = make_broker()
+    ready(broker, b"W1", "default", 500)
+    meta = {"name": "far", "group": "far", "pid": 500, "protocol": PROTOCOL_VERSION}
+    broker._on_message([b"W2", pack_header(Cmd.READY, 0, 0, b"far"), b"", pack_meta(meta)])
+    broker.worker_exited("default", 500, "killed by SIGKILL")  # same pid, another host's worker
+    assert [w.name for w in broker.workers.values()] == ["far"]
+
+
+async def test_calls_waiting_for_a_rebuild_end_when_its_worker_leaves() -> None:
+    broker, pump = make_broker()
+    ready(broker, b"W1", "default", 101)
+    put(broker, CLIENT, 1, "obj")
+    final(broker, b"W1", CLIENT, 1)
+    broker.worker_exited("default", 101, "killed by SIGKILL")
+    ready(broker, b"W2", "default", 102)  # rebuilding obj...
+    call(broker, OTHER, 2, "obj")
+    pump.take()
+    broker._on_message([b"W2", pack_header(Cmd.DISCONNECT)])  # ...and leaves on purpose
+    ((cid, status, _),) = finals_to(pump.take(), OTHER)
+    assert (cid, status) == (2, Status.NOT_FOUND) and broker.parked == {}

@@ -72,8 +72,10 @@ def test_code_in_the_home_directory_is_not_synced(
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "id_ed25519").write_text("secret key")
     (tmp_path / "script_module.py").write_text("def f(): pass\n")
-    with pytest.raises(rh.ClusterError, match=r"home directory.*project folder"):
+    with pytest.raises(rh.ClusterError, match=r"your home directory.*project folder"):
         code_sync.project_root(str(tmp_path))
+    with pytest.raises(rh.ClusterError, match=r"holding your home"):
+        code_sync.project_root(str(tmp_path.parent))  # like /home: every user's home below
     with pytest.raises(rh.ClusterError, match="root directory"):
         code_sync.project_root("/")
     project = tmp_path / "proj"

@@ -183,15 +183,23 @@ def project_root(path: str) -> Path:
             break
         if any((candidate / m).exists() for m in ROOT_MARKERS):
             return candidate
-    if start in stop:
+    if start in stop or Path.home().resolve().is_relative_to(start):  # /home holds homes too
         raise ClusterError(
             f"refusing to sync {start} to the cluster: the code being sent lives directly in "
-            f"{'your home directory' if start != Path(start.anchor) else 'the root directory'}, "
+            f"{_what_it_is(start)}, "
             "and all of it (.ssh, credentials, tokens) would travel. Move the module into a "
             "project folder (e.g. ~/myproject/, with a pyproject.toml or .git) and import it "
             "from there."
         )
     return start
+
+
+def _what_it_is(path: Path) -> str:
+    if path == Path(path.anchor):
+        return "the root directory"
+    return (
+        "your home directory" if path == Path.home().resolve() else "a directory holding your home"
+    )
 
 
 def is_installed(path: str) -> bool:
