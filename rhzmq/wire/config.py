@@ -125,10 +125,4 @@ def pid_alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass  # not our child: its parent reaps it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_exists(pid)
