@@ -610,8 +610,7 @@ class Broker:
         worker.objects.add(name)
         held = self.held.pop(name, None)
         if held is not None:
-            for msg in held.parked:  # calls that waited for the rebuild go to it now
-                self.parked.pop(msg[0] + msg[1][CALL_ID], None)
+            for msg in self._take_parked(held):  # calls that waited for the rebuild go to it now
                 self._on_message(msg)
 
     def _rebuild(self, worker: WorkerInfo, reported: set[bytes]) -> set[bytes]:
@@ -662,6 +661,13 @@ class Broker:
         else:
             client[1] = self._now
 
+    def _take_parked(self, held: Held) -> list[list[Any]]:
+        """Every call parked on ``held``, out of the queue and the index (to replay or fail)."""
+        parked, held.parked = held.parked, []
+        for msg in parked:
+            self.parked.pop(msg[0] + msg[1][CALL_ID], None)
+        return parked
+
     def _unpark(self, key: bytes) -> list[Any] | None:
         """Take a parked call out of its queue (its caller cancelled, or is gone)."""
         name = self.parked.pop(key, None)
@@ -696,9 +702,7 @@ class Broker:
         )
         if keep:
             held.failed = message
-        parked, held.parked = held.parked, []
-        for msg in parked:
-            self.parked.pop(msg[0] + msg[1][CALL_ID], None)
+        for msg in self._take_parked(held):
             extra = {"name": text} if status == Status.NOT_FOUND else {}
             self.reply_error(msg[0], read_call_id(msg[1]), status, message, **extra)
 
@@ -732,8 +736,7 @@ class Broker:
             message = (
                 f"object {target.decode(errors='replace')!r} was deleted while it was being rebuilt"
             )
-            for msg in held.parked:
-                self.parked.pop(msg[0] + msg[1][CALL_ID], None)
+            for msg in self._take_parked(held):
                 self.reply_error(msg[0], read_call_id(msg[1]), Status.CANCELLED, message)
             if not wids:
                 self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(None)])
