@@ -176,6 +176,10 @@ class Supervisor:
     async def stop_workers(self, names: list[str], grace: float = 5.0) -> None:
         """Stop these workers for good (an environment was deleted)."""
         self._stopped.update(names)
+        for name in names:
+            # A worker started again under this name must register anew: waiting on the old,
+            # already-set event answered a spawn before its worker was known to the broker.
+            self._registered.pop(name, None)
         await self._terminate([p for n, p in self.processes.items() if n in names], grace)
 
     async def stop(self, grace: float = 5.0) -> None:
