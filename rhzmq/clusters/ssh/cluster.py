@@ -154,6 +154,7 @@ class SSHCluster(Cluster):
     def _disconnect(self) -> None:
         if self._tunnel is not None:
             drop_client(self._tunnel.endpoint)
+            self._tunnel.close()
         self._tunnel = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -198,7 +199,10 @@ class SSHCluster(Cluster):
                 say(h, f"up (rhzmq {wheel_version()}), nothing to do")
             await self._aconnect()
             return
+        tunnel = self._tunnel
         self._disconnect()
+        if tunnel is not None:
+            await tunnel.aclose()  # with tunnel_workers the hosts' ports are needed again
         started: list[int] = []
 
         async def start(i: int) -> None:
@@ -245,7 +249,7 @@ class SSHCluster(Cluster):
     async def _start(self, conns: Sequence[asyncssh.SSHClientConnection], index: int) -> None:
         conn, host = conns[index], self.hosts[index]
         await bootstrap.stop_daemon(conn, host)  # an old daemon (another build, config) first
-        await put_keys(conn, self._keys.files_for(index), head=index == 0)
+        await put_keys(conn, self._keys.files_for(index, len(self.hosts)), head=index == 0)
         args = DaemonArgs(node_index=index, node_label=host, autostop_mins=self.autostop_mins)
         if index == 0:
             # Clients come through SSH, and so do workers with tunnel_workers: then loopback is

@@ -270,10 +270,13 @@ async def put_file(conn: asyncssh.SSHClientConnection, local: Path, remote: str)
         await sftp.posix_rename(partial, remote)
 
 
-async def forward(conn: asyncssh.SSHClientConnection, remote_port: int) -> int:
-    """Forward a free loopback port here to ``127.0.0.1:remote_port`` on the host."""
+async def forward(
+    conn: asyncssh.SSHClientConnection, remote_port: int
+) -> tuple[int, asyncssh.SSHListener]:
+    """Forward a free loopback port here to ``127.0.0.1:remote_port`` on the host; returns the
+    port and the listener (closing it ends the forward)."""
     listener = await conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", remote_port)
-    return int(listener.get_port())
+    return int(listener.get_port()), listener
 
 
 def quote(path: str) -> str:
