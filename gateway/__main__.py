@@ -1,7 +1,7 @@
 """``python -m gateway --broker tcp://127.0.0.1:PORT [--host 127.0.0.1] [--port 32300]``.
 
-The token comes from ``--token`` or the ``RHZMQ_TOKEN`` environment variable; binding to a
-non-loopback address without one is refused.
+The token comes from the ``RHZMQ_TOKEN`` environment variable, never argv (``ps`` shows argv to
+every user); binding to a non-loopback address without one is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--broker", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_GATEWAY_PORT)
-    parser.add_argument("--token", default=os.environ.get("RHZMQ_TOKEN"))
     parser.add_argument("--max-body", type=int, default=None, help="largest request body in bytes")
     parser.add_argument("--curve-dir", default=None, help="CURVE key directory (rhzmq.wire.curve)")
     parser.add_argument(
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.broker,
                 args.host,
                 args.port,
-                args.token,
+                os.environ.pop("RHZMQ_TOKEN", None),
                 args.max_body,
                 args.curve_dir,
                 hosts=args.allowed_hosts.split(","),

@@ -6,6 +6,7 @@ a connection made after ``READY <url>`` is printed waits in the backlog and is s
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sys
@@ -16,6 +17,7 @@ import anyio
 
 from rhzmq.wire import handshake
 from rhzmq.wire.exceptions import ClusterError
+from rhzmq.wire.limits import Limits
 from rhzmq.wire.net import is_loopback
 from rhzmq.wire.settings import HTTP_MAX_CONCURRENCY
 
@@ -25,8 +27,8 @@ def check_bind(host: str, token: str | None) -> None:
     if not is_loopback(host) and not token:
         raise ClusterError(
             f"refusing to serve HTTP on {host} without a token: anyone who reaches it could run "
-            "code on the cluster. Set one with `rhzmq start --token ...` or the RHZMQ_TOKEN "
-            "environment variable, or bind to 127.0.0.1."
+            "code on the cluster. Set one with the RHZMQ_TOKEN environment variable "
+            "or `rhzmq start --token-file FILE`, or bind to 127.0.0.1."
         )
 
 
@@ -47,6 +49,46 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose request head is not complete within
+    ``seconds`` (RHZMQ_HTTP_HEADER_TIMEOUT) (uvicorn has no such limit: a client sending a header byte now
+    and then, or nothing at all, held its connection forever, and the connection cap let 256 of
+    them shut everyone else out)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE:
+                self._arm()  # a request head under way: it has until the timer
+            elif self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(seconds, self._expired)
+
+        def _expired(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
 async def serve(
     broker: str,
     host: str,
@@ -64,7 +106,7 @@ async def serve(
     if not token:
         raise ClusterError(
             "the gateway needs a bearer token, even on loopback (a web page in your browser can "
-            "reach loopback): pass --token or set RHZMQ_TOKEN"
+            "reach loopback): set RHZMQ_TOKEN"
         )
     sock = bind(host, port)
     actual = sock.getsockname()[1]
@@ -83,6 +125,7 @@ async def serve(
         lifespan="off",
         timeout_graceful_shutdown=2,
         limit_concurrency=HTTP_MAX_CONCURRENCY,  # more connections get a 503 at once
+        http=header_timeout_protocol(Limits.from_env().http_header_timeout),
     )
     server = uvicorn.Server(config)
     handshake.Announcer(sys.stdout.fileno()).ready(url)

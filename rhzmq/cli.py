@@ -1,7 +1,7 @@
 """The ``rhzmq`` command: start, stop and inspect the local cluster daemon, or with
 ``-c NAME`` a cluster saved with ``cluster.save()`` (e.g. an SSH cluster).
 
-rhzmq start [--port N] [--gateway-port 32300 | --no-gateway] [--token T]
+rhzmq start [--port N] [--gateway-port 32300 | --no-gateway] [--token-file F]
 rhzmq status [--json]        rhzmq keys        rhzmq logs [-f] [-n 50]        rhzmq stop
 rhzmq token                  (the HTTP gateway's bearer token)
 rhzmq status -c gpu-box      rhzmq logs -c gpu-box --node 1      rhzmq stop -c gpu-box
@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from .clusters import LocalCluster, cluster
@@ -33,7 +34,7 @@ def _cluster(args: argparse.Namespace) -> LocalCluster:
         "local",
         gateway_port=gateway,
         port=getattr(args, "port", 0),
-        token=getattr(args, "token", None),
+        token=_token(args),
         bind=getattr(args, "bind", "127.0.0.1"),
     )
 
@@ -43,15 +44,31 @@ def _target(args: argparse.Namespace) -> Any:
     return cluster(args.cluster) if getattr(args, "cluster", None) else LocalCluster("local")
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    """The gateway token to start with: from a file or RHZMQ_TOKEN, never argv (``ps`` shows
+    every process's argv to every user of the machine)."""
+    path = getattr(args, "token_file", None)
+    if path:
+        return Path(path).read_text().strip() or None
+    return os.environ.get("RHZMQ_TOKEN") or None
+
+
 def cmd_start(args: argparse.Namespace) -> int:
+    if getattr(args, "token", None):
+        print(
+            "rhzmq: --token would show the token to every user of this machine (in `ps`): set "
+            "RHZMQ_TOKEN, or pass --token-file with a file only you can read",
+            file=sys.stderr,
+        )
+        return 2
     if args.cluster:
         _target(args).up_if_not()
         return 0
     c = _cluster(args)
-    if not args.no_gateway and not args.token and not is_loopback(args.bind):
+    if not args.no_gateway and not _token(args) and not is_loopback(args.bind):
         print(
-            f"rhzmq: refusing to serve HTTP on {args.bind} without a token: pass --token (or set "
-            "RHZMQ_TOKEN), or --no-gateway",
+            f"rhzmq: refusing to serve HTTP on {args.bind} without a token: set RHZMQ_TOKEN (or "
+            "pass --token-file), or --no-gateway",
             file=sys.stderr,
         )
         return 2
@@ -177,13 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT)
     start.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
     start.add_argument(
-        "--token", default=os.environ.get("RHZMQ_TOKEN"), help="bearer token for the gateway"
+        "--token-file",
+        default=None,
+        help="a file holding the gateway's bearer token (or set RHZMQ_TOKEN; default: one is "
+        "made at the first start)",
     )
+    start.add_argument("--token", default=None, help=argparse.SUPPRESS)  # refused: see _token
     start.add_argument(
         "--bind",
         default="127.0.0.1",
         help="address to listen on; anything but loopback turns on CURVE for ZeroMQ "
-        "and needs --token for HTTP",
+        "and needs a token for HTTP (RHZMQ_TOKEN or --token-file)",
     )
     start.set_defaults(fn=cmd_start)
     sub.add_parser("stop", parents=[which], help="stop the daemon(s) and workers").set_defaults(

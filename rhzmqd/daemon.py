@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
             # Before anything starts: one line, no traceback.
             sys.exit(
                 f"rhzmq daemon: refusing to serve HTTP on {args.host} without a token given "
-                "(--token or RHZMQ_TOKEN): anyone who reaches it could run code on the cluster"
+                "(RHZMQ_TOKEN or --token-file): anyone who reaches it could run code on the cluster"
             )
         if token:
             _config.write_gateway_token(token)

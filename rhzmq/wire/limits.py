@@ -8,6 +8,8 @@ calls in flight per client     ``RHZMQ_MAX_INFLIGHT``          10,000
 objects held by one worker     ``RHZMQ_MAX_OBJECTS``           10,000
 seconds a call waits for a     ``RHZMQ_REBUILD_TIMEOUT``       30
 restarting worker's rebuild
+seconds the gateway waits for  ``RHZMQ_HTTP_HEADER_TIMEOUT``   10
+a request's headers
 =============================  ==============================  ==========================
 
 The daemon passes its environment to its workers, so setting a variable before ``rhzmq start``
@@ -49,6 +51,7 @@ class Limits:
     max_inflight: int = 10_000
     max_objects: int = 10_000
     rebuild_timeout: float = 30.0
+    http_header_timeout: float = 10.0
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -57,6 +60,7 @@ class Limits:
             _env_number("RHZMQ_MAX_INFLIGHT", cls.max_inflight, int),
             _env_number("RHZMQ_MAX_OBJECTS", cls.max_objects, int),
             _env_number("RHZMQ_REBUILD_TIMEOUT", cls.rebuild_timeout, float),
+            _env_number("RHZMQ_HTTP_HEADER_TIMEOUT", cls.http_header_timeout, float),
         )
 
 

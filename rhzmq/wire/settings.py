@@ -15,6 +15,8 @@ ENVIRONMENT: dict[str, str] = {
     "RHZMQ_MAX_INFLIGHT": "calls in flight per client, 10,000 (rhzmq.wire.limits)",
     "RHZMQ_MAX_OBJECTS": "objects per worker, 10,000 (rhzmq.wire.limits)",
     "RHZMQ_REBUILD_TIMEOUT": "seconds calls wait for a restarting worker, 30 (rhzmq.wire.limits)",
+    "RHZMQ_HTTP_HEADER_TIMEOUT": "seconds the gateway waits for a request's headers, 10 "
+    "(rhzmq.wire.limits)",
     "RHZMQ_SYNC_LIMIT_MB": "largest project synced to an SSH cluster, 500 (clusters.ssh.code_sync)",
     "RHZMQ_NODE_INDEX": "set in every worker of a cluster: its host's index (0 is the head)",
     "RHZMQ_NODE_ADDRESS": "set in every worker of a cluster: its host's address",
@@ -44,8 +46,9 @@ DESCRIBE_TTL = 2.0  # how long the gateway caches an object's description
 REAP_INTERVAL = 2.0
 UNREGISTERED_GRACE = 10.0
 
-#: The gateway's request caps: the largest body it reads, how long a body may take to arrive,
-#: and how many connections it serves at once (more get a 503, not a slower everything).
+#: The gateway's request caps: the largest body it reads, how long a body may take to arrive
+#: (headers: rhzmq.wire.limits), and how many connections it serves at once (more get a 503,
+#: not a slower everything).
 MAX_HTTP_BODY = 64 * 1024 * 1024
 HTTP_BODY_TIMEOUT = 30.0
 HTTP_MAX_CONCURRENCY = 256

@@ -57,9 +57,9 @@ def api(cluster: rh.Cluster) -> Iterator[httpx.Client]:
 
 
 def start_gateway(
-    cluster: rh.Cluster, *args: str, token: str | None = None
+    cluster: rh.Cluster, *args: str, token: str | None = None, **extra_env: str
 ) -> tuple[subprocess.Popen[bytes], str]:
-    env = {**os.environ}
+    env = {**os.environ, **extra_env}
     env.pop("RHZMQ_TOKEN", None)
     if token:
         env["RHZMQ_TOKEN"] = token
@@ -387,3 +387,36 @@ def test_node_fetch(deployed: str, tmp_path: Path, api: httpx.Client) -> None:
     assert isinstance(result["post"]["result"], int)
     assert [x["data"] for x in result["lines"] if x["type"] == "item"] == [{"tick": 0}, {"tick": 1}]
     assert result["missing"] == 404
+
+
+def test_slow_request_heads_are_cut_off(cluster: rh.Cluster) -> None:
+    """Issue 13, finding 8 (slowloris): uvicorn has no limit on how long a request's headers may
+    take, so connections sending nothing, or a header byte now and then, stayed open forever and
+    256 of them shut everyone else out. The gateway closes them after
+    RHZMQ_HTTP_HEADER_TIMEOUT (10 s; 1 s here); complete requests are not affected."""
+    import socket
+
+    proc, url = start_gateway(cluster, token=TOKEN, RHZMQ_HTTP_HEADER_TIMEOUT="1")
+    try:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        silent = socket.create_connection((host, int(port)))
+        dribble = socket.create_connection((host, int(port)))
+        started = time.monotonic()
+        dribble.sendall(b"POST /x/y HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        for conn in (silent, dribble):
+            conn.settimeout(5)
+        for _ in range(3):  # a header line every 0.4 s: it would never have been cut off
+            time.sleep(0.4)
+            try:
+                dribble.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                break
+        with silent, dribble:
+            assert dribble.recv(100) == b""  # closed by the gateway
+            assert silent.recv(100) == b""
+        assert time.monotonic() - started < 4
+        # A whole request on a fresh connection still gets its answer.
+        r = httpx.get(f"{url}/health")
+        assert r.status_code == 200
+    finally:
+        stop(proc)

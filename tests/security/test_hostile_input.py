@@ -109,6 +109,56 @@ def test_a_public_bind_without_a_token_is_refused_before_anything_starts(tmp_pat
     )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "without a token" in lines[0] and "--token" in lines[0], out.stderr
+    assert len(lines) == 1 and "without a token" in lines[0] and "RHZMQ_TOKEN" in lines[0], (
+        out.stderr
+    )
     assert not (tmp_path / "home" / "local" / "daemon.json").exists()
     assert time.monotonic() - t < 10
+
+
+def test_a_token_is_never_taken_from_the_command_line(tmp_path: Path) -> None:
+    """`rhzmq start --token T` put the token in argv, which `ps` shows every user; it is refused
+    (saying what to use), and RHZMQ_TOKEN or --token-file set it instead."""
+    env = {**os.environ, "RHZMQ_HOME": str(tmp_path / "home")}
+    env.pop("RHZMQ_TOKEN", None)
+
+    def start(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "rhzmq", "start", "--no-gateway", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    out = start("--token", "s3cret-on-argv")
+    assert out.returncode == 2 and "RHZMQ_TOKEN" in out.stderr and "--token-file" in out.stderr
+    assert "s3cret-on-argv" not in out.stderr + out.stdout
+    assert not (tmp_path / "home" / "local" / "daemon.json").exists()
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n")
+    token_file.chmod(0o600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rhzmq",
+            "start",
+            "--gateway-port",
+            "0",
+            "--token-file",
+            str(token_file),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    try:
+        assert out.returncode == 0, out.stderr
+        token = subprocess.run(
+            [sys.executable, "-m", "rhzmq", "token"], env=env, capture_output=True, text=True
+        ).stdout.strip()
+        assert token == "from-a-file"
+    finally:
+        subprocess.run([sys.executable, "-m", "rhzmq", "stop"], env=env, capture_output=True)
