@@ -43,6 +43,7 @@ DISCONNECT, its environment deleted) is not waited for.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import socket
@@ -57,7 +58,7 @@ import msgpack
 import zmq
 
 from rhzmq.wire.config import MACHINE_ID, process_exists
-from rhzmq.wire.curve import server_keys
+from rhzmq.wire.curve import CLIENT, GATEWAY, HEAD, RoleAuthenticator, node_role, server_keys
 from rhzmq.wire.exceptions import ObjectNotFound
 from rhzmq.wire.limits import Limits
 from rhzmq.wire.protocol import (
@@ -79,6 +80,7 @@ from rhzmq.wire.protocol import (
     final_error,
     key_call_id,
     name_problem,
+    node_agent,
     pack_header,
     read_call_id,
     unpack_meta,
@@ -95,6 +97,20 @@ _CALL, _CANCEL, _PARTIAL, _FINAL = Cmd.CALL, Cmd.CANCEL, Cmd.PARTIAL, Cmd.FINAL
 _NOT_FOUND = Status.NOT_FOUND
 _HB = pack_header(Cmd.HEARTBEAT)
 _DISCONNECT = pack_header(Cmd.DISCONNECT)
+
+# What each role may send (the roles: rhzmq.wire.curve). Checked for every message on a broker
+# with CURVE; a broker on a 0700 unix socket only has the owner's processes as peers.
+_WORKER_CMDS = frozenset({Cmd.READY, Cmd.HEARTBEAT, Cmd.DISCONNECT, _PARTIAL, _FINAL})
+_CALLER_CMDS = frozenset({_CALL, _CANCEL, Cmd.CREDIT, Cmd.KEYS, Cmd.STATUS, Cmd.PING})
+_OWNER_CMDS = _CALLER_CMDS | {Cmd.PUT, Cmd.DELETE, Cmd.SPAWN, Cmd.PLACE, Cmd.SHUTDOWN}
+PERMITTED: dict[str, frozenset[int]] = {
+    HEAD: _OWNER_CMDS | _WORKER_CMDS,  # the head's own processes: workers, agent, local clients
+    CLIENT: _OWNER_CMDS,  # a user's machine: never a worker
+    GATEWAY: _CALLER_CMDS,  # calls objects (never ``__*`` names), reads keys and status
+}
+#: A node's agent and workers: they register (only what is placed on their node) and answer the
+#: calls routed to them; STATUS shows them only their own workers (the node reaps unlisted ones).
+NODE_PERMITTED = _WORKER_CMDS | {Cmd.PING, Cmd.STATUS}
 
 
 class NodeHooks(Protocol):
@@ -160,6 +176,7 @@ class WorkerInfo:
     group: str = "default"
     stats: dict[str, Any] = field(default_factory=dict)
     leaving: bool = False  # stopped on purpose (its env is being deleted): not waited for
+    role: str = HEAD  # its key's role (rhzmq.wire.curve); HEAD on a broker without CURVE
 
 
 class Broker:
@@ -200,9 +217,19 @@ class Broker:
         self._pump: Pump | None = None
         self._shutdown_waiters: list[tuple[Identity, bytes]] = []
         self._put_frames: dict[bytes, list[bytes]] = {}
-        # client id -> [calls in flight, when we last heard from it, its pid if on this machine]:
-        # one lookup per message
+        # client id -> [calls in flight, when we last heard from it, its pid if on this machine,
+        # its share, its role]: one lookup per message. The share is the in-flight count the
+        # limit applies to: per role (one key: every socket of a peer together) with CURVE, per
+        # socket without (all peers are the owner's processes then).
         self.clients: dict[Identity, list[Any]] = {}
+        self._shares: dict[str, list[int]] = {}
+        # Roles (rhzmq.wire.curve): what each granted role may send (None: no CURVE, no checks),
+        # and which node's role each environment was placed on (PLACE, by a client).
+        self.auth: RoleAuthenticator | None = None
+        self._permits: dict[str, frozenset[int]] | None = None
+        self._gateway_permits: frozenset[int] | None = None
+        self.placement: dict[str, str] = {}
+        self._denials_logged: set[tuple[str, int]] = set()
         self.limits = Limits.from_env()
         self.max_inflight = self.limits.max_inflight
         # The recovery window (see the module docstring): worker names coming back, objects
@@ -232,12 +259,11 @@ class Broker:
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes + (1 << 20))
         auth = None
         if self.curve_dir is not None:
-            from zmq.auth.thread import ThreadAuthenticator
-
             # The authenticator must answer before the first peer connects: start it first.
-            auth = ThreadAuthenticator(zmq.Context.instance())
+            auth = self.auth = RoleAuthenticator(self.curve_dir / "authorized")
             auth.start()
-            auth.configure_curve(domain="*", location=str(self.curve_dir / "authorized"))
+            self._grant(auth.reload())
+            self._load_placement()
             keys = server_keys(self.curve_dir)
             sock.curve_server = True
             sock.curve_secretkey = keys["secret"]
@@ -256,7 +282,14 @@ class Broker:
                 auth.stop()
             raise
         self._pump = Pump(
-            sock, self._on_message, router=True, on_unroutable=self._unroutable, zero_copy=True
+            sock,
+            # Without CURVE there are no roles to check: messages go straight to routing (one
+            # Python call less per message on the hot path).
+            self._on_message if auth is not None else self._route,
+            router=True,
+            on_unroutable=self._unroutable,
+            zero_copy=True,
+            user_ids=auth is not None,
         )
         log.info(
             "broker %s (protocol v%d) listening on %s",
@@ -328,6 +361,31 @@ class Broker:
     # -- the hot path ------------------------------------------------------------------------
 
     def _on_message(self, frames: list[bytes]) -> None:
+        """A message from a peer: checked against its sender's role, then routed."""
+        if self._permits is not None and len(frames) > 1:
+            assert self._pump is not None
+            permits = self._permits.get(self._pump.user)
+            if permits is None and self.auth is not None:
+                # A key added since the last look (the handshake saw it before we did).
+                self._grant(self.auth.reload())
+                permits = self._permits.get(self._pump.user)
+            header = frames[1]
+            cmd = header[COMMAND] if len(header) > COMMAND else -1
+            if (
+                permits is None
+                or cmd not in permits
+                or (
+                    permits is self._gateway_permits
+                    and cmd == _CALL
+                    and header[TARGET][:2] == b"__"
+                )
+            ):
+                return self._deny(frames[0], header, cmd)
+        self._route(frames)
+
+    def _route(self, frames: list[bytes]) -> None:
+        """Route a message (also replays of parked ones, whose sender was checked when they
+        came in)."""
         if len(frames) < 2:
             log.warning(
                 "dropped a %d-frame message from %s: too short to hold a header",
@@ -358,6 +416,7 @@ class Broker:
                 client = self.clients.get(cid)
                 if client is not None:
                     client[0] -= 1
+                    client[3][0] -= 1
                 worker = self.workers.get(sender)
                 if worker is not None:
                     worker.calls.discard(key)
@@ -374,9 +433,11 @@ class Broker:
                 return self._park_call(sender, header, frames)
             client = self.clients.get(sender)
             if client is None:
-                client = self.clients[sender] = [0, self._now, 0]
-            elif client[0] >= self.max_inflight:
-                return self._too_many(sender, header, client[0])
+                client = self._new_client(sender)
+            share = client[3]
+            if share[0] >= self.max_inflight:
+                return self._too_many(sender, header, share[0])
+            share[0] += 1
             client[0] += 1
             client[1] = self._now
             # Least loaded replica: fewest calls in flight (usually just one candidate).
@@ -438,17 +499,19 @@ class Broker:
             except Exception as exc:
                 return self._protocol_error(sender, header, f"SPAWN meta frame: {exc}")
             self.node.spawn(sender, call_id, meta)
+        elif cmd == Cmd.PLACE:
+            self._on_place(sender, header, call_id, frames)
         elif cmd == Cmd.KEYS:
             names = sorted(n.decode() for n in {*self.directory, *self.held})
             self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(names)])
         elif cmd == Cmd.STATUS:
-            self._send(
-                [sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(self.status())]
-            )
+            role = self._role()
+            body = self.status() if role in PERMITTED else self.node_status(role)
+            self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(body)])
         elif cmd == Cmd.PING:
             client = self.clients.get(sender)
             if client is None:
-                client = self.clients[sender] = [0, self._now, 0]
+                client = self._new_client(sender)
             else:
                 client[1] = self._now
             if len(frames) > 2:  # who it is: a process on this machine can be checked for life
@@ -471,12 +534,119 @@ class Broker:
                 sender, header, f"command {Cmd(cmd).name} is not accepted by the broker"
             )
 
+    # -- roles (rhzmq.wire.curve) ----------------------------------------------------------------
+
+    def _role(self) -> str:
+        """The role of the message being handled (HEAD on a broker without CURVE)."""
+        return self._pump.user if self._permits is not None and self._pump is not None else HEAD
+
+    def _grant(self, roles: set[str]) -> None:
+        """Permit what the allow-list grants; peers admitted under a role it no longer grants
+        (their key file was removed) are dropped."""
+        permits = {r: PERMITTED.get(r, NODE_PERMITTED) for r in roles}
+        self._gateway_permits = permits.get(GATEWAY)
+        revoked = set(self._permits or ()) - set(permits)
+        self._permits = permits
+        for role in revoked:
+            log.warning("key role %r was revoked: dropping its peers", role)
+            for w in [w for w in self.workers.values() if w.role == role]:
+                self._worker_gone(w.wid, f"its key ({role}) was revoked", expect_back=False)
+            for cid in [c for c, entry in self.clients.items() if entry[4] == role]:
+                self._drop_client(cid, f"this client's key ({role}) was revoked")
+            self._shares.pop(role, None)
+
+    def _deny(self, sender: Identity, header: bytes, cmd: int) -> None:
+        role = self._pump.user if self._pump is not None else ""
+        try:
+            what = Cmd(cmd).name
+        except ValueError:
+            what = f"command {cmd}"
+        if (role, cmd) not in self._denials_logged and len(self._denials_logged) < 1024:
+            self._denials_logged.add((role, cmd))
+            log.warning("refused %s from peer %s with role %r", what, sender.hex(), role)
+        if cmd in _WORKER_CMDS or len(header) < HEADER_SIZE:
+            return  # nothing to answer
+        if self._permits is None or role not in self._permits:
+            why = "its key is not (or no longer) on the broker's allow-list"
+        elif cmd == _CALL:
+            name = header[TARGET].decode(errors="replace")
+            why = (
+                f"a key with role {role!r} may not call {name!r}"
+                if role == GATEWAY
+                else f"a key with role {role!r} (a node's agent and workers) may not call objects"
+            )
+        else:
+            why = f"a key with role {role!r} may not send {what}"
+        self.reply_error(
+            sender,
+            read_call_id(header),
+            Status.DENIED,
+            f"the broker refused this message: {why}. Roles and what each may do: docs/security.md",
+        )
+
+    def _on_place(self, sender: Identity, header: bytes, call_id: int, frames: list[bytes]) -> None:
+        """A client says where an environment runs: only that node's key may register its
+        workers."""
+        try:
+            meta = unpack_meta(frames[2])
+            group, node = str(meta["group"]), int(meta["node"])
+        except Exception as exc:
+            return self._protocol_error(sender, header, f"PLACE meta frame: {exc}")
+        problem = name_problem(group, "environment name")
+        if problem or not 0 <= node < 10_000:
+            return self._protocol_error(sender, header, problem or f"no node {node}")
+        role = HEAD if node == 0 else node_role(node)
+        if self.placement.get(group) != role:
+            self.placement[group] = role
+            self._save_placement()
+        self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(None)])
+
+    def _placement_file(self) -> Path | None:
+        return self.curve_dir / "placement.json" if self.curve_dir is not None else None
+
+    def _load_placement(self) -> None:
+        """Placements outlive a broker restart: node workers re-register with the new one."""
+        path = self._placement_file()
+        try:
+            saved = json.loads(path.read_text()) if path is not None and path.exists() else {}
+            self.placement = {str(k): str(v) for k, v in dict(saved).items()}
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("could not read %s (%s): environments must be placed again", path, exc)
+
+    def _save_placement(self) -> None:
+        path = self._placement_file()
+        if path is not None:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.placement))
+            tmp.replace(path)
+
+    def _may_register(self, role: str, name: str, group: str) -> bool:
+        """Whether a peer with ``role`` may register worker ``name`` of ``group``."""
+        if role == HEAD:
+            return True
+        if not role.startswith("node:"):
+            return False
+        if group == NODE_GROUP:
+            return name == node_agent(int(role[5:]))
+        return self.placement.get(group) == role
+
     def _on_ready(self, sender: Identity, frames: list[bytes]) -> None:
         try:
             meta = unpack_meta(frames[3])
             name, pid = str(meta["name"]), int(meta["pid"])
+            group = str(meta.get("group") or name)
         except Exception as exc:
             log.warning("bad READY from %s: %s", sender.hex(), exc)
+            return
+        role = self._role()
+        if not self._may_register(role, name, group):
+            log.warning(
+                "peer %s with role %r may not register worker %r of environment %r: ignored",
+                sender.hex(),
+                role,
+                name,
+                group,
+            )
             return
         if meta.get("protocol") != PROTOCOL_VERSION:
             log.error("worker %r: %s", name, version_message(meta.get("protocol", 0)))
@@ -508,7 +678,8 @@ class Broker:
             capacity=int(meta.get("capacity", 0)),
             version=str(meta.get("version", "?")),
             expiry=time.monotonic() + HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS,
-            group=str(meta.get("group") or name),
+            group=group,
+            role=role,
         )
         self.workers[sender] = worker
         reported = {str(o).encode() for o in meta.get("objects", ())}
@@ -517,6 +688,8 @@ class Broker:
             # take a name another env's live worker holds, nor a node agent's that is not its own.
             holders = [self.workers[w] for w in self.directory.get(obj, ()) if w in self.workers]
             foreign = any(h.group != worker.group for h in holders)
+            held = self.held.get(obj)
+            foreign = foreign or (held is not None and name not in held.workers)
             if foreign or (obj.startswith(b"__") and obj.decode(errors="replace") != name):
                 log.warning("worker %r reported %r, which is not its own: ignored", name, obj)
                 reported.discard(obj)
@@ -532,7 +705,7 @@ class Broker:
                 self._give_up(held_name, name, Status.NOT_FOUND, "it had no spec to rebuild from")
         if back is not None:
             for msg in back.parked:  # PUTs that waited for this worker: their turn now
-                self._on_message(msg)
+                self._route(msg)
 
     def _on_put(
         self, sender: Identity, header: bytes, call_id: int, target: bytes, frames: list[bytes]
@@ -551,6 +724,8 @@ class Broker:
             if restarting.expired:
                 return self.reply_error(sender, call_id, Status.WORKER_DIED, restarting.expired)
             restarting.parked.append(frames)  # sent once it is back
+            if sender not in self.clients:
+                self._new_client(sender)  # now, while its role is the message's
             return
         if wid is None:
             names = sorted(w.name for w in self.workers.values())
@@ -611,7 +786,7 @@ class Broker:
         held = self.held.pop(name, None)
         if held is not None:
             for msg in self._take_parked(held):  # calls that waited for the rebuild go to it now
-                self._on_message(msg)
+                self._route(msg)
 
     def _rebuild(self, worker: WorkerInfo, reported: set[bytes]) -> set[bytes]:
         """Replay the PUTs of objects this worker name held before it restarted; returns their
@@ -657,7 +832,7 @@ class Broker:
         held.parked.append(frames)
         client = self.clients.get(sender)
         if client is None:
-            self.clients[sender] = [0, self._now, 0]
+            self._new_client(sender)
         else:
             client[1] = self._now
 
@@ -784,28 +959,37 @@ class Broker:
                         if not holders:
                             del self.directory[obj]
 
+    def _new_client(self, cid: Identity) -> list[Any]:
+        """The entry of a client first heard from (the message being handled is its)."""
+        role = self._role()
+        share = self._shares.setdefault(role, [0]) if self._permits is not None else [0]
+        client = self.clients[cid] = [0, self._now, 0, share, role]
+        return client
+
     def _count(self, cid: Identity) -> None:
         """One more request of ``cid`` in flight (every in-flight entry counts: its FINAL, or
         its worker's death, takes one off)."""
         client = self.clients.get(cid)
         if client is None:
-            self.clients[cid] = [1, self._now, 0]
-        else:
-            client[0] += 1
-            client[1] = self._now
+            client = self._new_client(cid)
+        client[0] += 1
+        client[3][0] += 1
+        client[1] = self._now
 
     def _client_done(self, cid: Identity) -> None:
         client = self.clients.get(cid)
         if client is not None:
             client[0] -= 1
+            client[3][0] -= 1
 
     def _too_many(self, sender: Identity, header: bytes, n: int) -> None:
         self.reply_error(
             sender,
             read_call_id(header),
             Status.LIMIT,
-            f"this client already has {n:,} calls in flight, the most the broker accepts; wait for "
-            "some to finish (fn.map bounds its calls), or raise RHZMQ_MAX_INFLIGHT on the daemon",
+            f"this client already has {n:,} calls in flight (counted per key: all its sockets "
+            "together), the most the broker accepts; wait for some to finish (fn.map bounds its "
+            "calls), or raise RHZMQ_MAX_INFLIGHT on the daemon",
         )
 
     def _load(self, wid: Identity) -> int:
@@ -925,7 +1109,7 @@ class Broker:
         """Forget clients silent for HEARTBEAT_LIVENESS intervals, cancelling their calls, unless
         the process is alive on this machine (see the module docstring)."""
         deadline = now - HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS
-        for cid, (calls, seen, pid) in list(self.clients.items()):
+        for cid, (calls, seen, pid, _, _) in list(self.clients.items()):
             if seen >= deadline:
                 continue
             busy = calls > 0 or any(k[KEY_PEER] == cid for k in self.parked)
@@ -962,12 +1146,18 @@ class Broker:
         for key in [k for k in self.parked if k[KEY_PEER] == cid]:
             if self._unpark(key) is not None and why:
                 self.reply_error(cid, key_call_id(key), Status.CANCELLED, why)
-        self.clients.pop(cid, None)
+        client = self.clients.pop(cid, None)
+        if client is not None:
+            client[3][0] -= client[0]  # its calls no longer count against its key's share
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await anyio.sleep(HEARTBEAT_INTERVAL)
             now = self._now = time.monotonic()
+            if self.auth is not None:
+                roles = self.auth.reload()
+                if self._permits is not None and roles != set(self._permits):
+                    self._grant(roles)
             self._reap_clients(now)
             if self.restarting:
                 self._expire_restarts(now)
@@ -978,6 +1168,16 @@ class Broker:
                     )
                 else:
                     self._send([w.wid, _HB])
+
+    def node_status(self, role: str) -> dict[str, Any]:
+        """What a node's key may see: the workers registered with it."""
+        full = self.status()
+        own = {w.name for w in self.workers.values() if w.role == role}
+        return {
+            "version": full["version"],
+            "protocol": full["protocol"],
+            "workers": [w for w in full["workers"] if w["name"] in own],
+        }
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()

@@ -47,7 +47,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rhzmq.wire.client import STREAM_CREDIT, Client, call_meta, get_client
-from rhzmq.wire.curve import client_keys
+from rhzmq.wire.curve import GATEWAY, client_keys
 from rhzmq.wire.exceptions import (
     AuthenticationError,
     CallCancelled,
@@ -166,7 +166,8 @@ class Gateway:
 
     def __init__(self, broker: str, max_body: int = MAX_BODY, curve_dir: str | None = None) -> None:
         self.broker = broker
-        self.curve = client_keys(Path(curve_dir)) if curve_dir else None
+        # Its own key: the broker lets the gateway's role call objects only (rhzmq.wire.curve).
+        self.curve = client_keys(Path(curve_dir), who=GATEWAY) if curve_dir else None
         self.max_body = max_body
         self._describe_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._meta: dict[str, bytes] = {}

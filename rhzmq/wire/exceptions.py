@@ -12,6 +12,7 @@
     ├── SerializationError            a value cannot cross the wire (names the argument and type)
     ├── ObjectNotFound                no object of that name (lists close matches); also a KeyError
     ├── LimitExceeded                 a configured limit (message size, calls in flight, objects)
+    ├── PermissionDenied              the broker refused a command this peer's key has no role for
     ├── CallError                     a call did not produce a result
     │   ├── RemoteError               the remote code raised; carries the remote traceback
     │   ├── WorkerDiedError           the worker holding the object died mid-call
@@ -40,6 +41,7 @@ __all__ = [
     "EnvError",
     "LimitExceeded",
     "ObjectNotFound",
+    "PermissionDenied",
     "ProtocolError",
     "RemoteError",
     "RemoteTraceback",
@@ -85,6 +87,11 @@ class SerializationError(RhzmqError):
 
 class LimitExceeded(RhzmqError):
     """A configured limit was exceeded; the message names the limit and how to raise it."""
+
+
+class PermissionDenied(RhzmqError, PermissionError):
+    """The broker refused a command: the sender's key has a role that may not send it (a node's
+    key calling objects, the gateway's reaching ``__node__.*``); the message names the role."""
 
 
 class ObjectNotFound(RhzmqError, KeyError):

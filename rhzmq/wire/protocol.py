@@ -80,6 +80,7 @@ from .exceptions import (
     EnvError,
     LimitExceeded,
     ObjectNotFound,
+    PermissionDenied,
     ProtocolError,
     RemoteError,
     RhzmqError,
@@ -196,6 +197,7 @@ class Cmd(enum.IntEnum):
     BATCH = 14  # several messages in one; see rhzmq.wire.pump (split before any handler sees them)
     SPAWN = 15  # client -> broker: make sure an environment's workers run (meta: the env spec)
     CREDIT = 16  # client -> broker -> worker: the caller consumed items; flags = how many more
+    PLACE = 17  # client -> broker: an environment's workers will run on node i (meta: group, node)
 
 
 class Partial(enum.IntEnum):
@@ -222,6 +224,7 @@ class Status(enum.IntEnum):
     SERIALIZATION = 8
     LIMIT = 9
     ENV = 10  # an environment could not be built or started
+    DENIED = 11  # the sender's role may not send this command (rhzmq.wire.curve)
 
 
 #: The exception each error status raises (a FINAL names its kind, so clients raise the specific type).
@@ -236,6 +239,7 @@ STATUS_ERRORS: dict[int, type[RhzmqError]] = {
     Status.SERIALIZATION: SerializationError,
     Status.LIMIT: LimitExceeded,
     Status.ENV: EnvError,
+    Status.DENIED: PermissionDenied,
 }
 
 

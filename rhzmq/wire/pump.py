@@ -122,8 +122,13 @@ class Pump:
         router: bool = False,
         on_unroutable: Callable[[Identity], Any] | None = None,
         zero_copy: bool = False,
+        user_ids: bool = False,
     ) -> None:
         self.sock = sock
+        # user_ids (a CURVE server with a ZAP handler, zero_copy): ``user`` is the User-Id of the
+        # message being handled, the role its sender's key has (rhzmq.wire.curve).
+        self.user_ids = user_ids and zero_copy
+        self.user = ""
         # zero_copy: receive without copying and hand large frames on as zmq.Frame objects, so a
         # forwarder (the broker) passes big payloads through without ever copying them.
         self.zero_copy = zero_copy
@@ -159,15 +164,17 @@ class Pump:
         handle = self.on_message
         n = 0
         zero_copy = self.zero_copy
+        user_ids = self.user_ids
         # bytes, except (zero_copy) zmq.Frame objects for large frames, which handlers forward
         # untouched: they only ever read routing ids, headers and meta, all small.
         frames: list[Any]
         while n < DRAIN_BATCH:
             try:
                 if zero_copy:
-                    frames = [
-                        f.bytes if len(f) < OOB_THRESHOLD else f for f in recv(_NOBLOCK, copy=False)
-                    ]
+                    raw = recv(_NOBLOCK, copy=False)
+                    if user_ids:
+                        self.user = str(raw[-1].get("User-Id"))
+                    frames = [f.bytes if len(f) < OOB_THRESHOLD else f for f in raw]
                 else:
                     frames = recv(_NOBLOCK)
             except zmq.Again:

@@ -7,15 +7,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 import zmq
 import zmq.auth
 from helpers import wait_pid_gone
 
-from rhzmq.wire.protocol import Cmd, pack_header, pack_meta
+from rhzmq.wire.protocol import Cmd, Status, pack_header, pack_meta
 from rhzmq.wire.pump import BATCH_HEADER, split_batch
 from rhzmq.wire.serialization import dumps_call
 
@@ -137,3 +139,86 @@ def test_public_gateway_without_token_refuses_to_start(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "without a token" in out.stderr and "RHZMQ_TOKEN" in out.stderr
     assert not (tmp_path / "home" / "local" / "daemon.json").exists()
+
+
+class _Peer:
+    """One CURVE connection to the daemon's broker with a given keypair, kept open."""
+
+    def __init__(self, endpoint: str, public: bytes, secret: bytes, server: bytes) -> None:
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVTIMEO, 3000)
+        self.sock.curve_secretkey, self.sock.curve_publickey = secret, public
+        self.sock.curve_serverkey = server
+        self.sock.connect(endpoint)
+        self.ids = iter(range(1, 1000))
+
+    def ask(self, cmd: int, target: bytes = b"", *frames: bytes) -> tuple[int, dict[str, object]]:
+        """Send a command; returns the status of its FINAL and its body (error map or result)."""
+        call_id = next(self.ids)
+        self.sock.send_multipart([pack_header(cmd, call_id, 0, target), *frames])
+        while True:
+            reply = self.sock.recv_multipart()
+            for msg in split_batch(reply[1]) if reply[0] == BATCH_HEADER else [reply]:
+                if msg[0][3] == Cmd.FINAL and int.from_bytes(msg[0][4:12], "big") == call_id:
+                    status = msg[0][12]
+                    return status, (msgpack.unpackb(msg[1]) if status else {})
+
+    def call(self, target: bytes) -> tuple[int, dict[str, object]]:
+        return self.ask(Cmd.CALL, target, pack_meta({"m": ""}), *dumps_call([1, 1], {}))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_every_key_has_one_role_and_removing_it_revokes_it(
+    public_daemon: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    """Issue 13, roles bound to keys, over real CURVE handshakes: the key file's name in the
+    allow-list gives the role (rhzmq.wire.curve), and the broker checks every message."""
+    home, state = public_daemon
+    env = {**os.environ, "RHZMQ_HOME": str(home)}
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT.format(tests=str(Path(__file__).parents[1])))
+    subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=60)  # puts add
+    curve = Path(str(state["curve"]))
+    endpoint = str(state["tcp_endpoint"]).replace("0.0.0.0", "127.0.0.1")
+    server, _ = zmq.auth.load_certificate(curve / "server.key")
+
+    def peer_as(stem: str) -> _Peer:
+        zmq.auth.create_certificates(tmp_path, stem)
+        public, secret = zmq.auth.load_certificate(tmp_path / f"{stem}.key_secret")
+        assert secret is not None
+        (curve / "authorized" / f"{stem}.key").write_bytes((tmp_path / f"{stem}.key").read_bytes())
+        return _Peer(endpoint, public, secret, server)
+
+    laptop, node = peer_as("laptop"), peer_as("node-3")
+    gw_public, gw_secret = zmq.auth.load_certificate(curve / "gateway.key_secret")
+    assert gw_secret is not None
+    gateway = _Peer(endpoint, gw_public, gw_secret, server)
+    try:
+        assert laptop.call(b"add")[0] == Status.OK
+        assert gateway.call(b"add")[0] == Status.OK
+        status, body = node.call(b"add")
+        assert status == Status.DENIED and "'node:3'" in str(body["message"])
+        status, body = gateway.call(b"__node__.0")
+        assert status == Status.DENIED and "may not call '__node__.0'" in str(body["message"])
+        assert gateway.ask(Cmd.SHUTDOWN)[0] == Status.DENIED
+        # Revoking: the file goes; the open connection is refused within a heartbeat or two,
+        # and a new one never completes its handshake.
+        (curve / "authorized" / "node-3.key").unlink()
+        deadline = time.monotonic() + 5
+        while node.ask(Cmd.PING)[0] == Status.OK and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status, body = node.ask(Cmd.PING)
+        assert status == Status.DENIED and "allow-list" in str(body["message"])
+        public, secret = zmq.auth.load_certificate(tmp_path / "node-3.key_secret")
+        assert secret is not None
+        again = _Peer(endpoint, public, secret, server)
+        with pytest.raises(zmq.Again):
+            again.ask(Cmd.PING)
+        again.close()
+        assert laptop.call(b"add")[0] == Status.OK  # the others are untouched
+    finally:
+        for p in (laptop, node, gateway):
+            p.close()

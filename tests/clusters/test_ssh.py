@@ -492,3 +492,139 @@ def test_autostop_waits_for_calls_and_pause_then_fires_on_every_host(
         pair.teardown()
     for home in homes:
         assert processes_under(home) == []
+
+
+def _node_keys(cluster: rh.SSHCluster, index: int) -> dict[str, bytes]:
+    """Host ``index``'s own CURVE keys, as that host holds them (what an attacker who took it
+    over has)."""
+    import zmq.auth
+
+    from rhzmq.clusters.ssh.keys import ClusterKeys
+
+    root = ClusterKeys(cluster.name).directory()
+    public, secret = zmq.auth.load_certificate(root / f"node-{index}.key_secret")
+    assert secret is not None
+    return {**cluster.curve_keys(), "public": public, "secret": secret}
+
+
+def test_a_compromised_node_cannot_call_the_head_or_take_other_hosts(
+    main_cluster: rh.SSHCluster,
+) -> None:
+    """Issue 13, finding 3: every host held the one shared ``nodes`` key, so a host someone took
+    over could call the head's objects (code run as the owner there) and register as any
+    worker. Now each host has its own key, whose role may only serve what is placed on it."""
+    import asyncio
+
+    import jobs
+    import zmq
+
+    from rhzmq.wire.client import Client, call_meta
+    from rhzmq.wire.protocol import Cmd, node_agent, pack_header, pack_meta
+    from rhzmq.wire.version import PROTOCOL_VERSION
+
+    head_fn = rh.function(jobs.where).to(main_cluster, name="head_where")
+    third = rh.function(jobs.where).to(
+        main_cluster, name="third_where", env=rh.env(name="third", compute={"node": 2})
+    )
+    agents = {w["name"]: w["pid"] for w in main_cluster.status()["workers"]}
+    keys = _node_keys(main_cluster, 1)
+
+    async def as_node_1() -> dict[str, object]:
+        client = Client(main_cluster.endpoint, keys)
+        try:
+            with pytest.raises(rh.PermissionDenied, match="may not call objects"):
+                await client.call(b"head_where", call_meta("__call__"), (1,))
+            with pytest.raises(rh.PermissionDenied, match="may not send SHUTDOWN"):
+                await client.control(Cmd.SHUTDOWN, timeout=10)
+            status: dict[str, object] = await client.control(Cmd.STATUS, timeout=10)
+            return status
+        finally:
+            client.close()
+
+    status = asyncio.run(as_node_1())
+    assert {w["name"] for w in status["workers"]} == {node_agent(1)}  # type: ignore[attr-defined]
+    # It registers as node 2's agent and as node 2's environment, then stays: ignored.
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.curve_secretkey, sock.curve_publickey = keys["secret"], keys["public"]
+    sock.curve_serverkey = keys["server"]
+    sock.connect(main_cluster.endpoint)
+    try:
+        for name, group in (
+            (node_agent(2), "__node__"),
+            ("third", "third"),
+            (node_agent(0), "__node__"),
+        ):
+            meta = {"name": name, "group": group, "pid": 1, "protocol": PROTOCOL_VERSION}
+            objects = [name] if name.startswith("__") else ["third_where"]
+            frames = [
+                pack_header(Cmd.READY, 0, 0, name.encode()),
+                b"",
+                pack_meta({**meta, "objects": objects}),
+            ]
+            sock.send_multipart(frames)
+        time.sleep(1.5)
+        after = {w["name"]: w["pid"] for w in main_cluster.status()["workers"]}
+        assert after == agents
+        assert third(5)["index"] == "2" and head_fn(5)["index"] == "0"
+    finally:
+        sock.close(linger=0)
+
+
+def test_a_revoked_node_is_dropped_and_refused(hosts: SSHHosts, project: Path) -> None:
+    """revoke_node takes a host's key off the head's allow-list: its workers are dropped within
+    a heartbeat or two, its key no longer gets in, and the next restart gives it a new key."""
+    import asyncio
+
+    import jobs
+
+    from rhzmq.wire.client import Client
+
+    port = free_port(["127.0.0.1"])
+    while free_port(["127.0.0.1"]) == port + 1:
+        port = free_port(["127.0.0.1"])
+    pair = rh.cluster(
+        name="revoking",
+        host=[hosts.addresses[SOLO], hosts.addresses[TUNNEL_NODE]],
+        ssh_creds=hosts.creds(),
+        server_port=port,
+        gateway_port=None,
+        autostop_mins=-1,
+        tunnel_workers=True,
+    )
+    try:
+        pair.up_if_not()
+        far = rh.function(jobs.where).to(
+            pair, name="far_where", env=rh.env(name="far", compute={"node": 1})
+        )
+        assert far(1)["index"] == "1"
+        old_keys = _node_keys(pair, 1)
+        pair.revoke_node(1)
+        deadline = time.monotonic() + 10
+        while "far_where" in pair.keys() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "far_where" not in pair.keys()
+        assert not [
+            w for w in pair.status()["workers"] if w["node"] == hosts.addresses[TUNNEL_NODE]
+        ]
+        with pytest.raises(rh.ObjectNotFound):
+            far(1)
+
+        async def connect() -> None:
+            client = Client(pair.endpoint, old_keys)
+            try:
+                await client.ensure_connected()
+            finally:
+                client.close()
+
+        with pytest.raises(rh.AuthenticationError):
+            asyncio.run(connect())
+        pair.restart_server()
+        assert _node_keys(pair, 1)["public"] != old_keys["public"]
+        far = rh.function(jobs.where).to(
+            pair, name="far_where", env=rh.env(name="far", compute={"node": 1})
+        )
+        assert far(2)["index"] == "1"
+    finally:
+        pair.teardown()
+    for i in (SOLO, TUNNEL_NODE):
+        assert wait_no_processes(hosts.hosts[i].home) == []

@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 import asyncssh
+import msgpack
 
 from ..._portal import run_sync
 from ..._tasks import gather
@@ -312,6 +313,11 @@ class SSHCluster(Cluster):
         }
         if index == 0:
             return await super().aspawn(spec)
+        # Tell the head first where it runs: only host ``index``'s key may register its workers.
+        client = await self.aclient()
+        await client.control(
+            Cmd.PLACE, frames=[msgpack.packb({"group": spec["name"], "node": index})]
+        )
         result = await self.acall(node_agent(index), "spawn", spec)
         return list(result["workers"])
 
@@ -460,6 +466,27 @@ class SSHCluster(Cluster):
         if command is not None:
             args.append(command)
         return subprocess.call(args)
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    async def arevoke_node(self, node: int | str) -> None:
+        """Take host ``node``'s key off the head's allow-list (a host you no longer trust): the
+        head refuses it from now on and drops that host's workers and agent within a second.
+        Its objects are gone; ``restart_server()`` gives the host a new key."""
+        index = self.node_index(node)
+        if index == 0:
+            raise ValueError("the head's key cannot be revoked: tear the cluster down instead")
+        conn = await self._conn(0)
+        where = await transport.remote_home(conn)
+        async with conn.start_sftp_client() as sftp:
+            path = f"{where.curve}/authorized/node-{index}.key"
+            if await sftp.exists(path):
+                await sftp.remove(path)
+        self._keys.revoke(index)
+
+    def revoke_node(self, node: int | str) -> None:
+        """Take host ``node``'s key off the head's allow-list; see :meth:`arevoke_node`."""
+        run_sync(self.arevoke_node, node, hint="`await cluster.arevoke_node(node)`")
 
     # -- autostop --------------------------------------------------------------------------------
 

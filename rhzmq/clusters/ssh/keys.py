@@ -2,15 +2,20 @@
 
 Made on the client at the first ``up`` and copied over SSH (owner-only files everywhere)::
 
-    client  $RHZMQ_HOME/clusters/<name>/  server.key(_secret)  client.key(_secret)  nodes.key(_secret)
+    client  $RHZMQ_HOME/clusters/<name>/  server.key(_secret)  client.key(_secret)
+                                          node-<i>.key(_secret) for each host i >= 1
                                           gateway.token
-    head    $RHZMQ_HOME/local/curve/      server.key(_secret)  authorized/{client,nodes}.key
-                                          gateway.token
-    node i  $RHZMQ_HOME/local/curve/      server.key  local.key(_secret) (= nodes keypair)
+    head    $RHZMQ_HOME/local/curve/      server.key(_secret)  gateway.token
+                                          authorized/client.key  authorized/node-<i>.key
+    node i  $RHZMQ_HOME/local/curve/      server.key  local.key(_secret) (= node-<i>'s keypair)
 
 Hosts reach the head's broker over ZeroMQ with CURVE (encrypted; only keys on the head's
-allow-list get in). The gateway listens on the head's loopback only, behind the bearer token:
-other users of that machine must not call the cluster either.
+allow-list get in), and each key has one role there (rhzmq.wire.curve): the client's key is a
+caller; node ``i``'s key may only register what is placed on host ``i`` and answer the calls
+routed to it, so a compromised host cannot call the head's objects or take other hosts'. Every
+host has its own key (none is shared), and :meth:`ClusterKeys.revoke` takes one off the
+allow-list. The gateway listens on the head's loopback only, behind the bearer token: other
+users of that machine must not call the cluster either.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ class ClusterKeys:
         if not (path / "gateway.token").exists():
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, 0o700)
-            for who in ("server", "client", "nodes"):
+            for who in ("server", "client"):
                 zmq.auth.create_certificates(path, who)
             token = path / "gateway.token"
             token.touch(0o600)
@@ -64,8 +69,22 @@ class ClusterKeys:
             self._curve = {"public": public, "secret": secret, "server": server}
         return self._curve
 
-    def files_for(self, index: int) -> dict[str, bytes]:
-        """What host ``index`` gets, by path under its key directory."""
+    def node_key(self, index: int) -> str:
+        """The key file stem of host ``index`` (made at first use: one key per host)."""
+        root = self.directory()
+        stem = f"node-{index}"
+        if not (root / f"{stem}.key_secret").exists():
+            zmq.auth.create_certificates(root, stem)
+        return stem
+
+    def revoke(self, index: int) -> None:
+        """Forget host ``index``'s key here: the next ``up`` makes it a new one."""
+        root = self.directory()
+        for suffix in (".key", ".key_secret"):
+            (root / f"node-{index}{suffix}").unlink(missing_ok=True)
+
+    def files_for(self, index: int, hosts: int) -> dict[str, bytes]:
+        """What host ``index`` of ``hosts`` gets, by path under its key directory."""
         root = self.directory()
 
         def read(name: str) -> bytes:
@@ -77,12 +96,16 @@ class ClusterKeys:
                 "server.key": read("server.key"),
                 "server.key_secret": read("server.key_secret"),
                 "authorized/client.key": read("client.key"),
-                "authorized/nodes.key": read("nodes.key"),
+                **{
+                    f"authorized/{stem}.key": read(f"{stem}.key")
+                    for stem in (self.node_key(i) for i in range(1, hosts))
+                },
             }
+        stem = self.node_key(index)
         return {
             "server.key": read("server.key"),
-            "local.key": read("nodes.key"),
-            "local.key_secret": read("nodes.key_secret"),
+            "local.key": read(f"{stem}.key"),
+            "local.key_secret": read(f"{stem}.key_secret"),
         }
 
 
@@ -96,7 +119,7 @@ async def put_keys(conn: asyncssh.SSHClientConnection, files: dict[str, bytes], 
             await sftp.chmod(d, 0o700)
         if head:
             for old in await sftp.listdir(f"{root}/authorized"):
-                if old not in (".", "..", "local.key"):
+                if old not in (".", "..", "local.key", "gateway.key"):
                     await sftp.remove(f"{root}/authorized/{old}")
         for rel, data in files.items():
             async with sftp.open(f"{root}/{rel}", "wb") as f:
