@@ -58,6 +58,7 @@ from rhzmq.wire.exceptions import (
     EnvError,
     LimitExceeded,
     ObjectNotFound,
+    PermissionDenied,
     ProtocolError,
     RemoteError,
     RhzmqError,
@@ -104,6 +105,7 @@ HTTP_STATUS: dict[type[BaseException], int] = {
     SerializationError: 500,
     ObjectNotFound: 404,
     LimitExceeded: 429,
+    PermissionDenied: 403,  # the broker refused the gateway's key this command
     CallError: 500,
     RemoteError: 500,  # the remote code raised (type and traceback in the body)
     WorkerDiedError: 503,
