@@ -9,8 +9,15 @@ Why not anyio's ``BlockingPortal``: it measured 80 µs per round trip here again
 portal bookkeeping per call), and sync stubs pay it on every call. The loop is ours alone, so
 we need none of that machinery: submit a coroutine, wait on its future, cancel it on Ctrl-C.
 
-A blocking call from inside a running event loop would freeze that loop (and deadlock if the loop
-is the one serving the call), so it raises :class:`SyncCallInEventLoop` with the ``await`` form.
+Blocking calls from inside a running event loop. The call runs on the portal's loop, not the
+caller's, so blocking the caller's loop cannot deadlock it, and blocking calls work everywhere,
+as in Runhouse: in ``async def`` code (the caller's loop waits, as for any blocking library
+call) and in Jupyter, whose kernel runs every cell inside its own event loop. In a plain asyncio
+program the first such call warns once (a ``RuntimeWarning`` naming the ``await`` form); in
+IPython/Jupyter nothing is said. The two loops where blocking *would* deadlock raise
+:class:`SyncCallInEventLoop`: the portal's own, and a worker's serving loop (an ``async def``
+method calling a sync stub of an object in its own worker would wait for itself). Hints are
+built only when shown: a hint that ``repr()``-ed 1 MiB of arguments cost 10 ms per call.
 """
 
 from __future__ import annotations
@@ -18,16 +25,23 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
+import sys
 import threading
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from .wire.client import SERVING_LOOPS
 from .wire.exceptions import SyncCallInEventLoop
 
 T = TypeVar("T")
+#: How to call it from async code, or a function making that text (built only when shown).
+Hint = str | Callable[[], str]
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
+_warned = False
+_running_loop = asyncio._get_running_loop  # None outside a loop: no exception per call
 
 
 def portal() -> asyncio.AbstractEventLoop:
@@ -56,22 +70,41 @@ def _shutdown() -> None:
         loop.call_soon_threadsafe(loop.stop)
 
 
-def check_not_in_loop(hint: str) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+def _in_ipython() -> bool:
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    return get is not None and get() is not None
+
+
+def check_loop(hint: Hint) -> None:
+    """Called by every blocking entry point; see the module docstring."""
+    loop = _running_loop()
+    if loop is None:
         return
-    raise SyncCallInEventLoop(
-        "this blocking call was made from inside a running event loop, which it would block. "
-        f"In async code, use the awaitable form instead: {hint}"
+    text = hint() if callable(hint) else hint
+    if loop is _loop or loop in SERVING_LOOPS:
+        raise SyncCallInEventLoop(
+            "this blocking call was made on the event loop that would have to serve it, so it "
+            f"would wait for itself. Use the awaitable form instead: {text}"
+        )
+    global _warned
+    if _warned or _in_ipython():
+        return
+    _warned = True
+    warnings.warn(
+        "a blocking rhzmq call inside a running event loop blocks that loop until it returns "
+        f"(said once). In async code, prefer the awaitable form: {text}",
+        RuntimeWarning,
+        stacklevel=3,
     )
 
 
 def run_sync(
-    fn: Callable[..., Awaitable[T]], *args: Any, hint: str = "await ...", **kwargs: Any
+    fn: Callable[..., Awaitable[T]], *args: Any, hint: Hint = "await ...", **kwargs: Any
 ) -> T:
     """Run ``await fn(*args, **kwargs)`` on the loop thread and return its result."""
-    check_not_in_loop(hint)
+    if _running_loop() is not None:
+        check_loop(hint)
     coro = _as_coroutine(functools.partial(fn, **kwargs) if kwargs else fn, *args)
     future = asyncio.run_coroutine_threadsafe(coro, portal())
     try:
@@ -90,9 +123,10 @@ def _as_coroutine(fn: Callable[..., Awaitable[T]], *args: Any) -> Coroutine[Any,
     return result if asyncio.iscoroutine(result) else _await(result)
 
 
-def iter_sync(agen: AsyncIterator[T], hint: str = "async for ...") -> Iterator[T]:
+def iter_sync(agen: AsyncIterator[T], hint: Hint = "async for ...") -> Iterator[T]:
     """Iterate an async iterator from plain code, item by item, on the loop thread."""
-    check_not_in_loop(hint)
+    if _running_loop() is not None:
+        check_loop(hint)
     try:
         while True:
             try:

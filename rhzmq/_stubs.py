@@ -80,7 +80,9 @@ class RemoteMethod:
             return iter_sync(agen, hint=f"`async for x in {self._label}.aiter(...)`")
         if run_async or (kind == "async" and run_async is None):
             return self.acall(*args, timeout=timeout, stream_logs=stream_logs, **kwargs)
-        return run_sync(self._call, args, kwargs, timeout, stream_logs, hint=self._hint(args))
+        return run_sync(
+            self._call, args, kwargs, timeout, stream_logs, hint=lambda: self._hint(args)
+        )
 
     async def acall(
         self, *args: Any, timeout: float | None = None, stream_logs: bool = True, **kwargs: Any

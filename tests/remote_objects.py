@@ -274,3 +274,10 @@ class BuildsOnce:
 
     def ping(self) -> str:
         return "pong"
+
+
+async def blocking_inside_async() -> list[str]:
+    """A blocking cluster call from an async def on the worker's own loop (it must raise)."""
+    import rhzmq as rh
+
+    return rh.here.keys()

@@ -33,6 +33,7 @@ import cloudpickle
 import msgpack
 
 from rhzmq.wire import code as _specs
+from rhzmq.wire.client import SERVING_LOOPS
 from rhzmq.wire.exceptions import SerializationError
 from rhzmq.wire.handshake import Announcer
 from rhzmq.wire.limits import Limits, check_size
@@ -382,6 +383,7 @@ class Worker:
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
+        SERVING_LOOPS.add(self.loop)  # user code blocking it on a call would wait for itself
         self._loop_thread = threading.get_ident()
         self.threads = CallThreads(self.loop, self.max_threads)
         sock = dealer(self.curve, immediate=True)
@@ -620,6 +622,10 @@ class Worker:
                         raise _ThreadCancelled
                     call.thread_id = threading.get_ident()
                 result = fn(*args, **kwargs)
+                if inspect.iscoroutine(result):
+                    # A plain function returning a coroutine (a wrapper around an async one):
+                    # its caller wants the value, so it is awaited here, on the worker's loop.
+                    result = asyncio.run_coroutine_threadsafe(result, self.loop).result()
                 if inspect.isgenerator(result):
                     credit = call.credit
                     for item in result:

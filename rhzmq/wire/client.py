@@ -491,6 +491,9 @@ def call_meta(method: str, stream_logs: bool = True, credit: int = 0) -> bytes:
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Client]] = (
     weakref.WeakKeyDictionary()
 )
+#: Loops that serve calls (a worker's): a blocking call made on one would wait for itself
+#: (rhzmq._portal raises there instead).
+SERVING_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
 def get_client(endpoint: str, curve: dict[str, bytes] | None = None) -> Client:

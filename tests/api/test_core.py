@@ -218,14 +218,32 @@ def test_concurrent_calls_output_does_not_mix(
     assert len(lines) == 40
 
 
-def test_sync_call_inside_event_loop_points_to_acall(cluster: rh.Cluster) -> None:
-    add = rh.function(ro.add).to(cluster)
+def test_blocking_calls_work_inside_a_running_event_loop(cluster: rh.Cluster) -> None:
+    """Issue 14: Runhouse blocks, and code written for it calls .to(), constructors and stubs
+    from async def code (9 of 40 ported cases stopped on SyncCallInEventLoop). The call runs on
+    the portal's loop, so the caller's loop only waits; the first time, a RuntimeWarning names
+    the awaitable form (the hint is built then, never per call)."""
+    from rhzmq import _portal
 
-    async def wrong() -> None:
-        add(1, 2)
+    async def blocking() -> tuple[int, int, list[str]]:
+        add = rh.function(ro.add).to(cluster)
+        counter = rh.module(ro.Counter).to(cluster)(5, name="in_loop_counter")
+        return add(1, 2), counter.incr(1), cluster.keys()
 
-    with pytest.raises(rh.SyncCallInEventLoop, match=r"await add\.acall\(1, 2\)"):
-        asyncio.run(wrong())
+    _portal._warned = False
+    with pytest.warns(RuntimeWarning, match=r"await rh\.function\(f\)\.ato") as caught:
+        three, six, keys = asyncio.run(blocking())
+    assert (three, six) == (3, 6) and "in_loop_counter" in keys
+    assert len([w for w in caught if w.category is RuntimeWarning]) == 1  # said once
+    cluster.delete("in_loop_counter")
+
+
+def test_a_blocking_call_that_would_wait_for_itself_still_raises(cluster: rh.Cluster) -> None:
+    """An async def method on a worker blocking its own loop on a call would deadlock: there,
+    and only there (and on the portal's own loop), SyncCallInEventLoop names the await form."""
+    fn = rh.function(ro.blocking_inside_async).to(cluster)
+    with pytest.raises(rh.SyncCallInEventLoop, match=r"wait for itself.*akeys"):
+        fn(run_async=False)
 
 
 def test_serialization_error_names_argument(cluster: rh.Cluster) -> None:
