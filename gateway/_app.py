@@ -8,6 +8,8 @@ route                             does
 ``GET /openapi.json``             OpenAPI 3.1 from the live objects' signatures/docs
 ``GET /{name}/openapi.json``      the same for one object
 ``POST /{name}``                  call a function object: ``{"args": [], "kwargs": {}}``
+``POST /{name}/call``             the same (Runhouse's route; its body ``{"data": {"args",
+                                  "kwargs"}}`` is accepted everywhere too)
 ``GET /{name}``                   describe the object (never calls it)
 ``POST /{name}/{method}``         call a method
 ``GET /{name}/{attribute}``       read a plain attribute (never calls a method)
@@ -251,6 +253,9 @@ class Gateway:
         name, method = request.path_params["name"], request.path_params["method"]
         info = await self.describe(name)
         methods: dict[str, str] = info.get("methods") or {}
+        if info.get("type") == "function" and method == "call" and request.method == "POST":
+            # Runhouse's route for calling a function: POST /{name}/call
+            return await self.invoke(request, name, "", str(info.get("call") or "sync"))
         if info.get("type") == "function":
             raise HTTPError(
                 404,

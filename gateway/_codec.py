@@ -83,6 +83,19 @@ def parse_body(body: bytes, content_type: str) -> tuple[list[Any], dict[str, Any
         raise BadRequest(
             f'the body must be an object like {{"args": [...], "kwargs": {{...}}}}, got {type(data).__name__}'
         )
+    if "data" in data:
+        # Runhouse's body: {"data": {"args": [...], "kwargs": {...}}, "serialization": "json"}
+        extra = set(data) - {"data", "serialization", "stream_logs", "run_name"}
+        if extra or data.get("serialization") not in (None, "json"):
+            raise BadRequest(
+                "a Runhouse-style body takes 'data' (and 'serialization': 'json'); got "
+                f"{sorted(extra) or repr(data.get('serialization'))}"
+            )
+        data = data["data"] if data["data"] is not None else {}
+        if not isinstance(data, dict):
+            raise BadRequest(
+                f"'data' must be an object with 'args' and 'kwargs', got {type(data).__name__}"
+            )
     unknown = set(data) - {"args", "kwargs"}
     if unknown:
         raise BadRequest(

@@ -15,7 +15,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ._portal import run_sync
-from ._store import Resource
+from ._store import Resource, plain_name
 from .wire.protocol import name_problem
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class Env(Resource):
         secrets: dict[str, str] | None = None,
     ) -> None:
         if name is not None:
+            name = plain_name(name)
             problem = name_problem(name, "env name")
             if problem:
                 raise ValueError(problem)
@@ -65,6 +66,14 @@ class Env(Resource):
         self.secrets = dict(secrets or {})
         self.working_dir = working_dir
         self.setup_cmds = list(setup_cmds or [])
+        unknown = sorted(set(compute or {}) - {"node"})
+        if unknown:
+            # Silently ignoring {"GPU": 1} would run GPU code on whatever host it landed on.
+            raise ValueError(
+                f"env compute= does not know {', '.join(map(repr, unknown))}: it takes "
+                '{"node": <index or address>} (which host of an SSH cluster runs the workers). '
+                "Pick machines with the cluster instead (instance types: the on-demand clusters)."
+            )
         self.compute = dict(compute or {})
         self._secret_names: list[str] = []  # of a loaded config (see the class docstring)
 
@@ -107,15 +116,42 @@ class Env(Resource):
         env._secret_names = names
         return env
 
-    async def ato(self, cluster: Cluster, *, replicas: int = 1) -> list[str]:
-        """Make sure the env's workers run on ``cluster``; returns their worker names."""
+    async def ato(
+        self,
+        cluster: Cluster | None = None,
+        *,
+        replicas: int = 1,
+        force_install: bool = False,
+        system: Cluster | None = None,
+    ) -> list[str]:
+        """Make sure the env's workers run on ``cluster``; returns their worker names.
+        ``force_install`` restarts them even if they run with this definition."""
+        cluster = _system(cluster, system)
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, got {replicas}")
-        return await cluster.aspawn(self.spec(replicas))
+        spec = self.spec(replicas)
+        if force_install:
+            spec["force"] = os.urandom(8).hex()  # a definition never seen: workers restart
+        return await cluster.aspawn(spec)
 
-    def to(self, cluster: Cluster, *, replicas: int = 1) -> Env:
-        """Make sure the env's workers run on ``cluster`` (installing its reqs if needed)."""
-        run_sync(self.ato, cluster, replicas=replicas, hint="`await env.ato(cluster)`")
+    def to(
+        self,
+        cluster: Cluster | None = None,
+        *,
+        replicas: int = 1,
+        force_install: bool = False,
+        system: Cluster | None = None,
+    ) -> Env:
+        """Make sure the env's workers run on ``cluster`` (installing its reqs if needed);
+        ``system=`` is Runhouse's name for ``cluster``."""
+        run_sync(
+            self.ato,
+            cluster,
+            replicas=replicas,
+            force_install=force_install,
+            system=system,
+            hint="`await env.ato(cluster)`",
+        )
         return self
 
     def __repr__(self) -> str:
@@ -126,6 +162,40 @@ class Env(Resource):
 #: and docs cannot drift from it.
 env = Env
 
+#: What ``env=`` accepts wherever it is taken (Runhouse's spellings included).
+EnvLike = Env | list[str] | tuple[str, ...] | str | None
+
+
+def as_env(value: EnvLike) -> Env | None:
+    """``env=`` as an :class:`Env`: a list of requirements (``env=["numpy"]``), an env's name
+    (its saved config if there is one, else an env of that name without requirements)."""
+    if value is None or isinstance(value, Env):
+        return value
+    if isinstance(value, (list, tuple)):
+        return Env(reqs=list(value))
+    if isinstance(value, str):
+        from ._store import load_config
+
+        name = plain_name(value)
+        try:
+            return Env.from_config(load_config(name, "env"))  # type: ignore[no-any-return]
+        except (KeyError, ValueError):
+            return Env(name=name)
+    raise TypeError(
+        f"env= takes an rh.env(...), a list of requirements or an env's name, not "
+        f"{type(value).__name__}"
+    )
+
 
 def _short_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _system(cluster: Cluster | None, system: Cluster | None) -> Cluster:
+    """The cluster of a ``.to()``: positional, or Runhouse's ``system=`` (not both)."""
+    if cluster is not None and system is not None and cluster is not system:
+        raise TypeError(".to() got two clusters: pass it once (cluster or system=)")
+    target = cluster if cluster is not None else system
+    if target is None:
+        raise TypeError(".to() needs a cluster: .to(cluster) (or system=cluster)")
+    return target

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._env import EnvLike, _system, as_env
 from ._portal import run_sync
-from ._store import Resource, load_config
+from ._store import Resource, load_config, plain_name
 from ._stubs import RemoteMethod, RemoteObject
 from ._tasks import first_error
 from .wire.code import code_ref, construct_spec, load_code, object_spec
 
 if TYPE_CHECKING:
-    from ._env import Env
     from .clusters import Cluster
 
 
@@ -70,10 +70,11 @@ class Function(Resource):
                 "rh.function() needs a function (or the name of one already on a cluster)"
             )
         self.fn = fn
-        self.name: str = name or str(getattr(fn, "__name__", "function"))
+        self.name: str = plain_name(name) if name else str(getattr(fn, "__name__", "function"))
         self.cluster: Cluster | None = None
         self.info: dict[str, Any] = {}
         self._stub: RemoteMethod | None = None
+        self._object = self.name  # its name on the cluster (a later save() may rename it)
 
     @classmethod
     def _bound(
@@ -83,46 +84,95 @@ class Function(Resource):
         bound.cluster = cluster
         bound.info = info
         bound._stub = RemoteMethod(cluster, name, "", str(info.get("call") or "sync"), name)
+        bound._object = name
         return bound
 
     async def ato(
         self,
-        cluster: Cluster,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
         *,
         name: str | None = None,
-        env: Env | None = None,
         replicas: int = 1,
         max_concurrency: int | None = None,
+        force_install: bool = False,
+        system: Cluster | None = None,
     ) -> Function:
         if self.fn is None:
             raise TypeError(f"function {self.name!r} has no local code to send")
-        name = name or self.name
-        info = await cluster.aplace(name, object_spec(self.fn), env, replicas, max_concurrency)
-        return Function._bound(cluster, name, info, self.fn)
+        target = _system(cluster, system)
+        name = plain_name(name) if name else self.name
+        info = await target.aplace(
+            name, object_spec(self.fn), as_env(env), replicas, max_concurrency, force_install
+        )
+        return Function._bound(target, name, info, self.fn)
 
     def to(
         self,
-        cluster: Cluster,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
         *,
         name: str | None = None,
-        env: Env | None = None,
         replicas: int = 1,
         max_concurrency: int | None = None,
+        force_install: bool = False,
+        system: Cluster | None = None,
     ) -> Function:
         """Send the function to ``cluster`` and return the stub.
 
         ``name`` defaults to the function's name; ``env`` places it in that environment's
-        workers; ``replicas`` runs that many worker processes, each call going to the least
-        loaded; ``max_concurrency`` bounds the calls running at once in one worker.
+        workers (an ``rh.env``, a list of requirements or an env's name); ``replicas`` runs
+        that many worker processes, each call going to the least loaded; ``max_concurrency``
+        bounds the calls running at once in one worker; ``force_install`` restarts the env's
+        workers. ``system=`` is Runhouse's name for ``cluster``.
         """
         return run_sync(
             self.ato,
             cluster,
+            env,
             name=name,
-            env=env,
             replicas=replicas,
             max_concurrency=max_concurrency,
+            force_install=force_install,
+            system=system,
             hint="`await rh.function(f).ato(cluster)`",
+        )
+
+    async def aget_or_to(
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        *,
+        name: str | None = None,
+        system: Cluster | None = None,
+        **kwargs: Any,
+    ) -> Function:
+        target = _system(cluster, system)
+        existing = await target.aget(plain_name(name) if name else self.name, remote=True)
+        if isinstance(existing, Function):
+            existing.fn = self.fn
+            return existing
+        return await self.ato(target, env, name=name, **kwargs)
+
+    def get_or_to(
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        *,
+        name: str | None = None,
+        system: Cluster | None = None,
+        **kwargs: Any,
+    ) -> Function:
+        """The function already on the cluster under ``name`` (from an earlier ``.to()``, maybe
+        another process's), else ``.to()`` (Runhouse's ``get_or_to``)."""
+        return run_sync(
+            self.aget_or_to,
+            cluster,
+            env,
+            name=name,
+            system=system,
+            **kwargs,
+            hint="`await fn.aget_or_to(cluster)`",
         )
 
     async def astarmap(
@@ -225,6 +275,19 @@ class Function(Resource):
         """Stream a remote generator function's items from async code."""
         return self._remote().aiter(*args, **kwargs)
 
+    def endpoint(self) -> str:
+        """The function's URL on the cluster's HTTP gateway (Runhouse's ``endpoint()``): POST
+        ``{"args": [...], "kwargs": {...}}`` to it, or ``{"data": {...}}`` to ``<url>/call``, with
+        ``cluster.gateway_headers()``."""
+        if self.cluster is None or not self.cluster.gateway_url:
+            raise RuntimeError(
+                f"function {self.name!r} has no HTTP endpoint: send it to a cluster whose "
+                "gateway runs (.to(cluster))"
+            )
+        return f"{self.cluster.gateway_url}/{self._object}"
+
+    http_url = endpoint
+
     def config(self) -> dict[str, Any]:
         """The function's name, where it runs (the cluster's config) and how to call it; a
         function not sent anywhere yet is saved by import path."""
@@ -232,6 +295,7 @@ class Function(Resource):
         if self.cluster is not None:
             config["system"] = self.cluster.config()
             config["call"] = self.info.get("call") or "sync"
+            config["object"] = self._object  # saved under another name: still this object
         elif self.fn is not None:
             ref = code_ref(self.fn)
             if "pickled" in ref:
@@ -247,7 +311,10 @@ class Function(Resource):
         fn = load_code(config["code"]) if config.get("code") else None
         if config.get("system"):
             cluster = Resource.from_config(config["system"])
-            return cls._bound(cluster, config["name"], {"call": config.get("call")}, fn)
+            obj = str(config.get("object") or config["name"])
+            bound = cls._bound(cluster, obj, {"call": config.get("call")}, fn)
+            bound.name = config["name"]
+            return bound
         return cls(fn, config["name"])
 
     def __repr__(self) -> str:
@@ -255,32 +322,56 @@ class Function(Resource):
         return f"<Function {self.name!r}{where}>"
 
 
-def function(fn: Callable[..., Any] | None = None, name: str | None = None) -> Function:
+def function(
+    fn: Callable[..., Any] | None = None,
+    name: str | None = None,
+    system: Cluster | None = None,
+    env: EnvLike = None,
+) -> Function:
     """Wrap a function so it can be sent to a cluster: ``rh.function(f).to(cluster)``;
-    ``rh.function(name="train")`` loads the function saved under that name (``fn.save()``)."""
+    ``rh.function(name="train")`` loads the function saved under that name (``fn.save()``).
+    Runhouse's ``rh.function(f, system=cluster, env=...)`` sends it at once."""
     if fn is None and name is not None:
         return Function.from_config(load_config(name, "function"))  # type: ignore[no-any-return]
-    return Function(fn, name)
+    wrapped = Function(fn, name)
+    if system is not None:
+        return wrapped.to(system, env)
+    return wrapped
 
 
 class ModuleClass:
     """A class, local until ``.to(cluster)``; then calling it constructs instances remotely."""
 
     def __init__(
-        self, cls: type, cluster: Cluster | None = None, env: Env | None = None, replicas: int = 1
+        self,
+        cls: type,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        replicas: int = 1,
+        name: str | None = None,
     ) -> None:
         if not isinstance(cls, type):
             raise TypeError(f"rh.module() needs a class, got {type(cls).__name__}")
         self.cls = cls
         self.cluster = cluster
-        self.env = env
+        self.env = as_env(env)
         self.replicas = replicas
+        self.name = plain_name(name) if name else None  # the first instance's default name
         self.__doc__ = cls.__doc__
 
-    def to(self, cluster: Cluster, *, env: Env | None = None, replicas: int = 1) -> ModuleClass:
+    def to(
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        name: str | None = None,
+        *,
+        replicas: int = 1,
+        system: Cluster | None = None,
+    ) -> ModuleClass:
         """Bind the class to ``cluster``: instances made from the result live there (in ``env``;
-        with ``replicas``, one instance per replica worker behind one name)."""
-        return ModuleClass(self.cls, cluster, env, replicas)
+        with ``replicas``, one instance per replica worker behind one name). ``name`` names the
+        first instance made without one (Runhouse's ``rh.module(C).to(c, env, name=...)``)."""
+        return ModuleClass(self.cls, _system(cluster, system), env, replicas, name)
 
     async def anew(
         self, *args: Any, name: str | None = None, max_concurrency: int | None = None, **kwargs: Any
@@ -290,7 +381,9 @@ class ModuleClass:
             raise RuntimeError(
                 f"{self.cls.__name__} is not bound to a cluster: use rh.module(cls).to(cluster)"
             )
-        name = name or f"{self.cls.__name__.lower()}-{uuid.uuid4().hex[:8]}"
+        if name is None and self.name is not None:
+            name, self.name = self.name, None
+        name = plain_name(name) if name else f"{self.cls.__name__.lower()}-{uuid.uuid4().hex[:8]}"
         info = await self.cluster.aplace(
             name, construct_spec(self.cls, args, kwargs), self.env, self.replicas, max_concurrency
         )
@@ -325,14 +418,23 @@ class ModuleClass:
         return f"<ModuleClass {self.cls.__qualname__}{where}>"
 
 
-def module(cls: type | None = None, name: str | None = None) -> Any:
+def module(
+    cls: type | None = None,
+    name: str | None = None,
+    system: Cluster | None = None,
+    env: EnvLike = None,
+) -> Any:
     """Wrap a class so its instances can live on a cluster: ``rh.module(Cls).to(cluster)``;
-    ``rh.module(name="counter")`` loads the remote object saved under that name."""
+    ``rh.module(name="counter")`` loads the remote object saved under that name; Runhouse's
+    ``rh.module(Cls, system=cluster, env=..., name=...)`` binds it at once."""
     if cls is None:
         if name is None:
             raise TypeError("rh.module() needs a class (or the name of a saved remote object)")
         return Resource.from_config(load_config(name, "module"))
-    return ModuleClass(cls)
+    wrapped = ModuleClass(cls, name=name)
+    if system is not None:
+        return wrapped.to(system, env, name)
+    return wrapped
 
 
 class Module:
@@ -342,11 +444,29 @@ class Module:
     instance goes there, state included, with ``instance.to(cluster, name=...)``.
     """
 
-    async def ato(self, cluster: Cluster, *, name: str | None = None) -> RemoteObject:
-        name = name or f"{type(self).__name__.lower()}-{uuid.uuid4().hex[:8]}"
-        info = await cluster.aput_spec(name, object_spec(self, by_ref=False))
-        return RemoteObject(cluster, name, info)
+    async def ato(
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        name: str | None = None,
+        *,
+        system: Cluster | None = None,
+    ) -> RemoteObject:
+        target = _system(cluster, system)
+        name = plain_name(name) if name else f"{type(self).__name__.lower()}-{uuid.uuid4().hex[:8]}"
+        info = await target.aplace(name, object_spec(self, by_ref=False), as_env(env))
+        return RemoteObject(target, name, info)
 
-    def to(self, cluster: Cluster, *, name: str | None = None) -> RemoteObject:
-        """Send this instance (pickled, state included) to ``cluster`` under ``name``."""
-        return run_sync(self.ato, cluster, name=name, hint="`await instance.ato(cluster)`")
+    def to(
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        name: str | None = None,
+        *,
+        system: Cluster | None = None,
+    ) -> RemoteObject:
+        """Send this instance (pickled, state included) to ``cluster`` under ``name`` (in
+        ``env``'s workers if given); Runhouse's ``Module.to(system, env=None, name=None)``."""
+        return run_sync(
+            self.ato, cluster, env, name, system=system, hint="`await instance.ato(cluster)`"
+        )

@@ -20,6 +20,14 @@ from .wire import config as _config
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")  # fullmatch: no trailing newline
 
 
+def plain_name(name: str) -> str:
+    """A name without Runhouse's prefixes: ``~/x`` (this machine's) and ``@/x`` (the current
+    user's) both mean ``x`` here (the registry of issue 15 adds ``/owner/x``)."""
+    if isinstance(name, str) and name[:2] in ("~/", "@/"):
+        return name[2:]
+    return name
+
+
 def resources_dir() -> Path:
     path = _config.home() / "resources"
     path.mkdir(parents=True, exist_ok=True)
@@ -27,6 +35,7 @@ def resources_dir() -> Path:
 
 
 def _path(name: str) -> Path:
+    name = plain_name(name)
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(
             f"invalid resource name {name!r}: use letters, digits, '_', '.', '-' (at most 128)"
@@ -96,6 +105,6 @@ class Resource:
     def save(self, name: str | None = None) -> Any:
         """Write this resource's config to the local store (under ``name``); returns self."""
         if name is not None:
-            self.name = name
+            self.name = plain_name(name)
         save_config(self.config())
         return self

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -281,3 +283,17 @@ async def blocking_inside_async() -> list[str]:
     import rhzmq as rh
 
     return rh.here.keys()
+
+
+def returns_coroutine(x: int) -> Coroutine[Any, Any, int]:
+    """A plain function handing back a coroutine (a wrapper around an async one)."""
+    return asleeps_then(x)
+
+
+async def asleeps_then(x: int) -> int:
+    await asyncio.sleep(0.01)
+    return x * 2
+
+
+def on_this_cluster() -> bool:
+    return bool(rh.here.on_this_cluster())

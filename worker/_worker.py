@@ -628,11 +628,15 @@ class Worker:
                     result = asyncio.run_coroutine_threadsafe(result, self.loop).result()
                 if inspect.isgenerator(result):
                     credit = call.credit
-                    for item in result:
-                        if credit is not None:
+                    if credit is None:
+                        # Called without streaming (cluster.call, a plain CALL): its items are
+                        # the result, as a list (they were once dropped and None returned).
+                        result = list(result)
+                    else:
+                        for item in result:
                             credit.take()
-                        call.item(item)
-                    result = None
+                            call.item(item)
+                        result = None
                 frames = self._result(result)
             finally:
                 with call._lock:
@@ -651,11 +655,13 @@ class Worker:
         try:
             if kind == "agen":
                 credit = call.credit
-                async for item in fn(*args, **kwargs):
-                    if credit is not None:
+                if credit is None:  # not streamed: the items are the result (see _run_sync)
+                    result = [item async for item in fn(*args, **kwargs)]
+                else:
+                    async for item in fn(*args, **kwargs):
                         await credit.atake()
-                    call.item(item)
-                result = None
+                        call.item(item)
+                    result = None
             else:
                 result = await fn(*args, **kwargs)
             status: int = Status.OK
@@ -693,6 +699,7 @@ def run(
     READY there (:mod:`rhzmq.wire.handshake`) once the broker has registered it: its supervisor
     learns that the worker serves without asking the broker."""
     install(Partial.STDOUT, Partial.STDERR)
+    os.environ["RHZMQ_WORKER"] = name  # user code can tell it runs on a cluster
     worker = Worker(broker, name, parent_pid=parent_pid, curve=curve, group=group, node=node)
     log.info(
         "worker %r (pid %d, rhzmq %s) connecting to %s", name, os.getpid(), __version__, broker

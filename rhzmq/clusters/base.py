@@ -17,13 +17,14 @@ from __future__ import annotations
 import abc
 import functools
 import importlib
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from .._env import Env
+from .._env import Env, EnvLike, as_env
 from .._portal import run_sync
 from .._resources import Function
-from .._store import Resource
+from .._store import Resource, plain_name
 from .._stubs import RemoteObject
 from .._tasks import gather
 from ..wire.client import Client, call_meta
@@ -150,13 +151,14 @@ class Cluster(Resource, abc.ABC):
         env: Any = None,
         replicas: int = 1,
         max_concurrency: int | None = None,
+        force_install: bool = False,
     ) -> dict[str, Any]:
         """Send an object spec to the default worker, or to every replica of ``env``."""
         if env is None and replicas == 1:
             return await self.aput_spec(name, spec, max_concurrency=max_concurrency)
         if env is None:
             env = Env(name=f"{name}-replicas")
-        workers = await env.ato(self, replicas=replicas)
+        workers = await env.ato(self, replicas=replicas, force_install=force_install)
         infos = await gather(
             *(
                 self.aput_spec(name, spec, worker=w, max_concurrency=max_concurrency)
@@ -172,29 +174,105 @@ class Cluster(Resource, abc.ABC):
         """Worker processes: name, env, pid, node, objects, calls in flight, CPU seconds, RSS."""
         return run_sync(self.aprocesses, hint="`await cluster.aprocesses()`")
 
-    async def aput(self, name: str, obj: Any) -> None:
-        await self.aput_spec(name, object_spec(obj, by_ref=False))
+    async def aput(self, key: str, obj: Any, env: EnvLike = None) -> None:
+        key = plain_name(key)
+        await self.aplace(key, object_spec(obj, by_ref=False), as_env(env))
 
-    def put(self, name: str, obj: Any) -> None:
-        """Store ``obj`` (pickled) on the cluster under ``name``."""
-        run_sync(self.aput, name, obj, hint=f"`await cluster.aput({name!r}, obj)`")
+    def put(self, key: str, obj: Any, env: EnvLike = None) -> None:
+        """Store ``obj`` (pickled) on the cluster under ``key`` (in ``env``'s workers if given;
+        Runhouse's ``put(key=, obj=, env=)``)."""
+        run_sync(self.aput, key, obj, env, hint=f"`await cluster.aput({key!r}, obj)`")
 
-    async def aget(self, name: str, default: Any = None, *, remote: bool = False) -> Any:
+    async def aput_resource(self, resource: Any, env: EnvLike = None) -> Any:
+        """Put a resource on the cluster: an env starts its workers, a function or an object
+        goes there (Runhouse's ``put_resource``); returns what ``.to()`` returns."""
+        if isinstance(resource, Env):
+            await resource.ato(self)
+            return resource
+        if isinstance(resource, Function):
+            return await resource.ato(self, env)
+        await self.aput(getattr(resource, "name", None) or type(resource).__name__, resource, env)
+        return resource
+
+    def put_resource(self, resource: Any, env: EnvLike = None) -> Any:
+        return run_sync(self.aput_resource, resource, env, hint="`await cluster.aput_resource(r)`")
+
+    async def aget(self, key: str, default: Any = None, *, remote: bool = False) -> Any:
+        key = plain_name(key)
         try:
             if remote:
-                info = await self.acall(name, RH_DESCRIBE)
+                info = await self.acall(key, RH_DESCRIBE)
                 if info.get("type") == "function":
-                    return Function._bound(self, name, info)
-                return RemoteObject(self, name, info)
-            return await self.acall(name, RH_VALUE)
+                    return Function._bound(self, key, info)
+                return RemoteObject(self, key, info)
+            return await self.acall(key, RH_VALUE)
         except ObjectNotFound:
+            if default is KeyError:  # Runhouse's way of asking for the error
+                raise
             return default
 
-    def get(self, name: str, default: Any = None, *, remote: bool = False) -> Any:
-        """The object's value (a copy), or with ``remote=True`` a stub calling the remote object."""
+    def get(self, key: str, default: Any = None, *, remote: bool = False) -> Any:
+        """The object's value (a copy), or with ``remote=True`` a stub calling the remote object;
+        ``default`` if there is none (``default=KeyError`` raises ObjectNotFound, a KeyError)."""
         return run_sync(
-            self.aget, name, default, remote=remote, hint=f"`await cluster.aget({name!r})`"
+            self.aget, key, default, remote=remote, hint=f"`await cluster.aget({key!r})`"
         )
+
+    # -- commands -------------------------------------------------------------------------------
+
+    async def arun(
+        self,
+        commands: str | Sequence[str],
+        env: EnvLike = None,
+        *,
+        python: bool = False,
+        stream_logs: bool = True,
+    ) -> list[tuple[int, str, str]]:
+        from .._commands import RUNNER, run_commands
+
+        commands = [commands] if isinstance(commands, str) else list(commands)
+        target = as_env(env)
+        name = RUNNER if target is None else f"{RUNNER}.{target.name}"
+        client = await self.aclient()
+        meta = call_meta("", stream_logs=stream_logs)
+        try:
+            result = await client.call(name.encode(), meta, (commands, python), label="run")
+        except ObjectNotFound:
+            await self.aplace(name, object_spec(run_commands), target)
+            result = await client.call(name.encode(), meta, (commands, python), label="run")
+        return [tuple(r) for r in result]
+
+    def run(
+        self, commands: str | Sequence[str], env: EnvLike = None, *, stream_logs: bool = True
+    ) -> list[tuple[int, str, str]]:
+        """Run shell commands on the cluster, in a worker of ``env`` (default: the default
+        worker) so they see its venv and variables; output streams as it comes. Returns
+        ``(exit code, stdout, stderr)`` per command."""
+        return run_sync(
+            self.arun, commands, env, stream_logs=stream_logs, hint="`await cluster.arun(cmds)`"
+        )
+
+    def run_python(
+        self, commands: str | Sequence[str], env: EnvLike = None, *, stream_logs: bool = True
+    ) -> list[tuple[int, str, str]]:
+        """Run Python code (lines of one program) with the interpreter of ``env``'s workers;
+        returns ``[(exit code, stdout, stderr)]``."""
+        code = [commands] if isinstance(commands, str) else ["\n".join(commands)]
+        return run_sync(
+            self.arun,
+            code,
+            env,
+            python=True,
+            stream_logs=stream_logs,
+            hint="`await cluster.arun(code, python=True)`",
+        )
+
+    def on_this_cluster(self) -> bool:
+        """Whether this code runs in one of this cluster's workers."""
+        return "RHZMQ_WORKER" in os.environ and self._hosts_me()
+
+    def _hosts_me(self) -> bool:
+        return "RHZMQ_NODE_INDEX" not in os.environ  # the local daemon's workers
 
     async def adelete(self, names: str | Sequence[str]) -> None:
         """Delete objects, or environments (their worker processes stop)."""

@@ -28,7 +28,7 @@ from ..wire.client import Client, drop_client, get_client
 from ..wire.curve import client_keys
 from ..wire.exceptions import CallTimeout, ClusterError, ClusterNotRunning
 from ..wire.launch import DaemonArgs
-from ..wire.protocol import Cmd
+from ..wire.protocol import Cmd, name_problem
 from ..wire.settings import DEFAULT_GATEWAY_PORT, START_TIMEOUT, STOP_TIMEOUT
 from .base import Cluster
 
@@ -47,11 +47,11 @@ class LocalCluster(Cluster):
         token: str | None = None,
         bind: str = "127.0.0.1",
     ) -> None:
-        if name != "local":
-            raise ClusterError(
-                f"Cluster({name!r}): the embedded cluster is called 'local'; for machines over "
-                "SSH use rh.cluster(name, host=[...], ssh_creds={...})."
-            )
+        # Any name: saved under another one (cluster.save(name="mine")) it is still this
+        # machine's daemon. rh.cluster("other") without hosts only finds saved clusters.
+        problem = name_problem(name, "cluster name")
+        if problem:
+            raise ClusterError(problem)
         self.name = name
         self.gateway_port = gateway_port
         self.port = port

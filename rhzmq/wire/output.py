@@ -41,19 +41,25 @@ class PrefixedWriter:
 
 
 def emit_log(record: dict[str, Any], source: str) -> None:
-    """Re-emit a remote log record through local logging, at its level, if that level is on."""
-    logger = logging.getLogger(str(record.get("name") or "root"))
+    """Show a remote log record, whatever this process's logging level (as Runhouse does):
+    through local logging when this process configured any (a handler on the root logger:
+    ``basicConfig``, a framework, pytest), so it lands where the application's own records go;
+    else written to stderr like a remote print, ``(source) LEVEL name: message``."""
+    name = str(record.get("name") or "root")
     levelno = int(record.get("levelno", logging.INFO))
-    if not logger.isEnabledFor(levelno):
+    msg = str(record.get("msg", ""))
+    if not logging.getLogger().handlers:
+        level = logging.getLevelName(levelno)
+        PrefixedWriter(source, "stderr").write(f"{level} {name}: {msg}\n")
         return
     local = logging.makeLogRecord(
         {
-            "name": logger.name,
+            "name": name,
             "levelno": levelno,
             "levelname": logging.getLevelName(levelno),
-            "msg": f"({source}) {record.get('msg', '')}" if source else record.get("msg", ""),
+            "msg": f"({source}) {msg}" if source else msg,
             "created": record.get("created"),
             "rhzmq_source": source,
         }
     )
-    logger.handle(local)
+    logging.getLogger(name).handle(local)  # handle(): no level check on the logger itself

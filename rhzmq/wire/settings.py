@@ -18,6 +18,7 @@ ENVIRONMENT: dict[str, str] = {
     "RHZMQ_HTTP_HEADER_TIMEOUT": "seconds the gateway waits for a request's headers, 10 "
     "(rhzmq.wire.limits)",
     "RHZMQ_SYNC_LIMIT_MB": "largest project synced to an SSH cluster, 500 (clusters.ssh.code_sync)",
+    "RHZMQ_WORKER": "set in every worker process: its worker name (cluster.on_this_cluster())",
     "RHZMQ_NODE_INDEX": "set in every worker of a cluster: its host's index (0 is the head)",
     "RHZMQ_NODE_ADDRESS": "set in every worker of a cluster: its host's address",
 }

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import os
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -466,6 +467,9 @@ class SSHCluster(Cluster):
         if command is not None:
             args.append(command)
         return subprocess.call(args)
+
+    def _hosts_me(self) -> bool:
+        return os.environ.get("RHZMQ_NODE_ADDRESS") in self.hosts
 
     # -- keys ------------------------------------------------------------------------------------
 
