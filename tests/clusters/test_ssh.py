@@ -426,16 +426,14 @@ def test_host_without_python_fails_before_any_daemon_starts(hosts: SSHHosts) -> 
     assert processes_under(hosts.hosts[SOLO].home) == []  # the good host was not started
 
 
-def test_tunnel_workers_reach_the_head_through_ssh(hosts: SSHHosts, project: Path) -> None:
-    """With tunnel_workers the head's broker listens on loopback only; the other host's workers
-    come through an SSH forward (hosts 3 and 4 share this machine's loopback: two hosts only)."""
-    import jobs
-
+def _tunnelled_pair(hosts: SSHHosts, name: str) -> tuple[rh.SSHCluster, int]:
+    """Hosts 3 and 5 as a two-host cluster whose workers reach the head through SSH (not up
+    yet), and its server port."""
     port = free_port(["127.0.0.1"])
     while free_port(["127.0.0.1"]) == port + 1:  # the node side listens on port + 1
         port = free_port(["127.0.0.1"])
     pair = rh.cluster(
-        name="tunnelled",
+        name=name,
         host=[hosts.addresses[SOLO], hosts.addresses[TUNNEL_NODE]],
         ssh_creds=hosts.creds(),
         server_port=port,
@@ -443,6 +441,15 @@ def test_tunnel_workers_reach_the_head_through_ssh(hosts: SSHHosts, project: Pat
         autostop_mins=-1,
         tunnel_workers=True,
     )
+    return pair, port
+
+
+def test_tunnel_workers_reach_the_head_through_ssh(hosts: SSHHosts, project: Path) -> None:
+    """With tunnel_workers the head's broker listens on loopback only; the other host's workers
+    come through an SSH forward (hosts 3 and 4 share this machine's loopback: two hosts only)."""
+    import jobs
+
+    pair, port = _tunnelled_pair(hosts, "tunnelled")
     try:
         pair.up_if_not()
         fn = rh.function(jobs.where).to(
@@ -579,18 +586,7 @@ def test_a_revoked_node_is_dropped_and_refused(hosts: SSHHosts, project: Path) -
 
     from rhzmq.wire.client import Client
 
-    port = free_port(["127.0.0.1"])
-    while free_port(["127.0.0.1"]) == port + 1:
-        port = free_port(["127.0.0.1"])
-    pair = rh.cluster(
-        name="revoking",
-        host=[hosts.addresses[SOLO], hosts.addresses[TUNNEL_NODE]],
-        ssh_creds=hosts.creds(),
-        server_port=port,
-        gateway_port=None,
-        autostop_mins=-1,
-        tunnel_workers=True,
-    )
+    pair, _ = _tunnelled_pair(hosts, "revoking")
     try:
         pair.up_if_not()
         far = rh.function(jobs.where).to(
