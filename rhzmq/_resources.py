@@ -339,6 +339,11 @@ def function(
     return wrapped
 
 
+def _instance_name(cls: type, name: str | None) -> str:
+    """The name a remote instance is held under: the one given, else a unique one."""
+    return plain_name(name) if name else f"{cls.__name__.lower()}-{uuid.uuid4().hex[:8]}"
+
+
 class ModuleClass:
     """A class, local until ``.to(cluster)``; then calling it constructs instances remotely."""
 
@@ -383,7 +388,7 @@ class ModuleClass:
             )
         if name is None and self.name is not None:
             name, self.name = self.name, None
-        name = plain_name(name) if name else f"{self.cls.__name__.lower()}-{uuid.uuid4().hex[:8]}"
+        name = _instance_name(self.cls, name)
         info = await self.cluster.aplace(
             name, construct_spec(self.cls, args, kwargs), self.env, self.replicas, max_concurrency
         )
@@ -453,7 +458,7 @@ class Module:
         system: Cluster | None = None,
     ) -> RemoteObject:
         target = _system(cluster, system)
-        name = plain_name(name) if name else f"{type(self).__name__.lower()}-{uuid.uuid4().hex[:8]}"
+        name = _instance_name(type(self), name)
         info = await target.aplace(name, object_spec(self, by_ref=False), as_env(env))
         return RemoteObject(target, name, info)
 
