@@ -102,7 +102,7 @@ _DISCONNECT = pack_header(Cmd.DISCONNECT)
 # with CURVE; a broker on a 0700 unix socket only has the owner's processes as peers.
 _WORKER_CMDS = frozenset({Cmd.READY, Cmd.HEARTBEAT, Cmd.DISCONNECT, _PARTIAL, _FINAL})
 _CALLER_CMDS = frozenset({_CALL, _CANCEL, Cmd.CREDIT, Cmd.KEYS, Cmd.STATUS, Cmd.PING})
-_OWNER_CMDS = _CALLER_CMDS | {Cmd.PUT, Cmd.DELETE, Cmd.SPAWN, Cmd.PLACE, Cmd.SHUTDOWN}
+_OWNER_CMDS = _CALLER_CMDS | {Cmd.PUT, Cmd.DELETE, Cmd.RENAME, Cmd.SPAWN, Cmd.PLACE, Cmd.SHUTDOWN}
 PERMITTED: dict[str, frozenset[int]] = {
     HEAD: _OWNER_CMDS | _WORKER_CMDS,  # the head's own processes: workers, agent, local clients
     CLIENT: _OWNER_CMDS,  # a user's machine: never a worker
@@ -486,6 +486,8 @@ class Broker:
             self._on_put(sender, header, call_id, target, frames)
         elif cmd == Cmd.DELETE:
             self._on_delete(sender, header, call_id, target)
+        elif cmd == Cmd.RENAME:
+            self._on_rename(sender, header, call_id, target, frames)
         elif cmd == Cmd.SPAWN:
             if self.node is None:
                 return self.reply_error(
@@ -936,6 +938,46 @@ class Broker:
                 first = False
             else:
                 self._send([wid, pack_header(Cmd.DELETE, 0, 0, target), b""])
+
+    def _on_rename(
+        self, sender: Identity, header: bytes, call_id: int, target: bytes, frames: list[bytes]
+    ) -> None:
+        """Hold an object under another name: the directory, the rebuild specs and every worker
+        holding it move to the new name at once (calls already running are not disturbed)."""
+        try:
+            new = str(unpack_meta(frames[2])["to"])
+        except Exception as exc:
+            return self._protocol_error(
+                sender, header, f'RENAME meta frame needs {{"to": name}}: {exc}'
+            )
+        problem = name_problem(new, "new object name")
+        if problem:
+            return self.reply_error(sender, call_id, Status.PROTOCOL, problem)
+        to = new.encode()
+        old = target.decode(errors="replace")
+        if target in self.held:
+            return self.reply_error(
+                sender, call_id, Status.WORKER_DIED, f"object {old!r} is being rebuilt; try again"
+            )
+        wids = self.directory.get(target)
+        if not wids:
+            return self._not_found(sender, header)
+        if to in self.directory or to in self.held:
+            return self.reply_error(
+                sender,
+                call_id,
+                Status.LIMIT,
+                f"cannot rename {old!r} to {new!r}: an object named {new!r} exists; delete it first",
+            )
+        self.directory[to] = self.directory.pop(target)
+        if target in self.specs:
+            self.specs[to] = self.specs.pop(target)
+        for wid in wids:
+            worker = self.workers[wid]
+            worker.objects.discard(target)
+            worker.objects.add(to)
+            self._send([wid, pack_header(Cmd.RENAME, 0, 0, target), b"", to])
+        self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(None)])
 
     def forget_group(self, group: str) -> None:
         """An environment is being deleted: its objects must not be rebuilt or routed to."""

@@ -64,6 +64,7 @@ from rhzmq.wire.exceptions import (
     ProtocolError,
     RemoteError,
     RhzmqError,
+    RunError,
     SerializationError,
     SyncCallInEventLoop,
     VersionMismatch,
@@ -113,6 +114,7 @@ HTTP_STATUS: dict[type[BaseException], int] = {
     WorkerDiedError: 503,
     CallTimeout: 504,
     CallCancelled: 503,
+    RunError: 409,  # a run's name is taken by one still running, or it has no answer
     SyncCallInEventLoop: 500,
 }
 

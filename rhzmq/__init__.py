@@ -11,7 +11,8 @@ they were local — from asyncio, from scripts, or over HTTP.
 from typing import TYPE_CHECKING
 
 from ._env import Env, env
-from ._resources import Function, Module, ModuleClass, function, module
+from ._resources import Function, LocalModule, Module, ModuleClass, function, module
+from ._runs import Run, run
 from ._store import Resource
 from ._stubs import RemoteMethod, RemoteObject
 from .clusters import Cluster, LocalCluster, cluster
@@ -30,6 +31,7 @@ from .wire.exceptions import (
     RemoteError,
     RemoteTraceback,
     RhzmqError,
+    RunError,
     SerializationError,
     SyncCallInEventLoop,
     VersionMismatch,
@@ -67,6 +69,7 @@ __all__ = [
     "Function",
     "LimitExceeded",
     "LocalCluster",
+    "LocalModule",
     "Module",
     "ModuleClass",
     "ObjectNotFound",
@@ -78,6 +81,8 @@ __all__ = [
     "RemoteTraceback",
     "Resource",
     "RhzmqError",
+    "Run",
+    "RunError",
     "SSHCluster",
     "SerializationError",
     "SyncCallInEventLoop",
@@ -89,4 +94,5 @@ __all__ = [
     "function",
     "here",
     "module",
+    "run",
 ]

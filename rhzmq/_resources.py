@@ -9,6 +9,7 @@ ships that instance, state included.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 import uuid
@@ -20,11 +21,12 @@ import anyio
 from ._env import EnvLike, _system, as_env
 from ._portal import run_sync
 from ._store import Resource, load_config, plain_name
-from ._stubs import RemoteMethod, RemoteObject
+from ._stubs import RemoteMethod, RemoteObject, local_method
 from ._tasks import first_error
-from .wire.code import code_ref, construct_spec, load_code, object_spec
+from .wire.code import call_kind, code_ref, construct_spec, load_code, object_spec
 
 if TYPE_CHECKING:
+    from ._runs import Run
     from .clusters import Cluster
 
 
@@ -275,6 +277,16 @@ class Function(Resource):
         """Stream a remote generator function's items from async code."""
         return self._remote().aiter(*args, **kwargs)
 
+    async def arun(self, *args: Any, run_name: str | None = None, **kwargs: Any) -> Run:
+        """Start a call the cluster keeps and return its :class:`~rhzmq.Run` at once (see
+        :mod:`rhzmq._runs`): ``status()``, ``logs(follow=True)``, ``result()``, ``cancel()``,
+        from any process with ``rh.run(run_name)``."""
+        return await self._remote().arun(*args, run_name=run_name, **kwargs)
+
+    def run(self, *args: Any, run_name: str | None = None, **kwargs: Any) -> Run:
+        """Blocking :meth:`arun` (it returns once the run started, not when it ends)."""
+        return self._remote().run(*args, run_name=run_name, **kwargs)
+
     def endpoint(self) -> str:
         """The function's URL on the cluster's HTTP gateway (Runhouse's ``endpoint()``): POST
         ``{"args": [...], "kwargs": {...}}`` to it, or ``{"data": {...}}`` to ``<url>/call``, with
@@ -344,8 +356,149 @@ def _instance_name(cls: type, name: str | None) -> str:
     return plain_name(name) if name else f"{cls.__name__.lower()}-{uuid.uuid4().hex[:8]}"
 
 
-class ModuleClass:
-    """A class, local until ``.to(cluster)``; then calling it constructs instances remotely."""
+class Module:
+    """Base class for classes meant to live remotely.
+
+    ``rh.module(MyModule).to(cluster)(args, name=...)`` constructs on the cluster; an existing
+    instance goes there, state included, with ``instance.to(cluster, name=...)`` (held under
+    the class's name unless given one, as in Runhouse).
+    """
+
+    def _rh_payload(self) -> Any:
+        """What ``.to()`` sends: the instance itself (a wrapper sends what it wraps)."""
+        return self
+
+    def _rh_default_name(self) -> str:
+        return type(self._rh_payload()).__name__
+
+    async def ato(
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        name: str | None = None,
+        *,
+        system: Cluster | None = None,
+    ) -> RemoteObject:
+        target = _system(cluster, system)
+        obj = self._rh_payload()
+        name = plain_name(name) if name else self._rh_default_name()
+        info = await target.aplace(name, object_spec(obj, by_ref=False), as_env(env))
+        return RemoteObject(target, name, info, local=obj)
+
+    def to(
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        name: str | None = None,
+        *,
+        system: Cluster | None = None,
+    ) -> RemoteObject:
+        """Send this instance (pickled, state included) to ``cluster`` under ``name`` (in
+        ``env``'s workers if given); Runhouse's ``Module.to(system, env=None, name=None)``."""
+        return run_sync(
+            self.ato, cluster, env, name, system=system, hint="`await instance.ato(cluster)`"
+        )
+
+    async def aget_or_to(
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        name: str | None = None,
+        *,
+        system: Cluster | None = None,
+    ) -> RemoteObject:
+        target = _system(cluster, system)
+        name = plain_name(name) if name else self._rh_default_name()
+        existing = await target.aget(name, remote=True)
+        if isinstance(existing, RemoteObject):
+            object.__setattr__(existing, "_rh_local", self._rh_payload())
+            return existing
+        return await self.ato(target, env, name)
+
+    def get_or_to(
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        name: str | None = None,
+        *,
+        system: Cluster | None = None,
+    ) -> RemoteObject:
+        """The object already held under ``name`` on the cluster (its state as it is there),
+        else ``.to()``."""
+        return run_sync(
+            self.aget_or_to, cluster, env, name, system=system, hint="`await obj.aget_or_to(c)`"
+        )
+
+
+class LocalModule(Module):
+    """An instance made from an unbound ``rh.module(Cls)``: used here like the instance itself,
+    and ``.to(cluster)`` sends it, state included (Runhouse's ``rh.module(Cls)().to(c)``)."""
+
+    def __init__(self, obj: Any, name: str | None = None) -> None:
+        object.__setattr__(self, "_rh_obj", obj)
+        object.__setattr__(self, "_rh_name", name)
+
+    def _rh_payload(self) -> Any:
+        return self._rh_obj
+
+    def _rh_default_name(self) -> str:
+        return self._rh_name or type(self._rh_obj).__name__
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._rh_obj, attr)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        setattr(self._rh_obj, attr, value)
+
+    def __repr__(self) -> str:
+        return f"<LocalModule {self._rh_obj!r}>"
+
+
+class _ClassMethod(RemoteMethod):
+    """A class- or static method of a bound class module: the class goes to the cluster with
+    the first call."""
+
+    def __init__(self, module: ModuleClass, method: str, kind: str) -> None:
+        assert module.cluster is not None
+        super().__init__(
+            module.cluster, module.name, method, kind, f"{module.cls.__name__}.{method}"
+        )
+        self._module = module
+
+    async def _call(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        stream_logs: bool,
+    ) -> Any:
+        await self._module.aplaced()
+        return await super()._call(args, kwargs, timeout, stream_logs)
+
+    async def arun(self, *args: Any, run_name: str | None = None, **kwargs: Any) -> Run:
+        await self._module.aplaced()
+        return await super().arun(*args, run_name=run_name, **kwargs)
+
+    async def _stream(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        stream_logs: bool,
+    ) -> AsyncIterator[Any]:
+        await self._module.aplaced()
+        async for item in super()._stream(args, kwargs, timeout, stream_logs):
+            yield item
+
+
+class ModuleClass(Module):
+    """A class, local until ``.to(cluster)``; then calling it constructs instances remotely,
+    and its class- and static methods run remotely too (Runhouse's module from a class).
+
+    Its class- and static methods are called on the class itself, held on the cluster under
+    :attr:`name` (the class's name unless given another; sent with the first such call); each
+    instance gets its own name (``RemoteCls(..., name="a")``, else a unique one).
+    """
 
     def __init__(
         self,
@@ -361,10 +514,22 @@ class ModuleClass:
         self.cluster = cluster
         self.env = as_env(env)
         self.replicas = replicas
-        self.name = plain_name(name) if name else None  # the first instance's default name
+        self.name: str = plain_name(name) if name else cls.__name__
+        self._placed = False  # the class itself is on the cluster (for its classmethods)
         self.__doc__ = cls.__doc__
 
-    def to(
+    async def ato(  # type: ignore[override]
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        name: str | None = None,
+        *,
+        replicas: int = 1,
+        system: Cluster | None = None,
+    ) -> ModuleClass:
+        return self.to(cluster, env, name, replicas=replicas, system=system)
+
+    def to(  # type: ignore[override]
         self,
         cluster: Cluster | None = None,
         env: EnvLike = None,
@@ -374,9 +539,73 @@ class ModuleClass:
         system: Cluster | None = None,
     ) -> ModuleClass:
         """Bind the class to ``cluster``: instances made from the result live there (in ``env``;
-        with ``replicas``, one instance per replica worker behind one name). ``name`` names the
-        first instance made without one (Runhouse's ``rh.module(C).to(c, env, name=...)``)."""
-        return ModuleClass(self.cls, _system(cluster, system), env, replicas, name)
+        with ``replicas``, one instance per replica worker behind one name), and its class- and
+        static methods run there, on the class held under ``name`` (default: the class's name;
+        sent with the first such call). Binding sends nothing, so it never blocks."""
+        return ModuleClass(self.cls, _system(cluster, system), env, replicas, name or self.name)
+
+    async def aplaced(self) -> None:
+        """Hold the class itself on the cluster under :attr:`name` (once)."""
+        if self.cluster is None:
+            raise RuntimeError(
+                f"{self.cls.__name__} is not bound to a cluster: use rh.module(cls).to(cluster)"
+            )
+        if not self._placed:
+            await self.cluster.aplace(self.name, object_spec(self.cls), self.env, self.replicas)
+            self._placed = True
+
+    async def aget_or_to(  # type: ignore[override]
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        name: str | None = None,
+        *,
+        system: Cluster | None = None,
+    ) -> ModuleClass:
+        target = _system(cluster, system)
+        bound = ModuleClass(self.cls, target, env, self.replicas, name or self.name)
+        bound._placed = bound.name in await target.akeys()
+        await bound.aplaced()
+        return bound
+
+    def get_or_to(  # type: ignore[override]
+        self,
+        cluster: Cluster | None = None,
+        env: EnvLike = None,
+        name: str | None = None,
+        *,
+        system: Cluster | None = None,
+    ) -> ModuleClass:
+        """The class module already on the cluster under ``name``, else ``.to()``."""
+        return run_sync(
+            self.aget_or_to, cluster, env, name, system=system, hint="`await m.aget_or_to(c)`"
+        )
+
+    async def arename(self, name: str) -> ModuleClass:
+        """Hold the class under ``name`` instead; instances already made are not affected."""
+        name = plain_name(name)
+        if self.cluster is not None and self._placed:
+            await self.cluster.arename(self.name, name)
+        self.name = name
+        return self
+
+    def rename(self, name: str) -> ModuleClass:
+        return run_sync(self.arename, name, hint="`await module.arename(name)`")
+
+    def __getattr__(self, attr: str) -> Any:
+        # Only reached for names this object lacks: the class's own attributes. Class- and
+        # static methods run remotely once bound (unless they are meant to run locally);
+        # anything else is the local class's.
+        if attr.startswith("__") or "cls" not in self.__dict__:
+            raise AttributeError(attr)
+        value = getattr(self.cls, attr)
+        raw = inspect.getattr_static(self.cls, attr, None)
+        cluster = self.__dict__.get("cluster")
+        if cluster is None or not isinstance(raw, classmethod | staticmethod):
+            return value
+        if local_method(self.cls, attr) is not None:
+            return value
+        return _ClassMethod(self, attr, call_kind(raw.__func__))
 
     async def anew(
         self, *args: Any, name: str | None = None, max_concurrency: int | None = None, **kwargs: Any
@@ -386,20 +615,20 @@ class ModuleClass:
             raise RuntimeError(
                 f"{self.cls.__name__} is not bound to a cluster: use rh.module(cls).to(cluster)"
             )
-        if name is None and self.name is not None:
-            name, self.name = self.name, None
         name = _instance_name(self.cls, name)
         info = await self.cluster.aplace(
             name, construct_spec(self.cls, args, kwargs), self.env, self.replicas, max_concurrency
         )
-        return RemoteObject(self.cluster, name, info)
+        return RemoteObject(self.cluster, name, info, local=self.cls)
 
     def __call__(
         self, *args: Any, name: str | None = None, max_concurrency: int | None = None, **kwargs: Any
     ) -> Any:
-        """Construct an instance on the cluster, held under ``name`` (default: a unique one)."""
+        """Construct an instance on the cluster, held under ``name`` (default: a unique one).
+        Not bound to a cluster yet, the instance is made here, and its ``.to()`` sends it."""
         if self.cluster is None:
-            return self.cls(*args, **kwargs)
+            obj = self.cls(*args, **kwargs)
+            return obj if isinstance(obj, Module) else LocalModule(obj, name)
         return run_sync(
             self._new,
             args,
@@ -420,7 +649,7 @@ class ModuleClass:
 
     def __repr__(self) -> str:
         where = f" on {self.cluster.name!r}" if self.cluster else " (local)"
-        return f"<ModuleClass {self.cls.__qualname__}{where}>"
+        return f"<ModuleClass {self.name!r} ({self.cls.__qualname__}){where}>"
 
 
 def module(
@@ -440,38 +669,3 @@ def module(
     if system is not None:
         return wrapped.to(system, env, name)
     return wrapped
-
-
-class Module:
-    """Base class for classes meant to live remotely.
-
-    ``rh.module(MyModule).to(cluster)(args, name=...)`` constructs on the cluster; an existing
-    instance goes there, state included, with ``instance.to(cluster, name=...)``.
-    """
-
-    async def ato(
-        self,
-        cluster: Cluster | None = None,
-        env: EnvLike = None,
-        name: str | None = None,
-        *,
-        system: Cluster | None = None,
-    ) -> RemoteObject:
-        target = _system(cluster, system)
-        name = _instance_name(type(self), name)
-        info = await target.aplace(name, object_spec(self, by_ref=False), as_env(env))
-        return RemoteObject(target, name, info)
-
-    def to(
-        self,
-        cluster: Cluster | None = None,
-        env: EnvLike = None,
-        name: str | None = None,
-        *,
-        system: Cluster | None = None,
-    ) -> RemoteObject:
-        """Send this instance (pickled, state included) to ``cluster`` under ``name`` (in
-        ``env``'s workers if given); Runhouse's ``Module.to(system, env=None, name=None)``."""
-        return run_sync(
-            self.ato, cluster, env, name, system=system, hint="`await instance.ato(cluster)`"
-        )

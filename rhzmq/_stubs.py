@@ -20,16 +20,23 @@
 
 from __future__ import annotations
 
+import inspect
+import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._portal import iter_sync, run_sync
-from ._store import Resource, save_config
+from ._store import Resource, plain_name, save_config
 from .wire.client import STREAM_CREDIT, call_meta
-from .wire.protocol import RH_GETATTR, RH_SETATTR
+from .wire.protocol import RH_GETATTR, RH_SETATTR, RH_VALUE
 
 if TYPE_CHECKING:
+    from ._runs import Run
     from .wire.client import Client
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
 
 
 class Reachable(Protocol):
@@ -70,9 +77,15 @@ class RemoteMethod:
         run_async: bool | None = None,
         timeout: float | None = None,
         stream_logs: bool = True,
+        run_name: str | None = None,
         **kwargs: Any,
     ) -> Any:
         kind = self._kind
+        if run_name is not None:  # a run the caller waits for (see rhzmq._runs)
+            waited = self._run_and_wait(args, kwargs, run_name, timeout, stream_logs)
+            if run_async or (kind in ("async", "agen") and run_async is None):
+                return waited
+            return run_sync(_await, waited, hint=lambda: self._hint(args))
         if kind == "gen" or kind == "agen":
             agen = self.aiter(*args, timeout=timeout, stream_logs=stream_logs, **kwargs)
             if run_async or (kind == "agen" and run_async is None):
@@ -131,12 +144,64 @@ class RemoteMethod:
         ):
             yield item
 
+    async def arun(self, *args: Any, run_name: str | None = None, **kwargs: Any) -> Run:
+        """Start the call as a run the cluster keeps (see :mod:`rhzmq._runs`) and return it at
+        once: ``status()``, ``logs(follow=True)``, ``result()``, ``cancel()``, from any process
+        (``rh.run(name)``). ``run_name`` defaults to a fresh unique name."""
+        from ._runs import Run
+
+        name = run_name or f"{self._label.replace('.', '-')}-{uuid.uuid4().hex[:8]}"
+        return await Run.astart(
+            self._cluster,  # type: ignore[arg-type]
+            name,
+            self._name,
+            self._method,
+            args,
+            kwargs,
+            self._label,
+        )
+
+    def run(self, *args: Any, run_name: str | None = None, **kwargs: Any) -> Run:
+        """Blocking :meth:`arun`: start a run and return it without waiting for it."""
+        return run_sync(
+            self.arun, *args, run_name=run_name, hint="`await stub.arun(...)`", **kwargs
+        )
+
+    async def _run_and_wait(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_name: str,
+        timeout: float | None,
+        stream_logs: bool,
+    ) -> Any:
+        run = await self.arun(*args, run_name=run_name, **kwargs)
+        return await run.aresult(timeout, stream_logs=stream_logs)
+
+    async def aremote(self, *args: Any, run_name: str | None = None, **kwargs: Any) -> Any:
+        """Call, and keep the result on the cluster under ``run_name`` (default: a unique name)
+        instead of returning it; returns a stub of the kept result (Runhouse's
+        ``method.remote(...)``). The result travels through this process once, to be put."""
+        name = (
+            plain_name(run_name)
+            if run_name
+            else f"{self._method or self._name}-{uuid.uuid4().hex[:8]}"
+        )
+        value = await self.acall(*args, **kwargs)
+        await self._cluster.aput(name, value)  # type: ignore[attr-defined]
+        return await self._cluster.aget(name, remote=True)  # type: ignore[attr-defined]
+
+    def remote(self, *args: Any, run_name: str | None = None, **kwargs: Any) -> Any:
+        return run_sync(
+            self.aremote, *args, run_name=run_name, hint="`await stub.aremote(...)`", **kwargs
+        )
+
     def __repr__(self) -> str:
         return f"<RemoteMethod {self._label} ({self._kind}) on {self._cluster.name!r}>"
 
 
 class _ModuleResource(Resource):
-    """The ``module`` resource type: configs of remote objects (``RemoteObject.rh_config``)."""
+    """The ``module`` resource type: configs of remote objects (``RemoteObject.config()``)."""
 
     resource_type = "module"
 
@@ -146,43 +211,206 @@ class _ModuleResource(Resource):
         return RemoteObject(cluster, config["name"], dict(config.get("info") or {}))
 
 
+#: What a remote-object stub answers itself; every other attribute is the remote object's
+#: (its methods as stubs, its other attributes read remotely). These are Runhouse's names for
+#: the same things, so code written for Runhouse means the same here. A remote attribute or
+#: method whose name is one of these is still reachable: ``obj.remote.<name>``.
+#: ``tests/api/test_stub_names.py`` checks this set is exactly what the stub defines.
+RESERVED = frozenset(
+    {
+        "name",  # the name the object is held under on the cluster
+        "system",  # its cluster
+        "remote",  # obj.remote.x reads (obj.remote.x = v sets) the remote attribute x
+        "local",  # obj.local.x reads x of the local class or instance it was made from
+        "fetch",  # fetch("x"): the remote x; fetch(): a copy of the whole object
+        "fetch_async",
+        "set_async",
+        "rename",
+        "arename",
+        "config",  # the saved form (type "module")
+        "save",
+        "delete",
+        "adelete",
+        # rhzmq's earlier spellings, kept working:
+        "rh_name",
+        "rh_config",
+        "rh_save",
+        "rh_agetattr",
+    }
+)
+
+
+class _RemoteAttributes:
+    """``obj.remote``: attribute reads and writes that always go to the remote object."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: RemoteObject) -> None:
+        object.__setattr__(self, "_obj", obj)
+
+    def __getattr__(self, attr: str) -> Any:
+        obj: RemoteObject = self._obj
+        stub = obj._rh_method(attr)
+        if stub is not None:
+            return stub
+        return run_sync(obj.fetch_async, attr, hint=f"`await obj.fetch_async({attr!r})`")
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        obj: RemoteObject = self._obj
+        run_sync(obj.set_async, attr, value, hint=f"`await obj.set_async({attr!r}, value)`")
+
+
+class _LocalAttributes:
+    """``obj.local``: attributes of the local class or instance the remote object came from."""
+
+    __slots__ = ("_local",)
+
+    def __init__(self, local: Any) -> None:
+        object.__setattr__(self, "_local", local)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._local, attr)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        setattr(self._local, attr, value)
+
+
+def local_method(local: Any, attr: str) -> Any:
+    """``local``'s method ``attr`` when it is meant to run locally (Runhouse's rule: its ``local``
+    parameter defaults to True), else None."""
+    if local is None or attr.startswith("_"):
+        return None
+    fn = getattr(local, attr, None)
+    if not callable(fn):
+        return None
+    try:
+        param = inspect.signature(fn).parameters.get("local")
+    except (TypeError, ValueError):
+        return None
+    if param is not None and param.default is True:
+        return fn
+    return None
+
+
 class RemoteObject:
-    """A named object living on a cluster; see the module docstring."""
+    """A named object living on a cluster; see the module docstring and :data:`RESERVED`."""
 
-    _rh_fields = ("_rh_cluster", "_rh_name", "_rh_info", "_rh_methods")
+    _rh_fields = ("_rh_cluster", "_rh_name", "_rh_info", "_rh_methods", "_rh_local")
 
-    def __init__(self, cluster: Reachable, name: str, info: dict[str, Any]) -> None:
+    def __init__(
+        self, cluster: Reachable, name: str, info: dict[str, Any], local: Any = None
+    ) -> None:
         object.__setattr__(self, "_rh_cluster", cluster)
         object.__setattr__(self, "_rh_name", name)
         object.__setattr__(self, "_rh_info", info)
         object.__setattr__(self, "_rh_methods", {})
+        object.__setattr__(self, "_rh_local", local)  # the class or instance it was made from
 
     @property
-    def rh_name(self) -> str:
+    def name(self) -> str:
         """The name the object is held under on the cluster."""
         return self._rh_name  # type: ignore[no-any-return]
+
+    rh_name = name
+
+    @property
+    def system(self) -> Reachable:
+        """The cluster the object lives on."""
+        return self._rh_cluster  # type: ignore[no-any-return]
+
+    @property
+    def remote(self) -> Any:
+        """``obj.remote.x`` reads the remote attribute ``x`` (a method gives its stub);
+        ``obj.remote.x = v`` sets it."""
+        return _RemoteAttributes(self)
+
+    @property
+    def local(self) -> Any:
+        """``obj.local.x``: ``x`` of the local class or instance this object was made from."""
+        if self._rh_local is None:
+            raise AttributeError(
+                f"remote object {self._rh_name!r} was not made from a local class or instance "
+                "in this process (it was loaded by name), so it has no local attributes"
+            )
+        return _LocalAttributes(self._rh_local)
+
+    def _rh_method(self, attr: str) -> RemoteMethod | None:
+        methods: dict[str, RemoteMethod] = self._rh_methods
+        stub = methods.get(attr)
+        if stub is None:
+            kind = self._rh_info.get("methods", {}).get(attr)
+            if kind is None:
+                return None
+            stub = methods[attr] = RemoteMethod(
+                self._rh_cluster, self._rh_name, attr, kind, f"{self._rh_name}.{attr}"
+            )
+        return stub
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
-        methods: dict[str, RemoteMethod] = self._rh_methods
-        stub = methods.get(attr)
+        if attr in RESERVED:  # a property raised AttributeError: show its message, not a remote one
+            return object.__getattribute__(self, attr)
+        fn = local_method(self._rh_local, attr)
+        if fn is not None:
+            return fn
+        stub = self._rh_method(attr)
         if stub is not None:
             return stub
-        kind = self._rh_info.get("methods", {}).get(attr)
-        if kind is not None:
-            stub = methods[attr] = RemoteMethod(
-                self._rh_cluster, self._rh_name, attr, kind, f"{self._rh_name}.{attr}"
-            )
-            return stub
         return run_sync(
-            self.rh_agetattr, attr, hint=f"`await {self._rh_name}.rh_agetattr({attr!r})`"
+            self.fetch_async, attr, hint=f"`await {self._rh_name}.fetch_async({attr!r})`"
         )
 
-    def rh_config(self) -> dict[str, Any]:
-        """This remote object as a saved resource of type ``module`` (see rhzmq._store).
+    async def fetch_async(self, key: str | None = None, **_: Any) -> Any:
+        """The remote attribute ``key`` (a copy), or with no key a copy of the whole object."""
+        if key is None:
+            return await self._rh_cluster.acall(self._rh_name, RH_VALUE)
+        try:
+            return await self._rh_cluster.acall(self._rh_name, RH_GETATTR, key)
+        except AttributeError:
+            if key == "name":  # Runhouse's modules know their name; a plain class may not
+                return self._rh_name
+            raise
 
-        The ``rh_`` names leave ``config``/``save`` free for the remote object's own methods."""
+    rh_agetattr = fetch_async
+
+    def fetch(self, key: str | None = None, **kwargs: Any) -> Any:
+        """``fetch("x")``: the remote attribute ``x``; ``fetch()``: a copy of the object."""
+        return run_sync(self.fetch_async, key, hint="`await obj.fetch_async(key)`", **kwargs)
+
+    async def set_async(self, key: str, value: Any) -> None:
+        """Set the remote attribute ``key``."""
+        await self._rh_cluster.acall(self._rh_name, RH_SETATTR, key, value)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        if attr in RESERVED:
+            raise AttributeError(
+                f"{attr!r} is a name the stub answers itself; set the remote attribute with "
+                f"obj.remote.{attr} = value"
+            )
+        run_sync(self.set_async, attr, value, hint=f"`await obj.set_async({attr!r}, value)`")
+
+    async def arename(self, name: str) -> RemoteObject:
+        """Hold the object under ``name`` instead (the same object: its state and calls in
+        flight stay; the old name is gone)."""
+        name = plain_name(name)
+        await self._rh_cluster.arename(self._rh_name, name)
+        object.__setattr__(self, "_rh_name", name)
+        object.__setattr__(self, "_rh_methods", {})
+        return self
+
+    def rename(self, name: str) -> RemoteObject:
+        return run_sync(self.arename, name, hint="`await obj.arename(name)`")
+
+    async def adelete(self) -> None:
+        """Delete the object from its cluster."""
+        await self._rh_cluster.adelete(self._rh_name)
+
+    def delete(self) -> None:
+        run_sync(self.adelete, hint="`await obj.adelete()`")
+
+    def config(self) -> dict[str, Any]:
+        """This remote object as a saved resource of type ``module`` (see rhzmq._store)."""
         return {
             "type": "module",
             "name": self._rh_name,
@@ -190,24 +418,17 @@ class RemoteObject:
             "info": self._rh_info,
         }
 
-    def rh_save(self) -> RemoteObject:
-        """Save to the local store: ``rh.module(name=...)`` in another process gets it back."""
-        save_config(self.rh_config())
+    rh_config = config
+
+    def save(self, name: str | None = None) -> RemoteObject:
+        """Save to the local store: ``rh.module(name=...)`` in another process gets it back
+        (``name`` renames the object on the cluster first)."""
+        if name is not None and plain_name(name) != self._rh_name:
+            self.rename(name)
+        save_config(self.config())
         return self
 
-    async def rh_agetattr(self, attr: str) -> Any:
-        """Read a remote attribute from async code."""
-        return await self._rh_cluster.acall(self._rh_name, RH_GETATTR, attr)
-
-    def __setattr__(self, attr: str, value: Any) -> None:
-        run_sync(
-            self._rh_cluster.acall,
-            self._rh_name,
-            RH_SETATTR,
-            attr,
-            value,
-            hint=f"`await cluster.acall({self._rh_name!r}, '__rh_setattr__', {attr!r}, value)`",
-        )
+    rh_save = save
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         kind = self._rh_info.get("call")
@@ -221,7 +442,7 @@ class RemoteObject:
 
     def __dir__(self) -> list[str]:
         return sorted(
-            {*self._rh_info.get("methods", {}), *self._rh_info.get("attributes", ()), "rh_name"}
+            {*self._rh_info.get("methods", {}), *self._rh_info.get("attributes", ()), *RESERVED}
         )
 
     def __repr__(self) -> str:

@@ -179,6 +179,10 @@ def getenv(key: str) -> str | None:
     return os.environ.get(key)
 
 
+def setenv(key: str, value: str) -> None:
+    os.environ[key] = value
+
+
 def camelize(text: str) -> str:
     import inflection  # only installed in the env that asks for it
 
@@ -297,3 +301,51 @@ async def asleeps_then(x: int) -> int:
 
 def on_this_cluster() -> bool:
     return bool(rh.here.on_this_cluster())
+
+
+class Calculator:
+    """Runhouse's test class: class attributes, classmethods, a local-only method."""
+
+    importer = "Calculators Inc"
+
+    def __init__(self, owner: str | None = None) -> None:
+        self.model = "Casio"
+        self._release_year = 2023
+        self.owner = owner
+
+    def summer(self, a: int, b: int) -> int:
+        return a + b
+
+    def save(self) -> str:  # a method whose name the stub reserves: reached as obj.remote.save
+        return f"saved by {self.owner}"
+
+    @classmethod
+    def where(cls) -> int:
+        return os.getpid()
+
+    @staticmethod
+    def double(x: int) -> int:
+        return 2 * x
+
+    @classmethod
+    def here_pid(cls, local: bool = True) -> int:
+        return os.getpid()
+
+    @classmethod
+    def factory(cls, owner: str = "factory") -> Calculator:
+        return cls(owner=owner)
+
+
+def steps(n: int, pause: float = 0.05) -> int:
+    """Print and log a line per step; returns ``n * 10``."""
+    for i in range(n):
+        print(f"step {i}")
+        log.warning("logged %d", i)
+        time.sleep(pause)
+    return n * 10
+
+
+def fails_after(n: int) -> None:
+    for i in range(n):
+        print(f"before failing {i}")
+    raise ValueError(f"failed after {n}")

@@ -34,6 +34,7 @@ import msgpack
 
 from rhzmq.wire import code as _specs
 from rhzmq.wire.client import SERVING_LOOPS
+from rhzmq.wire.code import call_kind
 from rhzmq.wire.exceptions import SerializationError
 from rhzmq.wire.handshake import Announcer
 from rhzmq.wire.limits import Limits, check_size
@@ -85,16 +86,6 @@ class Entry:
     kinds: dict[str, str] = field(default_factory=dict)
     running: int = 0
     waiting: deque[Callable[[], None]] = field(default_factory=deque)
-
-
-def call_kind(fn: Any) -> str:
-    if inspect.isasyncgenfunction(fn):
-        return "agen"
-    if inspect.iscoroutinefunction(fn):
-        return "async"
-    if inspect.isgeneratorfunction(fn):
-        return "gen"
-    return "sync"
 
 
 def describe(obj: Any) -> DescribeInfo:
@@ -476,6 +467,16 @@ class Worker:
                     )[1:]
                 )
                 self.pump.send([pack_header(Cmd.FINAL, call_id, status), frames[1], *body])
+        elif cmd == Cmd.RENAME:
+            # From the broker, which checked the names and moved its directory first.
+            entry = self.objects.pop(target, None)
+            if entry is not None and len(frames) > 2:
+                self.objects[bytes(frames[2])] = entry
+                log.info(
+                    "renamed %r to %r",
+                    target.decode(errors="replace"),
+                    frames[2].decode(errors="replace"),
+                )
         elif cmd == Cmd.DISCONNECT:
             self._ready()
         elif cmd == Cmd.SHUTDOWN:

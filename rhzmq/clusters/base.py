@@ -24,8 +24,9 @@ from typing import Any, ClassVar
 from .._env import Env, EnvLike, as_env
 from .._portal import run_sync
 from .._resources import Function
+from .._runs import Run, _keeper_call
 from .._store import Resource, plain_name
-from .._stubs import RemoteObject
+from .._stubs import RemoteMethod, RemoteObject
 from .._tasks import gather
 from ..wire.client import Client, call_meta
 from ..wire.code import object_spec
@@ -290,22 +291,70 @@ class Cluster(Resource, abc.ABC):
         """Delete one or several objects from the cluster (ObjectNotFound if one is unknown)."""
         run_sync(self.adelete, names, hint="`await cluster.adelete(name)`")
 
-    async def acall(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def acall(
+        self,
+        name: str,
+        method: str,
+        *args: Any,
+        stream_logs: bool = True,
+        run_name: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if run_name is not None:
+            return await RemoteMethod(self, name, method, "sync", f"{name}.{method}")._run_and_wait(
+                args, kwargs, run_name, None, stream_logs
+            )
         client = await self.aclient()
         return await client.call(
             name.encode(),
-            call_meta(method),
+            call_meta(method, stream_logs=stream_logs),
             args,
             kwargs,
             label=f"{name}.{method}" if method else name,
         )
 
-    def call(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``method`` of the object ``name`` (``""`` calls the object itself)."""
-        return run_sync(
-            functools.partial(self.acall, name, method, *args, **kwargs),
-            hint=f"`await cluster.acall({name!r}, {method!r}, ...)`",
+    def call(
+        self,
+        name: str,
+        method: str,
+        *args: Any,
+        stream_logs: bool = True,
+        run_name: str | None = None,
+        run_async: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``method`` of the object ``name`` (``""`` calls the object itself); a generator
+        called this way returns its items as a list. ``stream_logs``, ``run_name`` (see
+        :meth:`get_run`) and ``run_async`` (an awaitable) are Runhouse's options."""
+        call = functools.partial(
+            self.acall, name, method, *args, stream_logs=stream_logs, run_name=run_name, **kwargs
         )
+        if run_async:
+            return call()
+        return run_sync(call, hint=f"`await cluster.acall({name!r}, {method!r}, ...)`")
+
+    async def arename(self, name: str, new_name: str) -> None:
+        """Hold the object ``name`` under ``new_name`` instead (the same object, state kept)."""
+        client = await self.aclient()
+        await client.control(
+            Cmd.RENAME, plain_name(name), [pack_meta({"to": plain_name(new_name)})]
+        )
+
+    def rename(self, name: str, new_name: str) -> None:
+        run_sync(self.arename, name, new_name, hint="`await cluster.arename(old, new)`")
+
+    # -- runs (rhzmq._runs) ---------------------------------------------------------------------
+
+    def get_run(self, name: str) -> Run:
+        """The run ``name`` on this cluster (``fn.run(..., run_name=name)``), from any process."""
+        return Run(plain_name(name), self)
+
+    async def aruns(self) -> list[dict[str, Any]]:
+        return list(await _keeper_call(self, "runs"))
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run the cluster keeps: name, target, method, status, start and end times."""
+        return run_sync(self.aruns, hint="`await cluster.aruns()`")
 
     # -- saved configs ----------------------------------------------------------------------------
 

@@ -17,15 +17,13 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio
 
 from ..wire import config as _config
 from ..wire import handshake
-from ..wire.client import Client, drop_client, get_client
-from ..wire.curve import client_keys
+from ..wire.client import Client, drop_client, get_client, local_broker
 from ..wire.exceptions import CallTimeout, ClusterError, ClusterNotRunning
 from ..wire.launch import DaemonArgs
 from ..wire.protocol import Cmd, name_problem
@@ -64,16 +62,7 @@ class LocalCluster(Cluster):
     def endpoint(self) -> str:
         """The broker's ZeroMQ endpoint; ClusterNotRunning if the daemon is not up."""
         if self._endpoint is None:
-            state = _config.read_state()
-            if not state or not _config.pid_alive(int(state.get("pid", 0))):
-                raise ClusterNotRunning(
-                    f"cluster {self.name!r} is not running. Start it with "
-                    f"rh.cluster({self.name!r}).up_if_not() or `rhzmq start`."
-                )
-            self._endpoint = str(state["endpoint"])
-            self._curve = None
-            if state.get("curve"):
-                self._curve = client_keys(Path(state["curve"]))
+            self._endpoint, self._curve = local_broker(self.name)
         return self._endpoint
 
     def curve_keys(self) -> dict[str, bytes] | None:

@@ -28,6 +28,7 @@ import os
 import pickle
 import weakref
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -35,6 +36,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from . import config as _config
+from .curve import client_keys
 from .exceptions import (
     AuthenticationError,
     CallTimeout,
@@ -506,6 +508,19 @@ def get_client(endpoint: str, curve: dict[str, bytes] | None = None) -> Client:
     if client is None or client.closed:
         client = per_loop[endpoint] = Client(endpoint, curve)
     return client
+
+
+def local_broker(name: str = "local") -> tuple[str, dict[str, bytes] | None]:
+    """The endpoint and CURVE keys of this machine's daemon (``$RHZMQ_HOME/local``);
+    ClusterNotRunning if it is not up."""
+    state = _config.read_state()
+    if not state or not _config.pid_alive(int(state.get("pid", 0))):
+        raise ClusterNotRunning(
+            f"cluster {name!r} is not running. Start it with "
+            f"rh.cluster({name!r}).up_if_not() or `rhzmq start`."
+        )
+    curve = client_keys(Path(state["curve"])) if state.get("curve") else None
+    return str(state["endpoint"]), curve
 
 
 def drop_client(endpoint: str) -> None:

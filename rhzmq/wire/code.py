@@ -20,6 +20,7 @@ user's own classes resolve there too.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pickle
 import sys
@@ -31,6 +32,18 @@ from . import config as _config
 from .serialization import pickle_value
 
 CodeRef = dict[str, Any]
+
+
+def call_kind(fn: Any) -> str:
+    """How a callable is called: ``sync``, ``async``, ``gen`` or ``agen`` (a stub's behaviour
+    follows it; see rhzmq._stubs)."""
+    if inspect.isasyncgenfunction(fn):
+        return "agen"
+    if inspect.iscoroutinefunction(fn):
+        return "async"
+    if inspect.isgeneratorfunction(fn):
+        return "gen"
+    return "sync"
 
 
 def project_dir(module_name: str) -> str | None:

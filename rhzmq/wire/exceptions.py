@@ -18,6 +18,7 @@
     │   ├── WorkerDiedError           the worker holding the object died mid-call
     │   ├── CallTimeout               ``timeout=`` elapsed; also a TimeoutError
     │   └── CallCancelled             the call was cancelled
+    ├── RunError                      a run (rhzmq._runs) cannot start, is unknown or was lost
     └── SyncCallInEventLoop           a blocking stub was called from inside a running event loop
 
 Every ``FINAL`` error frame on the wire names one of these kinds (see :mod:`rhzmq.wire.protocol`), so the
@@ -46,6 +47,7 @@ __all__ = [
     "RemoteError",
     "RemoteTraceback",
     "RhzmqError",
+    "RunError",
     "SerializationError",
     "SyncCallInEventLoop",
     "VersionMismatch",
@@ -162,6 +164,11 @@ class CallTimeout(CallError, TimeoutError):
 
 class CallCancelled(CallError):
     """The call was cancelled (by its caller, or because the object was deleted)."""
+
+
+class RunError(RhzmqError):
+    """A run cannot be started (its name is taken by one still running), is not known where it
+    was looked for, or ended without an answer (cancelled, or lost with its keeper)."""
 
 
 class SyncCallInEventLoop(RhzmqError, RuntimeError):

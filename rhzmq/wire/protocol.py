@@ -198,6 +198,7 @@ class Cmd(enum.IntEnum):
     SPAWN = 15  # client -> broker: make sure an environment's workers run (meta: the env spec)
     CREDIT = 16  # client -> broker -> worker: the caller consumed items; flags = how many more
     PLACE = 17  # client -> broker: an environment's workers will run on node i (meta: group, node)
+    RENAME = 18  # client -> broker -> workers: hold the target under another name (meta: {"to"})
 
 
 class Partial(enum.IntEnum):

@@ -34,18 +34,23 @@ def test_env_as_a_list_or_a_name(cluster: rh.Cluster) -> None:
     # env=[...]: requirements (none needing a download here: the daemon's own numpy).
     listed = rh.function(ro.whoami).to(cluster, env=["numpy"], name="listed_whoami")
     assert listed()["pid"] != again()["pid"]
-    cluster.delete(["named_env"])
+    listed_env = next(p["env"] for p in cluster.processes() if p["pid"] == listed()["pid"])
+    cluster.delete(["named_env", listed_env])
 
 
 def test_module_to_with_env_and_name(cluster: rh.Cluster) -> None:
-    remote_cls = rh.module(ro.Plain).to(cluster, None, "first_plain")
-    first = remote_cls([3])
-    assert first.rh_name == "first_plain"
+    # As in Runhouse, the name given to .to() is the class module's; instances get their own.
+    remote_cls = rh.module(ro.Plain).to(cluster, None, "plain_module")
+    assert remote_cls.name == "plain_module"
+    first = remote_cls([3], name="first_plain")
+    assert first.name == "first_plain"
     second = remote_cls([4])
-    assert second.rh_name != "first_plain"
+    assert second.name not in ("first_plain", "plain_module")
     counter = ro.Counter(7).to(cluster, env=None, name="instance_counter")
     assert counter.incr(1) == 8
-    cluster.delete(["first_plain", second.rh_name, "instance_counter"])
+    # Without a name, a Module instance is held under its class's name (Runhouse's default).
+    assert ro.Counter(1).to(cluster).name == "Counter"
+    cluster.delete(["first_plain", second.name, "instance_counter", "Counter"])
 
 
 def test_put_get_and_prefixes(cluster: rh.Cluster) -> None:
