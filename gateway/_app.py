@@ -255,8 +255,17 @@ class Gateway:
         name, method = request.path_params["name"], request.path_params["method"]
         info = await self.describe(name)
         methods: dict[str, str] = info.get("methods") or {}
-        if info.get("type") == "function" and method == "call" and request.method == "POST":
-            # Runhouse's route for calling a function: POST /{name}/call
+        if info.get("type") == "function" and method == "call":
+            # Runhouse's route for calling a function: POST /{name}/call. Runhouse also called
+            # on GET with the query as string arguments; a GET here never calls (a web page
+            # can make a browser send one: docs/security.md).
+            if request.method == "GET":
+                raise HTTPError(
+                    405,
+                    "MethodNotAllowed",
+                    f"{name!r} is a function: call it with POST /{name}/call (or POST /{name}) "
+                    'and a JSON body {"args": [...], "kwargs": {...}}; a GET never calls',
+                )
             return await self.invoke(request, name, "", str(info.get("call") or "sync"))
         if info.get("type") == "function":
             raise HTTPError(

@@ -92,6 +92,13 @@ def parse_body(body: bytes, content_type: str) -> tuple[list[Any], dict[str, Any
                 f"{sorted(extra) or repr(data.get('serialization'))}"
             )
         data = data["data"] if data["data"] is not None else {}
+        if isinstance(data, str) and data and data.lstrip()[:1] == "{":
+            # Runhouse's "serialization": "json" sends the arguments as JSON text.
+            try:
+                data = json.loads(data)
+            except (ValueError, RecursionError) as exc:
+                raise BadRequest(f"'data' is not valid JSON text: {exc}") from None
+            _check_depth(data)
         if not isinstance(data, dict):
             raise BadRequest(
                 f"'data' must be an object with 'args' and 'kwargs', got {type(data).__name__}"

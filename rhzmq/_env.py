@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._portal import run_sync
@@ -37,7 +38,7 @@ class Env(Resource):
         self,
         name: str | None = None,
         reqs: list[str] | None = None,
-        env_vars: dict[str, str] | None = None,
+        env_vars: dict[str, str] | str | None = None,
         working_dir: str | None = None,
         setup_cmds: list[str] | None = None,
         compute: dict[str, Any] | None = None,
@@ -58,9 +59,9 @@ class Env(Resource):
             raise TypeError(
                 f"reqs must be a list of requirement strings like ['numpy>=2'], got {reqs!r}"
             )
-        self.name = name or "env-" + _short_hash(reqs, env_vars, working_dir, setup_cmds)
+        self.env_vars = env_vars or {}  # a dict, or a .env file the setter reads
+        self.name = name or "env-" + _short_hash(reqs, self.env_vars, working_dir, setup_cmds)
         self.reqs = list(reqs or [])
-        self.env_vars = dict(env_vars or {})
         # Set in the workers like env_vars, but never shown: not in repr, status(), processes()
         # or any log, and not part of the env's default name.
         self.secrets = dict(secrets or {})
@@ -76,6 +77,23 @@ class Env(Resource):
             )
         self.compute = dict(compute or {})
         self._secret_names: list[str] = []  # of a loaded config (see the class docstring)
+        self._existing = False  # named by a string: use the env as it runs on the cluster
+
+    @property
+    def env_vars(self) -> dict[str, str]:
+        """Variables set in the env's workers: a dict, or (when set) a ``.env`` file's path,
+        read at once (``KEY=value`` lines, ``#`` comments, optional ``export`` and quotes)."""
+        return self._env_vars
+
+    @env_vars.setter
+    def env_vars(self, value: dict[str, str] | str | os.PathLike[str]) -> None:
+        if isinstance(value, str | os.PathLike):
+            value = read_dotenv(value)
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise TypeError(
+                f"env_vars takes a dict of variables or a .env file's path, not {value!r}"
+            )
+        self._env_vars = {k: str(v) for k, v in value.items()}
 
     def spec(self, replicas: int = 1) -> dict[str, Any]:
         return {
@@ -87,6 +105,7 @@ class Env(Resource):
             "setup_cmds": self.setup_cmds,
             "compute": self.compute,
             "replicas": replicas,
+            **({"existing": True} if self._existing else {}),
         }
 
     def config(self) -> dict[str, Any]:
@@ -180,11 +199,37 @@ def as_env(value: EnvLike) -> Env | None:
         try:
             return Env.from_config(load_config(name, "env"))  # type: ignore[no-any-return]
         except (KeyError, ValueError):
-            return Env(name=name)
+            named = Env(name=name)
+            named._existing = True  # the env of that name as it runs (if it does), unchanged
+            return named
     raise TypeError(
         f"env= takes an rh.env(...), a list of requirements or an env's name, not "
         f"{type(value).__name__}"
     )
+
+
+def read_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The variables of a ``.env`` file (see :attr:`Env.env_vars`)."""
+    try:
+        text = Path(path).expanduser().read_text()
+    except OSError as exc:
+        raise ValueError(f"env_vars: cannot read the .env file {str(path)!r}: {exc}") from None
+    out: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"env_vars: {str(path)!r} line {number} is not KEY=value: {raw!r}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].rstrip()
+        out[key] = value
+    return out
 
 
 def _short_hash(*parts: Any) -> str:

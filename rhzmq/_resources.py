@@ -10,6 +10,7 @@ ships that instance, state included.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import time
 import uuid
@@ -18,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._env import EnvLike, _system, as_env
+from ._env import Env, EnvLike, _system, as_env
 from ._portal import run_sync
 from ._store import Resource, load_config, plain_name
 from ._stubs import RemoteMethod, RemoteObject, local_method
-from ._tasks import first_error
+from ._tasks import first_error, gather
 from .wire.code import call_kind, code_ref, construct_spec, load_code, object_spec
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class Function(Resource):
         self.info: dict[str, Any] = {}
         self._stub: RemoteMethod | None = None
         self._object = self.name  # its name on the cluster (a later save() may rename it)
+        self._env: Env | None = None  # the env it was sent to (replicate() copies it)
 
     @classmethod
     def _bound(
@@ -104,10 +106,13 @@ class Function(Resource):
             raise TypeError(f"function {self.name!r} has no local code to send")
         target = _system(cluster, system)
         name = plain_name(name) if name else self.name
+        env = as_env(env)
         info = await target.aplace(
-            name, object_spec(self.fn), as_env(env), replicas, max_concurrency, force_install
+            name, object_spec(self.fn), env, replicas, max_concurrency, force_install
         )
-        return Function._bound(target, name, info, self.fn)
+        bound = Function._bound(target, name, info, self.fn)
+        bound._env = env
+        return bound
 
     def to(
         self,
@@ -277,6 +282,71 @@ class Function(Resource):
         """Stream a remote generator function's items from async code."""
         return self._remote().aiter(*args, **kwargs)
 
+    @property
+    def system(self) -> Cluster | None:
+        """The cluster the function was sent to (Runhouse's name for :attr:`cluster`)."""
+        return self.cluster
+
+    @property
+    def call(self) -> RemoteMethod:
+        """The remote call itself, as Runhouse's ``fn.call``: ``fn.call(...)``,
+        ``fn.call.remote(...)`` (the result kept on the cluster), ``fn.call.run(...)``."""
+        return self._remote()
+
+    async def areplicate(
+        self,
+        num_replicas: int = 1,
+        names: Sequence[str] | None = None,
+        envs: Sequence[EnvLike] | None = None,
+        *,
+        replicas: int | None = None,
+    ) -> list[Function]:
+        if self.cluster is None or self.fn is None:
+            raise RuntimeError(
+                f"function {self.name!r} must be sent to a cluster from this process before "
+                "it can be replicated: .to(cluster) first"
+            )
+        count = replicas if replicas is not None else num_replicas
+        if count < 1:
+            raise ValueError(f"replicate() needs at least one replica, got {count}")
+        names = list(names or [f"{self.name}_replica_{i}" for i in range(count)])
+        given = list(envs or [])
+        base = self._env.config() if self._env is not None else {"type": "env"}
+        targets = [
+            as_env(given[i])
+            if i < len(given)
+            else Env.from_config({**base, "name": f"{self.name}_replica_{i}"})
+            for i in range(count)
+        ]
+        cluster = self.cluster
+        return list(
+            await gather(
+                *(self.ato(cluster, env, name=n) for n, env in zip(names, targets, strict=True))
+            )
+        )
+
+    def replicate(
+        self,
+        num_replicas: int = 1,
+        names: Sequence[str] | None = None,
+        envs: Sequence[EnvLike] | None = None,
+        parallel: bool = False,
+        *,
+        replicas: int | None = None,
+    ) -> list[Function]:
+        """Runhouse's ``replicate``: ``num_replicas`` copies of the function, each in its own
+        env's worker process (``names``/``envs`` name them), returned as separate stubs.
+        (``.to(cluster, replicas=n)`` is rhzmq's own way: one name, calls spread over the
+        replicas.) ``parallel`` is accepted; the copies are always sent concurrently."""
+        return run_sync(
+            self.areplicate,
+            num_replicas,
+            names,
+            envs,
+            replicas=replicas,
+            hint="`await fn.areplicate(n)`",
+        )
+
     async def arun(self, *args: Any, run_name: str | None = None, **kwargs: Any) -> Run:
         """Start a call the cluster keeps and return its :class:`~rhzmq.Run` at once (see
         :mod:`rhzmq._runs`): ``status()``, ``logs(follow=True)``, ``result()``, ``cancel()``,
@@ -364,12 +434,22 @@ class Module:
     the class's name unless given one, as in Runhouse).
     """
 
+    def __init__(
+        self, env: EnvLike = None, name: str | None = None, system: Cluster | None = None
+    ) -> None:
+        # Runhouse's Module(env=, name=, system=): defaults for a later .to(). Private names,
+        # so they never collide with the subclass's own attributes.
+        self._rh_to = {"env": env, "name": name, "system": system}
+
     def _rh_payload(self) -> Any:
         """What ``.to()`` sends: the instance itself (a wrapper sends what it wraps)."""
         return self
 
+    def _rh_default(self, key: str) -> Any:
+        return (self.__dict__.get("_rh_to") or {}).get(key)
+
     def _rh_default_name(self) -> str:
-        return type(self._rh_payload()).__name__
+        return str(self._rh_default("name") or type(self._rh_payload()).__name__)
 
     async def ato(
         self,
@@ -379,9 +459,10 @@ class Module:
         *,
         system: Cluster | None = None,
     ) -> RemoteObject:
-        target = _system(cluster, system)
+        target = _system(cluster, system or self._rh_default("system"))
         obj = self._rh_payload()
         name = plain_name(name) if name else self._rh_default_name()
+        env = env if env is not None else self._rh_default("env")
         info = await target.aplace(name, object_spec(obj, by_ref=False), as_env(env))
         return RemoteObject(target, name, info, local=obj)
 
@@ -407,7 +488,7 @@ class Module:
         *,
         system: Cluster | None = None,
     ) -> RemoteObject:
-        target = _system(cluster, system)
+        target = _system(cluster, system or self._rh_default("system"))
         name = plain_name(name) if name else self._rh_default_name()
         existing = await target.aget(name, remote=True)
         if isinstance(existing, RemoteObject):
@@ -441,8 +522,18 @@ class LocalModule(Module):
     def _rh_payload(self) -> Any:
         return self._rh_obj
 
-    def _rh_default_name(self) -> str:
-        return self._rh_name or type(self._rh_obj).__name__
+    def _rh_default(self, key: str) -> Any:
+        return self._rh_name if key == "name" else None
+
+    @property
+    def env(self) -> Env | None:
+        """The object's own ``env`` if it has one, else the env this code runs in: on a
+        cluster, its worker's (as in Runhouse); here, None."""
+        own = getattr(self._rh_obj, "env", None)
+        if own is not None:
+            return own  # type: ignore[no-any-return]
+        name = os.environ.get("RHZMQ_ENV")
+        return as_env(name) if name else None
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._rh_obj, attr)
@@ -601,6 +692,12 @@ class ModuleClass(Module):
         value = getattr(self.cls, attr)
         raw = inspect.getattr_static(self.cls, attr, None)
         cluster = self.__dict__.get("cluster")
+        if cluster is not None and inspect.isfunction(raw) and not attr.startswith("_"):
+            raise TypeError(
+                f"{self.cls.__name__}.{attr} is an instance method: make an instance on the "
+                f"cluster first, {self.cls.__name__}(...).{attr}(...) (rh.module(C).to(c) is "
+                "the class; only its class- and static methods run on it)"
+            )
         if cluster is None or not isinstance(raw, classmethod | staticmethod):
             return value
         if local_method(self.cls, attr) is not None:

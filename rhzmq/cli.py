@@ -74,7 +74,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 2
     if c.is_up():
         print(
-            f"already running: broker {c.endpoint}"
+            f"already running: broker {c.broker_endpoint}"
             + (f", gateway {c.gateway_url}" if c.gateway_url else "")
         )
         return 0

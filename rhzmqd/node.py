@@ -61,6 +61,12 @@ class Node:
         reqs = [str(r) for r in meta.get("reqs") or []]
         env_vars = {str(k): str(v) for k, v in (meta.get("env_vars") or {}).items()}
         env_vars.update({str(k): str(v) for k, v in (meta.get("secrets") or {}).items()})
+        if meta.get("existing"):
+            # Named by a string (env="name"): the env as it runs, if it does; never redefined.
+            running = self.supervisor.group_members(name)
+            if running:
+                return sorted(running)
+            meta = {k: v for k, v in meta.items() if k != "existing"}
         key = json.dumps(meta, sort_keys=True, default=str)
         names = [name] + [f"{name}.{i}" for i in range(1, replicas)]
         if self.specs.get(name) == key and all(n in self.supervisor.processes for n in names):

@@ -119,6 +119,12 @@ class Supervisor:
         # The gateway's token is the daemon's alone: user code in a worker never sees it.
         env = {k: v for k, v in os.environ.items() if k != "RHZMQ_TOKEN"}
         env.update(self.env)
+        if python is not None:
+            # The env's venv first on PATH, as an activated venv: `pip`, `python` and the
+            # venv's console scripts in cluster.run(..., env=e) are the env's own.
+            bin_dir = os.path.dirname(python)
+            env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+            env["VIRTUAL_ENV"] = os.path.dirname(bin_dir)
         env.update(env_vars or {})
         self._stopped.discard(name)
         self.groups[name] = group or name

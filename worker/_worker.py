@@ -665,6 +665,8 @@ class Worker:
                     result = None
             else:
                 result = await fn(*args, **kwargs)
+                while asyncio.iscoroutine(result):  # B6: an async method returning a coroutine
+                    result = await result
             status: int = Status.OK
             frames: list[Any] = self._result(result)
         except asyncio.CancelledError:
@@ -701,6 +703,7 @@ def run(
     learns that the worker serves without asking the broker."""
     install(Partial.STDOUT, Partial.STDERR)
     os.environ["RHZMQ_WORKER"] = name  # user code can tell it runs on a cluster
+    os.environ["RHZMQ_ENV"] = group or name  # ...and in which env (rh.module(C)().env)
     worker = Worker(broker, name, parent_pid=parent_pid, curve=curve, group=group, node=node)
     log.info(
         "worker %r (pid %d, rhzmq %s) connecting to %s", name, os.getpid(), __version__, broker

@@ -30,7 +30,7 @@ from .._stubs import RemoteMethod, RemoteObject
 from .._tasks import gather
 from ..wire.client import Client, call_meta
 from ..wire.code import object_spec
-from ..wire.exceptions import CallTimeout, ClusterNotRunning, ObjectNotFound
+from ..wire.exceptions import CallTimeout, ClusterError, ClusterNotRunning, ObjectNotFound
 from ..wire.protocol import RH_DESCRIBE, RH_VALUE, Cmd, name_problem, pack_meta
 from ..wire.serialization import dumps
 from ..wire.settings import STOP_TIMEOUT
@@ -73,6 +73,17 @@ class Cluster(Resource, abc.ABC):
 
     @abc.abstractmethod
     def config(self) -> dict[str, Any]: ...
+
+    def endpoint(self, external: bool = False) -> str:
+        """The URL HTTP callers use (Runhouse's ``cluster.endpoint()``): the gateway's, as
+        reachable from here. (The broker's ZeroMQ address is :attr:`broker_endpoint`.)"""
+        url = self.gateway_url
+        if not url:
+            raise ClusterError(
+                f"cluster {self.name!r} has no HTTP gateway running: start it with one "
+                "(the local cluster serves it on port 32300 unless gateway_port=None)"
+            )
+        return url
 
     def gateway_headers(self) -> dict[str, str]:
         """Headers for HTTP calls to :attr:`gateway_url` (a bearer token, where one is set)."""
@@ -131,12 +142,28 @@ class Cluster(Resource, abc.ABC):
     async def _control(self, cmd: Cmd, *args: Any, **kwargs: Any) -> Any:
         return await (await self.aclient()).control(cmd, *args, **kwargs)
 
-    async def akeys(self) -> list[str]:
-        return list(await self._control(Cmd.KEYS))
+    async def akeys(self, env: EnvLike = None) -> list[str]:
+        if env is None:
+            return sorted({*await self._control(Cmd.KEYS), *await self._env_names()})
+        group = as_env(env).name  # type: ignore[union-attr]
+        workers = (await self.astatus())["workers"]
+        return sorted({o for w in workers if w["env"] == group for o in w["objects"]})
 
-    def keys(self) -> list[str]:
-        """Names of the objects on the cluster."""
-        return run_sync(self.akeys, hint="`await cluster.akeys()`")
+    def keys(self, env: EnvLike = None) -> list[str]:
+        """Names of the objects on the cluster and of its environments (as in Runhouse; the
+        implicit ``default`` one aside); with ``env``, the objects held in that env's workers."""
+        return run_sync(self.akeys, env, hint="`await cluster.akeys()`")
+
+    async def _env_names(self) -> set[str]:
+        status = await self.astatus()
+        return {w["env"] for w in status["workers"]} - {"default"}
+
+    @property
+    def default_env(self) -> Env:
+        """The environment objects go to without ``env=``: the daemon's own ``default``."""
+        default = Env(name="default")
+        default._existing = True
+        return default
 
     async def astatus(self) -> dict[str, Any]:
         return dict(await self._control(Cmd.STATUS))
@@ -207,9 +234,11 @@ class Cluster(Resource, abc.ABC):
                     return Function._bound(self, key, info)
                 return RemoteObject(self, key, info)
             return await self.acall(key, RH_VALUE)
-        except ObjectNotFound:
+        except ObjectNotFound as exc:
+            if key in await self._env_names():
+                return as_env(key)  # an environment's name: the env (Runhouse's get)
             if default is KeyError:  # Runhouse's way of asking for the error
-                raise
+                raise ObjectNotFound(f"key {key} not found: {exc}", key, exc.matches) from None
             return default
 
     def get(self, key: str, default: Any = None, *, remote: bool = False) -> Any:

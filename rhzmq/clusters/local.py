@@ -59,7 +59,7 @@ class LocalCluster(Cluster):
         self._curve: dict[str, bytes] | None = None
 
     @property
-    def endpoint(self) -> str:
+    def broker_endpoint(self) -> str:
         """The broker's ZeroMQ endpoint; ClusterNotRunning if the daemon is not up."""
         if self._endpoint is None:
             self._endpoint, self._curve = local_broker(self.name)
@@ -67,11 +67,11 @@ class LocalCluster(Cluster):
 
     def curve_keys(self) -> dict[str, bytes] | None:
         """CURVE keys when the daemon is reachable beyond loopback (see rhzmq.wire.curve)."""
-        self.endpoint  # noqa: B018 - resolves the state (and the keys) once, then cached
+        self.broker_endpoint  # noqa: B018 - resolves the state (and the keys) once, then cached
         return self._curve
 
     async def aclient(self) -> Client:
-        return get_client(self.endpoint, self.curve_keys())
+        return get_client(self.broker_endpoint, self.curve_keys())
 
     @property
     def gateway_url(self) -> str | None:
@@ -92,7 +92,7 @@ class LocalCluster(Cluster):
     async def ais_up(self) -> bool:
         self._endpoint = None  # the daemon may have been restarted elsewhere: read its state
         try:
-            self.endpoint  # noqa: B018
+            self.broker_endpoint  # noqa: B018
         except ClusterNotRunning:
             return False
         return await super().ais_up()

@@ -18,7 +18,11 @@ ENVIRONMENT: dict[str, str] = {
     "RHZMQ_HTTP_HEADER_TIMEOUT": "seconds the gateway waits for a request's headers, 10 "
     "(rhzmq.wire.limits)",
     "RHZMQ_SYNC_LIMIT_MB": "largest project synced to an SSH cluster, 500 (clusters.ssh.code_sync)",
+    "RHZMQ_RUNS_MAX_BYTES": "bytes of finished runs a cluster keeps, 512 MiB (rhzmq._runs)",
+    "RHZMQ_RUNS_MAX_AGE": "seconds a finished run is kept, 7 days (rhzmq._runs)",
+    "RHZMQ_RUN_LOG_BYTES": "bytes of output kept per run, 64 MiB (rhzmq._runs)",
     "RHZMQ_WORKER": "set in every worker process: its worker name (cluster.on_this_cluster())",
+    "RHZMQ_ENV": "set in every worker process: its env's name (rh.module(C)().env there)",
     "RHZMQ_NODE_INDEX": "set in every worker of a cluster: its host's index (0 is the head)",
     "RHZMQ_NODE_ADDRESS": "set in every worker of a cluster: its host's address",
 }

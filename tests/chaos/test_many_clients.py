@@ -26,7 +26,7 @@ def test_ten_thousand_short_lived_clients(cluster: rh.Cluster) -> None:
             sock = ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVTIMEO, 5000)
-            sock.connect(cluster.endpoint)
+            sock.connect(cluster.broker_endpoint)
             sock.send_multipart([pack_header(Cmd.PING, i + 1)])
             assert sock.recv_multipart()[0][3] == Cmd.FINAL
             sock.close()

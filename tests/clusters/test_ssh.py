@@ -341,7 +341,7 @@ def test_refused_curve_handshakes_say_why(main_cluster: rh.SSHCluster, tmp_path:
     public, secret = zmq.auth.load_certificate(tmp_path / "stranger.key_secret")
     assert secret is not None
     good = main_cluster.curve_keys()
-    endpoint = main_cluster.endpoint
+    endpoint = main_cluster.broker_endpoint
 
     async def connect(keys: dict[str, bytes]) -> float:
         client = Client(endpoint, keys)
@@ -537,7 +537,7 @@ def test_a_compromised_node_cannot_call_the_head_or_take_other_hosts(
     keys = _node_keys(main_cluster, 1)
 
     async def as_node_1() -> dict[str, object]:
-        client = Client(main_cluster.endpoint, keys)
+        client = Client(main_cluster.broker_endpoint, keys)
         try:
             with pytest.raises(rh.PermissionDenied, match="may not call objects"):
                 await client.call(b"head_where", call_meta("__call__"), (1,))
@@ -554,7 +554,7 @@ def test_a_compromised_node_cannot_call_the_head_or_take_other_hosts(
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.curve_secretkey, sock.curve_publickey = keys["secret"], keys["public"]
     sock.curve_serverkey = keys["server"]
-    sock.connect(main_cluster.endpoint)
+    sock.connect(main_cluster.broker_endpoint)
     try:
         for name, group in (
             (node_agent(2), "__node__"),
@@ -606,7 +606,7 @@ def test_a_revoked_node_is_dropped_and_refused(hosts: SSHHosts, project: Path) -
             far(1)
 
         async def connect() -> None:
-            client = Client(pair.endpoint, old_keys)
+            client = Client(pair.broker_endpoint, old_keys)
             try:
                 await client.ensure_connected()
             finally:

@@ -41,7 +41,7 @@ def test_fuzz_target_exists(cluster: rh.Cluster) -> None:
 def test_broker_survives_random_messages(cluster: rh.Cluster, messages: list[list[bytes]]) -> None:
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(cluster.endpoint)
+    sock.connect(cluster.broker_endpoint)
     try:
         for msg in messages:
             sock.send_multipart(msg)
@@ -80,7 +80,7 @@ inner_messages = st.one_of(
 def test_broker_survives_batches_of_any_msgpack_type(cluster: rh.Cluster, body: object) -> None:
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(cluster.endpoint)
+    sock.connect(cluster.broker_endpoint)
     try:
         sock.send_multipart([BATCH_HEADER, msgpack.packb(body)])
     finally:

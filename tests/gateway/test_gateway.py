@@ -64,7 +64,16 @@ def start_gateway(
     if token:
         env["RHZMQ_TOKEN"] = token
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--broker", cluster.endpoint, "--port", "0", *args],
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--broker",
+            cluster.broker_endpoint,
+            "--port",
+            "0",
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -300,7 +309,7 @@ def test_refuses_public_bind_without_token(cluster: rh.Cluster) -> None:
             "-m",
             "gateway",
             "--broker",
-            cluster.endpoint,
+            cluster.broker_endpoint,
             "--host",
             "0.0.0.0",
             "--port",

@@ -24,7 +24,7 @@ def test_a_batch_of_frames_that_are_not_bytes_disturbs_no_one(cluster: rh.Cluste
     add = rh.function(ro.add).to(cluster, name="batch_add")
     rogue = zmq.Context.instance().socket(zmq.DEALER)
     rogue.linger = 0
-    rogue.connect(cluster.endpoint)
+    rogue.connect(cluster.broker_endpoint)
     try:
         call = [pack_header(Cmd.CALL, 1, 0, b"batch_add"), pack_meta({"m": ""}), "a str"]
         for bad in ([call], [[pack_header(Cmd.PING), 7]], [[None]], [["x", b"y"]]):

@@ -90,7 +90,7 @@ def _raw_socket(endpoint: str) -> zmq.Socket[bytes]:
 
 def test_malformed_messages_neither_kill_broker_nor_disturb_callers(cluster: rh.Cluster) -> None:
     add = rh.function(ro.add).to(cluster)
-    raw = _raw_socket(cluster.endpoint)
+    raw = _raw_socket(cluster.broker_endpoint)
     junk: list[list[bytes]] = [
         [b"hello"],
         [b""],
@@ -123,7 +123,7 @@ def test_malformed_messages_neither_kill_broker_nor_disturb_callers(cluster: rh.
 
 
 def test_wrong_protocol_version_gets_version_error(cluster: rh.Cluster) -> None:
-    raw = _raw_socket(cluster.endpoint)
+    raw = _raw_socket(cluster.broker_endpoint)
     header = bytearray(pack_header(Cmd.CALL, 77, 0, b"add"))
     header[2] = PROTOCOL_VERSION + 1
     raw.send_multipart([bytes(header), pack_meta({"m": ""})])
@@ -142,7 +142,7 @@ def test_forged_cancel_for_foreign_call_is_ignored(cluster: rh.Cluster) -> None:
     async def run() -> str:
         task = asyncio.ensure_future(sleeps.acall(0.5))
         await asyncio.sleep(0.1)
-        raw = _raw_socket(cluster.endpoint)
+        raw = _raw_socket(cluster.broker_endpoint)
         for call_id in range(1, 50):  # guess ids: they are per-connection, so nothing matches
             raw.send_multipart([pack_header(Cmd.CANCEL, call_id)])
         raw.close()

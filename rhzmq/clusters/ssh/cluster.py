@@ -114,7 +114,7 @@ class SSHCluster(Cluster):
         return self._keys.curve()
 
     @property
-    def endpoint(self) -> str:
+    def broker_endpoint(self) -> str:
         if self._tunnel is None:
             raise ClusterNotRunning(
                 f"not connected to cluster {self.name!r} yet: call cluster.up_if_not() (or any "
@@ -132,7 +132,7 @@ class SSHCluster(Cluster):
             self._disconnect()  # the SSH connection dropped: its forwards are gone, remake them
         if self._tunnel is None:
             await transport.on_portal(self._aconnect())
-        return get_client(self.endpoint, self.curve_keys())
+        return get_client(self.broker_endpoint, self.curve_keys())
 
     async def _conn(self, index: int) -> asyncssh.SSHClientConnection:
         return await transport.connect(self.hosts[index], self.creds)
