@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from rhzmq.wire import handshake
-from rhzmq.wire.settings import HTTP_MAX_CONCURRENCY
+from rhzmq.wire.settings import DEFAULT_DEN_PORT, HTTP_MAX_CONCURRENCY
 
 from ._app import MAX_BODY, allowed_hosts, create_app
 from ._db import Database, safe_url
@@ -22,8 +22,8 @@ from ._store import Store
 
 log = logging.getLogger("den")
 
-#: The registry's port unless told otherwise (the gateway's is 32300).
-DEFAULT_PORT = 32400
+#: The registry's port unless told otherwise.
+DEFAULT_PORT = DEFAULT_DEN_PORT
 
 
 class ServeError(Exception):

@@ -16,21 +16,28 @@ from ._store import Resource
 from ._stubs import RemoteMethod, RemoteObject
 from .clusters import Cluster, LocalCluster, cluster
 from .wire.exceptions import (
+    AccessDenied,
     AuthenticationError,
     CallCancelled,
     CallError,
     CallTimeout,
     ClusterError,
     ClusterNotRunning,
+    Conflict,
     EnvError,
+    InvalidToken,
     LimitExceeded,
     ObjectNotFound,
     PermissionDenied,
     ProtocolError,
+    RegistryError,
+    RegistryUnavailable,
     RemoteError,
     RemoteTraceback,
+    ResourceNotFound,
     RhzmqError,
     SerializationError,
+    StaleWrite,
     SyncCallInEventLoop,
     VersionMismatch,
     WorkerDiedError,
@@ -38,6 +45,7 @@ from .wire.exceptions import (
 from .wire.version import PROTOCOL_VERSION, __version__
 
 if TYPE_CHECKING:
+    from ._den import DenClient
     from .clusters.ssh import SSHCluster
 
 
@@ -47,6 +55,10 @@ def __getattr__(name: str) -> object:
         from .clusters.ssh import SSHCluster
 
         return SSHCluster
+    if name == "DenClient":  # httpx: only when the registry is used
+        from ._den import DenClient
+
+        return DenClient
     raise AttributeError(f"module 'rhzmq' has no attribute {name!r}")
 
 
@@ -55,6 +67,7 @@ here = cluster("local")
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "AccessDenied",
     "AuthenticationError",
     "CallCancelled",
     "CallError",
@@ -62,9 +75,12 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "ClusterNotRunning",
+    "Conflict",
+    "DenClient",
     "Env",
     "EnvError",
     "Function",
+    "InvalidToken",
     "LimitExceeded",
     "LocalCluster",
     "Module",
@@ -72,14 +88,18 @@ __all__ = [
     "ObjectNotFound",
     "PermissionDenied",
     "ProtocolError",
+    "RegistryError",
+    "RegistryUnavailable",
     "RemoteError",
     "RemoteMethod",
     "RemoteObject",
     "RemoteTraceback",
     "Resource",
+    "ResourceNotFound",
     "RhzmqError",
     "SSHCluster",
     "SerializationError",
+    "StaleWrite",
     "SyncCallInEventLoop",
     "VersionMismatch",
     "WorkerDiedError",
