@@ -67,9 +67,11 @@ def now() -> datetime:
 
 
 def canonical_json(value: Any) -> str:
-    """One spelling per JSON value: sorted keys, no spaces, UTF-8 text (no NaN/Infinity)."""
+    """One spelling per JSON value: sorted keys, no spaces, ASCII only (every other character
+    as a ``\\uXXXX`` escape, so a NUL in a string, which PostgreSQL's text type refuses, is
+    stored as six characters), no NaN or Infinity."""
     return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
     )
 
 

@@ -169,7 +169,7 @@ def split_path(path: str) -> tuple[str, str]:
 
 
 def content_hash(config: Any) -> str:
-    """SHA-256 of the config's canonical JSON (sorted keys, no spaces, UTF-8)."""
+    """SHA-256 of the config's canonical JSON (:func:`~den._models.canonical_json`)."""
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()
 
 
@@ -852,8 +852,8 @@ class Store:
             raise BadRequest(f"type must be one of {', '.join(TYPES)}")
         if owner is not None:
             check_principal_name(owner, "owner")
-        if q is not None and len(q) > 128:
-            raise BadRequest("q is at most 128 characters")
+        if q is not None and (len(q) > 128 or not q.isprintable()):
+            raise BadRequest("q is at most 128 printable characters")
         with self.db.session() as s:
             roles = self._roles(s, actor.id)
             me = [actor.id, *roles]
