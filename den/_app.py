@@ -71,7 +71,7 @@ from ._errors import (
     UnsupportedMediaType,
 )
 from ._openapi import build_openapi
-from ._store import Actor, Page, Store
+from ._store import Actor, Page, Store, whole
 
 log = logging.getLogger("den.app")
 
@@ -236,7 +236,7 @@ class Den:
     async def revoke_token(self, request: Request) -> Response:
         actor = _actor(request)
         raw = request.path_params["id"]
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        if not whole(raw):
             raise BadRequest(f"a token id is a whole number, got {raw!r}")
         await self.run(self.store.revoke_token, actor, int(raw))
         return Response(status_code=204)
@@ -424,7 +424,7 @@ def _page(request: Request) -> Page:
 def _version(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) < 2**31:
+    if not whole(raw, least=1):
         raise BadRequest(f"version is a whole number >= 1, got {raw!r}")
     return int(raw)
 

@@ -13,7 +13,7 @@ from typing import Any
 from rhzmq.wire.version import __version__
 
 from ._errors import DenError
-from ._store import MAX_LIMIT, MAX_LINEAGE, PRINCIPAL_NAME, RESOURCE_NAME, TYPES
+from ._store import MAX_ID, MAX_LIMIT, MAX_LINEAGE, PRINCIPAL_NAME, RESOURCE_NAME, TYPES
 
 JSON = "application/json"
 
@@ -66,7 +66,7 @@ PAGE = [
         f"items per page (default 50, at most {MAX_LIMIT})",
     ),
     _query(
-        "cursor", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "next_cursor of the page before"
+        "cursor", {"type": "string", "pattern": "^[0-9]{1,10}$"}, "next_cursor of the page before"
     ),
 ]
 
@@ -129,7 +129,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "name": {"type": "string", "description": "/owner/name"},
-            "version": {"type": "integer", "minimum": 1},
+            "version": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
         },
         "required": ["name", "version"],
         "additionalProperties": False,
@@ -298,7 +298,12 @@ def build_openapi(statuses: Mapping[type[DenError], int]) -> dict[str, Any]:
             "delete": {
                 "summary": "revoke one of your tokens",
                 "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                    }
                 ],
                 "responses": {"204": {"description": "revoked"}, **errors(404)},
             }
@@ -376,7 +381,11 @@ def build_openapi(statuses: Mapping[type[DenError], int]) -> dict[str, Any]:
                 "summary": "the latest version, or ?version=k",
                 "parameters": [
                     *res,
-                    _query("version", {"type": "integer", "minimum": 1}, "an older version"),
+                    _query(
+                        "version",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                        "an older version",
+                    ),
                     _header("If-None-Match", "an ETag: 304 if it is still the latest"),
                 ],
                 "responses": {
@@ -419,7 +428,9 @@ def build_openapi(statuses: Mapping[type[DenError], int]) -> dict[str, Any]:
                 "requestBody": _body(
                     {
                         "type": "object",
-                        "properties": {"version": {"type": "integer", "minimum": 1}},
+                        "properties": {
+                            "version": {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+                        },
                         "required": ["version"],
                     }
                 ),

@@ -94,6 +94,9 @@ PRINCIPAL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 RESOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")  # as rhzmq's local store
 TOKEN_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 
+#: Largest id or version number a request may name: the columns are 32-bit integers, and a
+#: larger number reached PostgreSQL as an error (SQLite did not mind).
+MAX_ID = 2**31 - 1
 #: Pagination: ``limit`` defaults to this and is capped at MAX_LIMIT.
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -128,13 +131,18 @@ class Page:
             n = min(int(limit), MAX_LIMIT)
         after = None
         if cursor:
-            if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 18:
+            if not whole(cursor):
                 raise BadRequest("cursor must be the next_cursor of a previous page")
             after = int(cursor)
         return cls(n, after)
 
 
 # -- names and bodies ------------------------------------------------------------------------
+
+
+def whole(raw: str, least: int = 0) -> bool:
+    """Whether ``raw`` spells a whole number from ``least`` to :data:`MAX_ID`."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 10 and least <= int(raw) <= MAX_ID
 
 
 def check_principal_name(name: str, what: str = "user or group") -> str:
@@ -599,7 +607,7 @@ class Store:
                 raise Invalid("each lineage entry is {'name': '/owner/name', 'version': k}")
             owner, name = split_path(item["name"])
             number = item["version"]
-            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_ID:
                 raise Invalid(f"lineage version of {item['name']} must be a whole number >= 1")
             path = f"/{owner}/{name}"
             if path in out:
@@ -793,7 +801,7 @@ class Store:
         self, actor: Actor, owner: str, name: str, version: Any, if_match: str | None
     ) -> dict[str, Any]:
         """A new version equal to ``version`` (its config and lineage)."""
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_ID:
             raise Invalid("version must be a whole number >= 1")
         with self.db.session() as s, s.begin():
             r, p, level, _ = self._resource(s, actor, owner, name, WRITE_LEVEL)

@@ -103,6 +103,7 @@ def test_bad_names_and_parameters(den: DenServer, http: httpx.Client) -> None:
         {"limit": "x"},
         {"cursor": "abc"},
         {"cursor": "9" * 40},
+        {"cursor": "3000000000"},
         {"type": "bogus"},
         {"shared": "maybe"},
         {"owner": "NOT OK"},
@@ -112,6 +113,7 @@ def test_bad_names_and_parameters(den: DenServer, http: httpx.Client) -> None:
         _error(http.get("/resources", params=params), 400)
     _error(http.delete("/tokens/abc"), 400)
     _error(http.delete("/tokens/99999999"), 404)
+    _error(http.delete("/tokens/3000000000"), 400)
     _error(http.get("/groups/no-such-group"), 404)
     _error(http.post("/groups", json={"name": "Bad Name"}), 400)
     _error(http.post("/groups", json={"name": 5}), 422)

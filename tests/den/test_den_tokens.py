@@ -30,7 +30,7 @@ def _database_text(den: DenServer) -> str:
 
 
 def test_tokens_are_stored_only_as_hashes(den: DenServer) -> None:
-    name, a = den.user("alice")
+    _name, a = den.user("alice")
     made = a.create_token("laptop")
     token = made["token"]
     den.tokens.append(token)
@@ -66,7 +66,7 @@ def test_last_use_is_recorded_and_revocation_is_immediate(den: DenServer) -> Non
     assert a.whoami()["name"] == name  # the user's other tokens still work
     (entry,) = [t for t in a.tokens() if t["id"] == made["id"]]
     assert entry["revoked_at"] is not None
-    bob, b = den.user("bob")
+    _bob, b = den.user("bob")
     with pytest.raises(rh.ResourceNotFound):
         b.revoke_token(made["id"] - 1)  # someone else's token: not bob's to see
     with pytest.raises(rh.InvalidToken):
@@ -74,7 +74,7 @@ def test_last_use_is_recorded_and_revocation_is_immediate(den: DenServer) -> Non
 
 
 def test_the_token_is_in_no_url_repr_or_error(den: DenServer) -> None:
-    name, a = den.user("alice")
+    _name, a = den.user("alice")
     token = den.tokens[-1]
     assert token not in repr(a)
     seen: list[httpx.Request] = []
