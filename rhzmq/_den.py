@@ -152,10 +152,9 @@ class DenClient:
         if not isinstance(name, str) or not name.strip("/"):
             raise ValueError(f"a registry name is '/owner/name', got {name!r}")
         parts = name.strip("/").split("/")
-        if parts[0] == "@" and len(parts) == 2:
-            parts = [self.whoami()["name"], parts[1]]
-        elif len(parts) == 1:
-            parts = [self.whoami()["name"], parts[0]]
+        if (parts[0] == "@" and len(parts) == 2) or len(parts) == 1:
+            me = self._me or self.whoami()["name"]
+            parts = [me, parts[-1]]
         if len(parts) != 2 or not all(parts):
             raise ValueError(f"a registry name is '/owner/name', got {name!r}")
         return "/resources/" + "/".join(_q(p) for p in parts)

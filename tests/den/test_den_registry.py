@@ -387,3 +387,16 @@ def test_only_server_admins_make_users(den: DenServer) -> None:
     b.create_group(org)
     with pytest.raises(rh.Conflict, match="one namespace"):
         c.create_user(org)
+
+
+def test_names_without_an_owner_are_the_users_own(den: DenServer) -> None:
+    alice, a = den.user("alice")
+    a.save("plain", "folder", {"path": "/data"})
+    assert a.load(f"/{alice}/plain")[1]["name"] == f"/{alice}/plain"
+    assert a.load("@/plain")[0] == a.load(f"{alice}/plain")[0] == {"path": "/data"}
+    for bad in ("", "/", "/a/b/c", "a//b"):
+        with pytest.raises(ValueError):
+            a.load(bad)
+    with pytest.raises(rh.RegistryError) as err:
+        a.load(f"/{alice}/bad name")
+    assert err.value.status == 400
