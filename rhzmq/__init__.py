@@ -17,22 +17,29 @@ from ._store import Resource
 from ._stubs import RemoteMethod, RemoteObject
 from .clusters import Cluster, LocalCluster, cluster
 from .wire.exceptions import (
+    AccessDenied,
     AuthenticationError,
     CallCancelled,
     CallError,
     CallTimeout,
     ClusterError,
     ClusterNotRunning,
+    Conflict,
     EnvError,
+    InvalidToken,
     LimitExceeded,
     ObjectNotFound,
     PermissionDenied,
     ProtocolError,
+    RegistryError,
+    RegistryUnavailable,
     RemoteError,
     RemoteTraceback,
+    ResourceNotFound,
     RhzmqError,
     RunError,
     SerializationError,
+    StaleWrite,
     SyncCallInEventLoop,
     VersionMismatch,
     WorkerDiedError,
@@ -40,6 +47,7 @@ from .wire.exceptions import (
 from .wire.version import PROTOCOL_VERSION, __version__
 
 if TYPE_CHECKING:
+    from ._den import DenClient
     from .clusters.ssh import SSHCluster
 
 
@@ -49,6 +57,10 @@ def __getattr__(name: str) -> object:
         from .clusters.ssh import SSHCluster
 
         return SSHCluster
+    if name == "DenClient":  # httpx: only when the registry is used
+        from ._den import DenClient
+
+        return DenClient
     raise AttributeError(f"module 'rhzmq' has no attribute {name!r}")
 
 
@@ -57,6 +69,7 @@ here = cluster("local")
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "AccessDenied",
     "AuthenticationError",
     "CallCancelled",
     "CallError",
@@ -64,9 +77,12 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "ClusterNotRunning",
+    "Conflict",
+    "DenClient",
     "Env",
     "EnvError",
     "Function",
+    "InvalidToken",
     "LimitExceeded",
     "LocalCluster",
     "LocalModule",
@@ -75,16 +91,20 @@ __all__ = [
     "ObjectNotFound",
     "PermissionDenied",
     "ProtocolError",
+    "RegistryError",
+    "RegistryUnavailable",
     "RemoteError",
     "RemoteMethod",
     "RemoteObject",
     "RemoteTraceback",
     "Resource",
+    "ResourceNotFound",
     "RhzmqError",
     "Run",
     "RunError",
     "SSHCluster",
     "SerializationError",
+    "StaleWrite",
     "SyncCallInEventLoop",
     "VersionMismatch",
     "WorkerDiedError",

@@ -5,6 +5,7 @@ rhzmq start [--port N] [--gateway-port 32300 | --no-gateway] [--token-file F]
 rhzmq status [--json]        rhzmq keys        rhzmq logs [-f] [-n 50]        rhzmq stop
 rhzmq token                  (the HTTP gateway's bearer token)
 rhzmq status -c gpu-box      rhzmq logs -c gpu-box --node 1      rhzmq stop -c gpu-box
+rhzmq den serve [--db URL] [--port 32400]      rhzmq den admin init NAME      (the registry)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -168,6 +170,16 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_den(args: argparse.Namespace) -> int:
+    """``rhzmq den ...`` is ``python -m den ...``: the registry is a server, run as its own
+    process (the library never imports it). Its stdout (a token from ``admin``) and stderr
+    pass straight through."""
+    try:
+        return subprocess.run([sys.executable, "-m", "den", *args.den_args]).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
 def _node(node: str) -> int | str:
     return int(node) if node.isdigit() else node
 
@@ -226,10 +238,21 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.set_defaults(fn=cmd_logs)
+    den = sub.add_parser(
+        "den",
+        add_help=False,
+        help="the resource registry: `rhzmq den serve`, `rhzmq den admin init NAME` (see "
+        "`rhzmq den --help`)",
+    )
+    den.add_argument("den_args", nargs=argparse.REMAINDER)
+    den.set_defaults(fn=cmd_den)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["den"]:  # everything after it is den's, --help included
+        sys.exit(cmd_den(argparse.Namespace(den_args=argv[1:])))
     args = build_parser().parse_args(argv)
     try:
         code: Any = args.fn(args)

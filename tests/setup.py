@@ -4,7 +4,7 @@
 the virtual environment the tests will use):
 
 1. checks the real components the suite starts — OpenSSH's ``sshd`` and ``ssh``/``ssh-keygen``,
-   ``curl``, Node.js, ``pgrep``, ``setpriv``, Debian's Chromium — and installs the missing ones with ``apt-get`` when run as
+   ``curl``, Node.js, ``pgrep``, ``setpriv``, Debian's Chromium, PostgreSQL — and installs the missing ones with ``apt-get`` when run as
    root, or stops *before anything else* naming the exact command to run. Nothing is skipped
    later: a product area without its component is a failed run, not a quieter one;
 2. installs the pinned test and lint tools from ``requirements/lock.txt`` and rhzmq itself
@@ -18,6 +18,7 @@ Regenerate the lock after changing dependencies in ``pyproject.toml`` with
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -37,12 +38,15 @@ NEEDED = {
     "pgrep": "procps",
     "setpriv": "util-linux",  # a second, unprivileged user (tests/security)
     "chromium": "chromium",  # a real browser for the web-page attacks (Playwright drives it)
+    "initdb": "postgresql",  # the registry's tests run on a real PostgreSQL too (tests/den)
 }
 
 
 def _which(name: str) -> str | None:
-    # sshd lives in /usr/sbin, which a non-root PATH may lack.
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    # sshd lives in /usr/sbin, which a non-root PATH may lack; Debian keeps PostgreSQL's server
+    # programs (initdb, postgres) off PATH, in /usr/lib/postgresql/<version>/bin.
+    extra = ["/usr/sbin", "/sbin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"))]
+    return shutil.which(name) or shutil.which(name, path=os.pathsep.join(extra))
 
 
 def missing_packages() -> list[str]:

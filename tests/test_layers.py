@@ -2,7 +2,7 @@
 
     rhzmq (library: API, clients, resources, clusters) ──┐
                                                          ├──> rhzmq.wire (shared layer)
-    broker, worker, gateway (servers) ───────────────────┘
+    broker, worker, gateway, den (servers) ──────────────┘
     rhzmqd (the daemon) ──> servers and rhzmq.wire
 
 The library never imports a server or the daemon (it starts the daemon as a process), the
@@ -17,8 +17,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("rhzmq", "broker", "worker", "gateway", "rhzmqd")
-SERVERS = ("broker", "worker", "gateway")
+PACKAGES = ("rhzmq", "broker", "worker", "gateway", "den", "rhzmqd")
+SERVERS = ("broker", "worker", "gateway", "den")
 
 
 def _modules() -> dict[str, Path]:
@@ -135,3 +135,4 @@ def test_the_checker_sees_imports() -> None:
     assert "rhzmq.wire.protocol" in graph["broker._broker"]
     assert "broker._broker" in graph["rhzmqd.daemon"] or "broker" in graph["rhzmqd.daemon"]
     assert "rhzmq.wire.client" in graph["gateway._app"]
+    assert "den._store" in graph["den._app"] and "rhzmq.wire.handshake" in graph["den._serve"]

@@ -13,6 +13,13 @@
     ├── ObjectNotFound                no object of that name (lists close matches); also a KeyError
     ├── LimitExceeded                 a configured limit (message size, calls in flight, objects)
     ├── PermissionDenied              the broker refused a command this peer's key has no role for
+    ├── RegistryError                 the resource registry (Den) refused a request (HTTP status, type)
+    │   ├── RegistryUnavailable       no registry answers at its URL, or its database does not
+    │   ├── InvalidToken              401: no token, or an unknown or revoked one
+    │   ├── AccessDenied              403: the token's user may not do this; also a PermissionDenied
+    │   ├── ResourceNotFound          404: no such resource (or none you may read); also a KeyError
+    │   ├── Conflict                  409: the name holds another type, or is taken
+    │   └── StaleWrite                412/428: saved by someone since you loaded it; has the ETag
     ├── CallError                     a call did not produce a result
     │   ├── RemoteError               the remote code raised; carries the remote traceback
     │   ├── WorkerDiedError           the worker holding the object died mid-call
@@ -33,22 +40,29 @@ from collections.abc import Iterable
 from difflib import get_close_matches
 
 __all__ = [
+    "AccessDenied",
     "AuthenticationError",
     "CallCancelled",
     "CallError",
     "CallTimeout",
     "ClusterError",
     "ClusterNotRunning",
+    "Conflict",
     "EnvError",
+    "InvalidToken",
     "LimitExceeded",
     "ObjectNotFound",
     "PermissionDenied",
     "ProtocolError",
+    "RegistryError",
+    "RegistryUnavailable",
     "RemoteError",
     "RemoteTraceback",
+    "ResourceNotFound",
     "RhzmqError",
     "RunError",
     "SerializationError",
+    "StaleWrite",
     "SyncCallInEventLoop",
     "VersionMismatch",
     "WorkerDiedError",
@@ -94,6 +108,55 @@ class LimitExceeded(RhzmqError):
 class PermissionDenied(RhzmqError, PermissionError):
     """The broker refused a command: the sender's key has a role that may not send it (a node's
     key calling objects, the gateway's reaching ``__node__.*``); the message names the role."""
+
+
+class RegistryError(RhzmqError):
+    """The resource registry (Den) refused a request, or could not be reached.
+
+    ``status`` is the HTTP status (0 when no answer came), ``type`` the registry's name for the
+    error (``"Invalid"``, ``"PayloadTooLarge"``...), and the message the registry's own words.
+    """
+
+    def __init__(self, message: str, status: int = 0, type: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+
+    def __str__(self) -> str:  # KeyError subclasses would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RegistryUnavailable(RegistryError):
+    """No registry answers at the URL (refused, timed out), or its database does not (503)."""
+
+
+class InvalidToken(RegistryError):
+    """The registry does not know the token, or it was revoked (401): make a new one."""
+
+
+class AccessDenied(RegistryError, PermissionDenied):
+    """The token's user may not do this (403): a read share saving, a member deleting, a
+    non-admin making users. The message names the access they have and the access it needs."""
+
+
+class ResourceNotFound(RegistryError, KeyError):
+    """No such resource, version, user or group, or none this user may read (404): the registry
+    does not tell those apart, so a private resource's name is not confirmed to strangers."""
+
+
+class Conflict(RegistryError):
+    """The request contradicts what is stored (409): a name holding a resource of another type,
+    a user or group name already taken."""
+
+
+class StaleWrite(RegistryError):
+    """The resource was saved since you loaded it (412), or you saved over it without saying
+    which version you changed (428). ``etag`` is its latest ETag: load it again, redo the
+    change, and save with that."""
+
+    def __init__(self, message: str, status: int = 412, type: str = "", etag: str = "") -> None:
+        super().__init__(message, status, type)
+        self.etag = etag
 
 
 class ObjectNotFound(RhzmqError, KeyError):

@@ -25,11 +25,16 @@ ENVIRONMENT: dict[str, str] = {
     "RHZMQ_ENV": "set in every worker process: its env's name (rh.module(C)().env there)",
     "RHZMQ_NODE_INDEX": "set in every worker of a cluster: its host's index (0 is the head)",
     "RHZMQ_NODE_ADDRESS": "set in every worker of a cluster: its host's address",
+    "RHZMQ_DEN_DB": "the registry's database URL (python -m den; default: SQLite in "
+    "$RHZMQ_HOME/den/den.db); the place for a URL with a password, never argv",
+    "RHZMQ_DEN_URL": "the registry's URL for rhzmq._den.DenClient when none is given",
+    "RHZMQ_DEN_TOKEN": "the registry token DenClient uses when none is given",
 }
 
 #: Ports.
 DEFAULT_GATEWAY_PORT = 32300  # the HTTP gateway, as in Runhouse
 DEFAULT_SERVER_PORT = 32301  # an SSH cluster head's broker, for the other hosts
+DEFAULT_DEN_PORT = 32400  # the resource registry (python -m den serve)
 
 #: Liveness (Paranoid Pirate, see rhzmq.wire.protocol): seconds between heartbeats, and how many
 #: silent intervals make a peer dead.

@@ -55,7 +55,7 @@ def test_cli_reports_errors_plainly(tmp_path: Path) -> None:
     assert out.returncode == 1 and "is not running" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("module", ["broker", "worker"])
+@pytest.mark.parametrize("module", ["broker", "worker", "den"])
 def test_process_roles_have_entry_points(module: str) -> None:
     out = subprocess.run(
         [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=30

@@ -12,7 +12,7 @@ from rhzmq.wire import settings
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [
     p
-    for package in ("rhzmq", "broker", "worker", "gateway", "rhzmqd")
+    for package in ("rhzmq", "broker", "worker", "gateway", "den", "rhzmqd")
     for p in (ROOT / package).rglob("*.py")
 ]
 
@@ -28,7 +28,7 @@ def test_every_environment_variable_is_documented() -> None:
 
 
 def test_ports_are_set_in_one_place() -> None:
-    ports = {settings.DEFAULT_GATEWAY_PORT, settings.DEFAULT_SERVER_PORT}
+    ports = {settings.DEFAULT_GATEWAY_PORT, settings.DEFAULT_SERVER_PORT, settings.DEFAULT_DEN_PORT}
     found = []
     for path in SOURCES:
         if path.name == "settings.py":
