@@ -43,6 +43,7 @@ class Env(Resource):
         setup_cmds: list[str] | None = None,
         compute: dict[str, Any] | None = None,
         secrets: dict[str, str] | None = None,
+        conda: str | dict[str, Any] | None = None,
     ) -> None:
         if name is not None:
             name = plain_name(name)
@@ -60,7 +61,9 @@ class Env(Resource):
                 f"reqs must be a list of requirement strings like ['numpy>=2'], got {reqs!r}"
             )
         self.env_vars = env_vars or {}  # a dict, or a .env file the setter reads
-        self.name = name or "env-" + _short_hash(reqs, self.env_vars, working_dir, setup_cmds)
+        self.name = name or "env-" + _short_hash(
+            reqs, self.env_vars, working_dir, setup_cmds, conda
+        )
         self.reqs = list(reqs or [])
         # Set in the workers like env_vars, but never shown: not in repr, status(), processes()
         # or any log, and not part of the env's default name.
@@ -76,6 +79,19 @@ class Env(Resource):
                 "Pick machines with the cluster instead (instance types: the on-demand clusters)."
             )
         self.compute = dict(compute or {})
+        if conda is not None and not isinstance(conda, str | dict):
+            raise TypeError(
+                "conda= takes an environment's name, an environment file's path, or the file's "
+                f"content as a dict, not {type(conda).__name__}"
+            )
+        if isinstance(conda, str) and conda.endswith((".yml", ".yaml")):
+            try:  # read here, where the file is; the host may not have it
+                conda = {"yaml": Path(conda).expanduser().read_text()}
+            except OSError as exc:
+                raise ValueError(
+                    f"conda=: cannot read the environment file {conda!r}: {exc}"
+                ) from None
+        self.conda = conda
         self._secret_names: list[str] = []  # of a loaded config (see the class docstring)
         self._existing = False  # named by a string: use the env as it runs on the cluster
 
@@ -105,6 +121,7 @@ class Env(Resource):
             "setup_cmds": self.setup_cmds,
             "compute": self.compute,
             "replicas": replicas,
+            **({"conda": self.conda} if self.conda is not None else {}),
             **({"existing": True} if self._existing else {}),
         }
 
@@ -118,6 +135,7 @@ class Env(Resource):
             "working_dir": self.working_dir,
             "setup_cmds": self.setup_cmds,
             "compute": self.compute,
+            **({"conda": self.conda} if self.conda is not None else {}),
         }
 
     @classmethod
@@ -131,6 +149,7 @@ class Env(Resource):
             setup_cmds=config.get("setup_cmds"),
             compute=config.get("compute"),
             secrets={n: os.environ[n] for n in names if n in os.environ},
+            conda=config.get("conda"),
         )
         env._secret_names = names
         return env

@@ -47,6 +47,7 @@ from rhzmq.wire.settings import (
 )
 from rhzmq.wire.version import PROTOCOL_VERSION, __version__
 from worker._capture import install
+from worker._envs import ensure_venv, run_setup
 from worker._supervisor import Supervisor
 
 from .node import DaemonState, LocalNode, Node, agent_worker
@@ -84,6 +85,32 @@ def _supervisor(broker: str, daemon: DaemonState, curve: Path | None, **kwargs: 
     )
 
 
+async def _apply_default_env(
+    args: DaemonArgs, node: Node, hs: Announcer
+) -> tuple[str | None, str | None]:
+    """The cluster's default env (``rh.cluster(..., default_env=...)``), before any worker runs:
+    its setup commands run once, its variables go to every worker, its requirements into the
+    default worker's venv and every env's; returns the default worker's Python and directory."""
+    if not args.default_env:
+        return None, None
+    spec = json.loads(await anyio.Path(args.default_env).read_text())
+    node.default_env = spec
+    working_dir = _config.expand(spec.get("working_dir"))
+
+    def progress(text: str) -> None:
+        for line in text.splitlines():
+            hs.step(f"(default env) {line}")
+
+    env_vars = {str(k): str(v) for k, v in (spec.get("env_vars") or {}).items()}
+    env_vars.update({str(k): str(v) for k, v in (spec.get("secrets") or {}).items()})
+    node.supervisor.env.update(env_vars)
+    if spec.get("setup_cmds"):
+        await run_setup(list(spec["setup_cmds"]), working_dir, progress)
+    reqs = [str(r) for r in spec.get("reqs") or []]
+    python = await ensure_venv(reqs, progress) if reqs else None
+    return python, working_dir
+
+
 async def serve(args: DaemonArgs, token: str | None, daemon: DaemonState) -> None:
     """The head: broker, the default worker, the gateway; and the node agent in a cluster."""
     # Who can reach the broker can run code as this user. The ipc socket lives in the owner-only
@@ -111,7 +138,8 @@ async def serve(args: DaemonArgs, token: str | None, daemon: DaemonState) -> Non
         broker.attach_node(LocalNode(broker, node))
         tcp = next((e for e in endpoints if e.startswith("tcp://")), None)
         hs.step(f"broker listening on {', '.join(endpoints)}; starting the default worker")
-        tg.start_soon(supervisor.run_worker, "default")
+        python, cwd = await _apply_default_env(args, node, hs)
+        tg.start_soon(supervisor.run_worker, "default", None, python, cwd, "default")
         agent = None
         with anyio.fail_after(WORKER_START_TIMEOUT):
             await supervisor.wait_registered(["default"])
@@ -133,7 +161,12 @@ async def serve(args: DaemonArgs, token: str | None, daemon: DaemonState) -> Non
                 curve_dir=str(curve) if curve else None,
             )
         state = _state(daemon, "head", local)
-        state.update(tcp_endpoint=tcp, curve=str(curve) if curve else None, gateway=gateway_url)
+        state.update(
+            tcp_endpoint=tcp,
+            curve=str(curve) if curve else None,
+            gateway=gateway_url,
+            default_env=node.default_env.get("hash"),
+        )
         _ready(hs, state)
         await daemon.stop.wait()
         log.info("daemon stopping")

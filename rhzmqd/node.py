@@ -28,7 +28,7 @@ from rhzmq.wire.exceptions import EnvError
 from rhzmq.wire.protocol import NODE_GROUP, Partial, Status, name_problem, node_agent
 from rhzmq.wire.settings import WORKER_START_TIMEOUT
 from rhzmq.wire.version import __version__
-from worker._envs import EnvInstallError, ensure_venv, run_setup
+from worker._envs import EnvInstallError, ensure_conda, ensure_venv, run_setup
 from worker._supervisor import Supervisor
 from worker._worker import Entry, Worker
 
@@ -49,6 +49,8 @@ class Node:
         self.supervisor = supervisor
         self.tg = tg
         self.specs: dict[str, str] = {}  # group -> hash of the spec its workers run
+        #: The cluster's default env (rh.cluster(..., default_env=)): its reqs join every env's.
+        self.default_env: dict[str, Any] = {}
 
     async def start_env(self, meta: dict[str, Any], progress: Callable[[str], None]) -> list[str]:
         """Make sure the env's workers run; returns their names. Raises EnvInstallError,
@@ -59,6 +61,8 @@ class Node:
         if problem or not 1 <= replicas <= 256:
             raise ValueError(problem or f"environment {name!r}: replicas must be 1 to 256")
         reqs = [str(r) for r in meta.get("reqs") or []]
+        if self.default_env.get("reqs"):  # every env layered on the default env's requirements
+            reqs = list(dict.fromkeys([*map(str, self.default_env["reqs"]), *reqs]))
         env_vars = {str(k): str(v) for k, v in (meta.get("env_vars") or {}).items()}
         env_vars.update({str(k): str(v) for k, v in (meta.get("secrets") or {}).items()})
         if meta.get("existing"):
@@ -74,7 +78,10 @@ class Node:
         if name in self.specs or self.supervisor.group_members(name):
             progress(f"restarting environment {name!r} with its new definition\n")
             await self.supervisor.stop_workers(self.supervisor.group_members(name))
-        python = await ensure_venv(reqs, progress) if reqs else None
+        if meta.get("conda"):
+            python: str | None = await ensure_conda(meta["conda"], reqs, progress)
+        else:
+            python = await ensure_venv(reqs, progress) if reqs else None
         working_dir = _config.expand(meta.get("working_dir"))
         if meta.get("setup_cmds"):
             await run_setup(list(meta["setup_cmds"]), working_dir, progress)

@@ -349,3 +349,23 @@ def fails_after(n: int) -> None:
     for i in range(n):
         print(f"before failing {i}")
     raise ValueError(f"failed after {n}")
+
+
+def call_inner(x: int) -> int:
+    """Call ``add`` (in the same worker) through the cluster: its output must reach our caller."""
+    print("outer before")
+    result: int = rh.here.call("add", "", x, 1)
+    print(f"outer after {result}")
+    return result
+
+
+async def acall_inner(x: int) -> int:
+    print("async outer before")
+    result: int = await rh.here.acall("add", "", x, 1)
+    print(f"async outer after {result}")
+    return result
+
+
+def interpreter() -> str:
+    """The Python running this worker (which env's)."""
+    return sys.executable

@@ -9,6 +9,12 @@ while the env's own packages come first on ``sys.path``.
 pip runs from the daemon (``pip --python <venv>``: no pip inside the venv, no bootstrap cost) and
 its output streams to the caller line by line. A failed install removes the half-built venv and
 raises :class:`EnvInstallError` with pip's own last lines; other envs are untouched.
+
+An env with ``conda=`` (:func:`ensure_conda`) runs in a conda environment made by the first of
+``micromamba``, ``mamba``, ``conda`` on the host's PATH: an existing environment by name, or one
+created once under ``$RHZMQ_HOME/envs/conda-<hash>`` from an environment file (a path, or the
+file's content as a dict). It is layered over the daemon's packages the same way, so its Python
+must be the daemon's version (the error says so otherwise); ``reqs`` are pip-installed on top.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import sys
 import sysconfig
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -133,7 +140,116 @@ async def ensure_venv(reqs: list[str], progress: Callable[[str], None]) -> str:
     return str(python)
 
 
-async def _run(cmd: list[str], progress: Callable[[str], None], reqs: list[str]) -> None:
+#: Conda front ends, in the order they are looked for on the host's PATH.
+CONDA_TOOLS = ("micromamba", "mamba", "conda")
+
+
+def conda_tool() -> str | None:
+    return next((path for tool in CONDA_TOOLS if (path := shutil.which(tool))), None)
+
+
+async def ensure_conda(
+    conda: str | dict[str, Any], reqs: list[str], progress: Callable[[str], None]
+) -> str:
+    """Path of the Python of a conda environment (see the module docstring): ``conda`` is an
+    existing environment's name, or ``{"yaml": <environment file text>}``, or the file's content
+    as a dict."""
+    tool = conda_tool()
+    if tool is None:
+        raise EnvInstallError(
+            "this env asks for a conda environment (conda=...), but none of "
+            f"{', '.join(CONDA_TOOLS)} is on this host's PATH ({os.environ.get('PATH', '')}). "
+            "Install one (micromamba is a single binary) where the cluster runs, or describe "
+            "the env with reqs=[...] (pip) instead"
+        )
+    what = [f"conda={conda!r}"]
+    if isinstance(conda, str):
+        prefix = await _named_conda_env(tool, conda, progress)
+    else:
+        # An environment file's text (read where the env was described), or its content as a
+        # dict: JSON is YAML, so conda reads either as the file.
+        content = str(conda["yaml"]) if set(conda) == {"yaml"} else json.dumps(conda)
+        root = envs_dir() / ("conda-" + hashlib.sha256(content.encode()).hexdigest()[:16])
+        prefix = root
+        if not (root / ".rhzmq-ready").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            spec_file = envs_dir() / f"{root.name}.yml"
+            spec_file.write_text(content)
+            progress(f"creating the conda environment {root} with {Path(tool).name}\n")
+            create = [tool, "create", "-y", "-p", str(root), "-f", str(spec_file)]
+            if Path(tool).name != "micromamba":
+                create = [tool, "env", "create", "-p", str(root), "-f", str(spec_file)]
+            try:
+                await _run(create, progress, what, Path(tool).name)
+            except BaseException:
+                shutil.rmtree(root, ignore_errors=True)
+                raise
+            (root / ".rhzmq-ready").write_text(content)
+    python = prefix / "bin" / "python"
+    if not python.exists():
+        raise EnvInstallError(
+            f"the conda environment {prefix} has no Python (bin/python): add python="
+            f"{sys.version_info.major}.{sys.version_info.minor} to its dependencies"
+        )
+    await _check_python_version(python)
+    await anyio.to_thread.run_sync(_write_parent_pth, prefix)
+    if reqs:
+        progress(f"installing {' '.join(reqs)} into {prefix}\n")
+        await _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(python),
+                "install",
+                "--progress-bar",
+                "off",
+                "--disable-pip-version-check",
+                *reqs,
+            ],
+            progress,
+            reqs,
+        )
+    return str(python)
+
+
+async def _named_conda_env(tool: str, name: str, progress: Callable[[str], None]) -> Path:
+    result = await anyio.run_process([tool, "env", "list", "--json"], check=False)
+    try:
+        prefixes = [Path(p) for p in json.loads(result.stdout)["envs"]]
+    except (ValueError, KeyError, TypeError):
+        raise EnvInstallError(
+            f"`{tool} env list --json` did not list environments: {result.stderr.decode(errors='replace')[-500:]}"
+        ) from None
+    for prefix in prefixes:
+        if prefix.name == name:
+            progress(f"using the conda environment {name!r} ({prefix})\n")
+            return prefix
+    raise EnvInstallError(
+        f"no conda environment named {name!r} on this host ({Path(tool).name} lists: "
+        f"{', '.join(p.name for p in prefixes) or 'none'}); give an environment file instead "
+        "(conda='environment.yml' or a dict)"
+    )
+
+
+async def _check_python_version(python: Path) -> None:
+    result = await anyio.run_process(
+        [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], check=False
+    )
+    theirs = result.stdout.decode().strip()
+    ours = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if theirs != ours:
+        raise EnvInstallError(
+            f"the conda environment's Python is {theirs or 'not runnable'}, the cluster's is "
+            f"{ours}: rhzmq's workers run on the cluster's packages, so add python={ours} to "
+            "the environment's dependencies"
+        )
+
+
+async def _run(
+    cmd: list[str], progress: Callable[[str], None], reqs: list[str], tool: str = "pip"
+) -> None:
     tail: list[str] = []
     async with await anyio.open_process(cmd, stderr=-2) as proc:  # stderr into stdout
         assert proc.stdout is not None
@@ -151,7 +267,7 @@ async def _run(cmd: list[str], progress: Callable[[str], None], reqs: list[str])
         code = await proc.wait()
     if code != 0:
         raise EnvInstallError(
-            f"installing {', '.join(reqs)} failed (exit code {code}). pip said:\n  "
+            f"installing {', '.join(reqs)} failed (exit code {code}). {tool} said:\n  "
             + "\n  ".join(t for t in tail if t.strip())
         )
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +23,7 @@ from typing import Any
 
 import anyio
 
+from .._env import Env, EnvLike, as_env
 from ..wire import config as _config
 from ..wire import handshake
 from ..wire.client import Client, drop_client, get_client, local_broker
@@ -44,6 +47,7 @@ class LocalCluster(Cluster):
         port: int = 0,
         token: str | None = None,
         bind: str = "127.0.0.1",
+        default_env: EnvLike | dict[str, Any] = None,
     ) -> None:
         # Any name: saved under another one (cluster.save(name="mine")) it is still this
         # machine's daemon. rh.cluster("other") without hosts only finds saved clusters.
@@ -57,6 +61,9 @@ class LocalCluster(Cluster):
         self.bind = bind
         self._endpoint: str | None = None
         self._curve: dict[str, bytes] | None = None
+        self._default_env = (
+            Env.from_config(default_env) if isinstance(default_env, dict) else as_env(default_env)
+        )
 
     @property
     def broker_endpoint(self) -> str:
@@ -100,13 +107,61 @@ class LocalCluster(Cluster):
     async def aup_if_not(self) -> LocalCluster:
         """Start the local daemon unless it is already up; returns the cluster."""
         if await self.ais_up():
+            self._check_default_env()
             return self
         async with _start_lock():
             if not await self.ais_up():  # another process may have started it meanwhile
-                args = DaemonArgs(port=self.port, host=self.bind, gateway_port=self.gateway_port)
+                args = DaemonArgs(
+                    port=self.port,
+                    host=self.bind,
+                    gateway_port=self.gateway_port,
+                    default_env=self._write_default_env(),
+                )
                 await _start_daemon(args, self.token)
         self._endpoint = None
+        self._check_default_env()
         return self
+
+    def _default_env_spec(self) -> dict[str, Any] | None:
+        if self._default_env is None:
+            return None
+        spec = self._default_env.spec()
+        spec["hash"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        return spec
+
+    def _write_default_env(self) -> str | None:
+        """The default env's spec, for the daemon, in an owner-only file (it may hold secrets)."""
+        spec = self._default_env_spec()
+        if spec is None:
+            return None
+        path = _config.local_dir() / "default_env.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(spec, f)
+        return str(path)
+
+    def _check_default_env(self) -> None:
+        spec = self._default_env_spec()
+        state = _config.read_state() or {}
+        if spec is not None and state.get("default_env") != spec["hash"]:
+            raise ClusterError(
+                f"cluster {self.name!r} is already running with "
+                f"{'another' if state.get('default_env') else 'no'} default env, not "
+                f"{self._default_env!r}: stop it first (cluster.teardown() or `rhzmq stop`), "
+                "then up_if_not() starts it with this one"
+            )
+
+    @property
+    def default_env(self) -> Env:
+        """The env of the default worker: ``default_env=`` (named ``default`` on the cluster),
+        else the daemon's own Python."""
+        if self._default_env is None:
+            return super().default_env
+        env = super().default_env  # named "default", used as it runs (never redefined)
+        env.reqs = list(self._default_env.reqs)
+        env.env_vars = dict(self._default_env.env_vars)
+        env.setup_cmds = list(self._default_env.setup_cmds)
+        return env
 
     async def ateardown(self) -> None:
         state = _config.read_state()
@@ -138,6 +193,7 @@ class LocalCluster(Cluster):
             "gateway_port": self.gateway_port,
             "port": self.port,
             "bind": self.bind,
+            **({"default_env": self._default_env.config()} if self._default_env else {}),
         }
 
 

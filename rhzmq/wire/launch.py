@@ -39,6 +39,10 @@ class DaemonArgs:
     node_label: str | None = field(
         default=None, metadata={"help": "this host's address in the cluster"}
     )
+    default_env: str | None = field(
+        default=None,
+        metadata={"help": "a JSON env spec file: the default env of every worker (rh.env)"},
+    )
     autostop_mins: float = field(
         default=-1.0, metadata={"help": "idle minutes before stopping; -1 never"}
     )

@@ -176,3 +176,20 @@ def _http_calls(cluster: rh.Cluster, fn: rh.Function) -> None:
     assert r.status_code == 200 and r.json() == {"result": "hello Bo!"}
     r = httpx.post(f"{url}/call", json={"data": [1]}, headers=cluster.gateway_headers())
     assert r.status_code == 400 and "'data' must be an object" in r.json()["error"]["message"]
+
+
+def test_nested_call_in_the_same_worker_streams_its_output(
+    cluster: rh.Cluster, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """B2: a call from an object to another object in the same worker shows the inner call's
+    prints at the outer caller, from a sync function (a call thread) and an async one (the
+    worker's loop) alike."""
+    rh.function(ro.add).to(cluster)
+    outer = rh.function(ro.call_inner).to(cluster)
+    aouter = rh.function(ro.acall_inner).to(cluster)
+    assert outer(3) == 4
+    assert asyncio.run(aouter.acall(5)) == 6
+    out, _ = capfd.readouterr()
+    assert "(call_inner) (add) adding 3 and 1" in out
+    assert "(acall_inner) (add) adding 5 and 1" in out
+    assert out.index("outer before") < out.index("adding 3 and 1") < out.index("outer after 4")
