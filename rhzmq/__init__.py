@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ._env import Env, env
 from ._resources import Function, LocalModule, Module, ModuleClass, function, module
 from ._runs import Run, run
-from ._store import Resource
+from ._store import Resource, login, logout
 from ._stubs import RemoteMethod, RemoteObject
 from .clusters import Cluster, LocalCluster, cluster
 from .wire.exceptions import (
@@ -113,6 +113,8 @@ __all__ = [
     "env",
     "function",
     "here",
+    "login",
+    "logout",
     "module",
     "run",
 ]

@@ -196,9 +196,26 @@ class Env(Resource):
         return f"<Env {self.name!r} reqs={self.reqs}>"
 
 
-#: ``rh.env(name="math", reqs=["numpy"])``: the factory is the class itself, so its signature
-#: and docs cannot drift from it.
-env = Env
+def env(
+    name: str | None = None,
+    reqs: list[str] | None = None,
+    env_vars: dict[str, str] | str | None = None,
+    working_dir: str | None = None,
+    setup_cmds: list[str] | None = None,
+    compute: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+    conda: str | dict[str, Any] | None = None,
+) -> Env:
+    """``rh.env(name="math", reqs=["numpy"])``: an :class:`Env` (its arguments are the class's).
+    ``rh.env(name="math")`` alone is the env saved under that name, if there is one."""
+    described = (reqs, env_vars, working_dir, setup_cmds, compute, secrets, conda)
+    if name is not None and all(v is None for v in described):
+        try:
+            return Env.load(name)  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+    return Env(plain_name(name).rsplit("/", 1)[-1] if name else None, *described)
+
 
 #: What ``env=`` accepts wherever it is taken (Runhouse's spellings included).
 EnvLike = Env | list[str] | tuple[str, ...] | str | None
@@ -212,13 +229,10 @@ def as_env(value: EnvLike) -> Env | None:
     if isinstance(value, (list, tuple)):
         return Env(reqs=list(value))
     if isinstance(value, str):
-        from ._store import load_config
-
-        name = plain_name(value)
         try:
-            return Env.from_config(load_config(name, "env"))  # type: ignore[no-any-return]
+            return Env.load(value)  # type: ignore[no-any-return]
         except (KeyError, ValueError):
-            named = Env(name=name)
+            named = Env(name=plain_name(value).rsplit("/", 1)[-1])
             named._existing = True  # the env of that name as it runs (if it does), unchanged
             return named
     raise TypeError(

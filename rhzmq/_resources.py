@@ -21,8 +21,8 @@ import anyio
 
 from ._env import Env, EnvLike, _system, as_env
 from ._portal import run_sync
-from ._store import Resource, load_config, plain_name
-from ._stubs import RemoteMethod, RemoteObject, local_method
+from ._store import Resource, plain_name
+from ._stubs import RemoteMethod, RemoteObject, _ModuleResource, local_method
 from ._tasks import first_error, gather
 from .wire.code import call_kind, code_ref, construct_spec, load_code, object_spec
 
@@ -414,7 +414,7 @@ def function(
     ``rh.function(name="train")`` loads the function saved under that name (``fn.save()``).
     Runhouse's ``rh.function(f, system=cluster, env=...)`` sends it at once."""
     if fn is None and name is not None:
-        return Function.from_config(load_config(name, "function"))  # type: ignore[no-any-return]
+        return Function.load(name)  # type: ignore[no-any-return]
     wrapped = Function(fn, name)
     if system is not None:
         return wrapped.to(system, env)
@@ -761,7 +761,7 @@ def module(
     if cls is None:
         if name is None:
             raise TypeError("rh.module() needs a class (or the name of a saved remote object)")
-        return Resource.from_config(load_config(name, "module"))
+        return _ModuleResource.load(name)
     wrapped = ModuleClass(cls, name=name)
     if system is not None:
         return wrapped.to(system, env, name)

@@ -336,7 +336,7 @@ class Run(Resource):
         payload = [bytes(f) for f in dumps_call(args, kwargs)]
         await _keeper_call(cluster, "start", name, target, method, payload, label)
         run = cls(name, cluster)
-        save_config(run.config())  # so rh.run(name) finds its cluster from any process here
+        save_config(run.config(), "~/" + name)  # rh.run(name) finds its cluster, on this machine
         return run
 
     async def ainfo(self) -> dict[str, Any]:
@@ -423,7 +423,7 @@ def run(name: str, cluster: Cluster | None = None) -> Run:
     if cluster is not None:
         return Run(plain_name(name), cluster)
     try:
-        found: Run = Resource.from_config(load_config(name, "run"))
+        found: Run = Resource.from_config(load_config("~/" + plain_name(name), "run"))
     except KeyError:
         raise RunError(
             f"no run named {name!r} was started from this machine; name its cluster: "

@@ -6,11 +6,14 @@ rhzmq status [--json]        rhzmq keys        rhzmq logs [-f] [-n 50]        rh
 rhzmq token                  (the HTTP gateway's bearer token)
 rhzmq status -c gpu-box      rhzmq logs -c gpu-box --node 1      rhzmq stop -c gpu-box
 rhzmq den serve [--db URL] [--port 32400]      rhzmq den admin init NAME      (the registry)
+rhzmq login URL [--token-file F]      rhzmq logout
+rhzmq resources ls|show|history|rollback|share|revoke|rm ...      (saved resources)
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import subprocess
@@ -19,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import _store
 from .clusters import LocalCluster, cluster
 from .wire import config as _config
 from .wire.exceptions import RhzmqError
@@ -190,6 +194,81 @@ def _ago(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def cmd_login(args: argparse.Namespace) -> int:
+    if args.token_file:
+        token = Path(args.token_file).read_text().strip()
+    elif sys.stdin.isatty():
+        token = getpass.getpass("registry token: ").strip()
+    else:
+        token = sys.stdin.readline().strip()
+    me = _store.login(args.url, token)
+    print(f"logged in to {args.url} as {me['name']} (saved in {_store.config_file()})")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    _store.logout()
+    print("logged out")
+    return 0
+
+
+def cmd_resources_ls(args: argparse.Namespace) -> int:
+    rows = _store.list_saved(args.type, args.shared)
+    for row in rows:
+        access = f"  ({row['access']})" if row.get("access") else ""
+        print(f"{row['type']:<9} {row['name']:<40} v{row['version']}{access}")
+    if not rows:
+        print("nothing saved yet")
+    return 0
+
+
+def cmd_resources_show(args: argparse.Namespace) -> int:
+    config, meta = _store.load(args.name, version=args.version)
+    print(f"# {meta.get('store')} {meta.get('key')} version {meta.get('version')}")
+    print(json.dumps(config, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_resources_history(args: argparse.Namespace) -> int:
+    for v in _store.history(args.name):
+        when = v.get("created_at")
+        stamp = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+            if isinstance(when, float | int)
+            else str(when)
+        )
+        back = f"  (rollback of v{v['rollback_of']})" if v.get("rollback_of") else ""
+        print(
+            f"v{v['version']:<4} {stamp}  {v.get('author', '?'):<12} {v['content_hash'][:12]}{back}"
+        )
+    return 0
+
+
+def cmd_resources_rollback(args: argparse.Namespace) -> int:
+    meta = _store.rollback(args.name, args.version)
+    print(f"{args.name}: version {meta['version']} is now version {args.version}'s config")
+    return 0
+
+
+def cmd_resources_share(args: argparse.Namespace) -> int:
+    level = "write" if args.write else "read"
+    for share in _store.share(args.name, args.principals, level):
+        print(f"{share['principal']:<20} {share['access_level']}")
+    return 0
+
+
+def cmd_resources_revoke(args: argparse.Namespace) -> int:
+    _store.revoke(args.name, args.principals)
+    print(f"{args.name}: no longer shared with {', '.join(args.principals)}")
+    return 0
+
+
+def cmd_resources_rm(args: argparse.Namespace) -> int:
+    _store.delete_config(args.name)
+    print(f"{args.name}: deleted")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rhzmq", description="Run and inspect the local rhzmq cluster, or a saved one."
@@ -246,6 +325,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     den.add_argument("den_args", nargs=argparse.REMAINDER)
     den.set_defaults(fn=cmd_den)
+    login = sub.add_parser("login", help="remember a registry and your token on this machine")
+    login.add_argument("url", help="the registry's URL, e.g. http://den.internal:32400")
+    login.add_argument(
+        "--token-file",
+        default=None,
+        help="a file holding your token (default: read from stdin, or asked for without echo)",
+    )
+    login.set_defaults(fn=cmd_login)
+    sub.add_parser("logout", help="forget this machine's registry login").set_defaults(
+        fn=cmd_logout
+    )
+    res = sub.add_parser(
+        "resources", help="saved resources: ls, show, history, rollback, share, revoke, rm"
+    ).add_subparsers(dest="verb", required=True)
+    ls = res.add_parser("ls", help="list what you may read (the registry's when logged in)")
+    ls.add_argument("--type", default=None, help="function, module, env, cluster, run, ...")
+    ls.add_argument("--shared", action="store_true", help="only what others shared with you")
+    ls.set_defaults(fn=cmd_resources_ls)
+    show = res.add_parser("show", help="a resource's config (latest version, or --version)")
+    show.add_argument("name")
+    show.add_argument("--version", type=int, default=None)
+    show.set_defaults(fn=cmd_resources_show)
+    hist = res.add_parser("history", help="every version: who, when, content hash")
+    hist.add_argument("name")
+    hist.set_defaults(fn=cmd_resources_history)
+    back = res.add_parser("rollback", help="save a new version equal to an old one")
+    back.add_argument("name")
+    back.add_argument("version", type=int)
+    back.set_defaults(fn=cmd_resources_rollback)
+    share = res.add_parser("share", help="share with users (bob) or groups (@ml)")
+    share.add_argument("name")
+    share.add_argument("principals", nargs="+")
+    share.add_argument("--write", action="store_true", help="write access (default: read)")
+    share.set_defaults(fn=cmd_resources_share)
+    revoke = res.add_parser("revoke", help="take shares back")
+    revoke.add_argument("name")
+    revoke.add_argument("principals", nargs="+")
+    revoke.set_defaults(fn=cmd_resources_revoke)
+    rm = res.add_parser("rm", help="delete every saved version of a resource")
+    rm.add_argument("name")
+    rm.set_defaults(fn=cmd_resources_rm)
     return parser
 
 

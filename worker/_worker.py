@@ -55,6 +55,7 @@ from rhzmq.wire.protocol import (
     Status,
     check_header,
     final_error,
+    name_problem,
     pack_header,
     pack_meta,
     read_call_id,
@@ -469,14 +470,16 @@ class Worker:
                 self.pump.send([pack_header(Cmd.FINAL, call_id, status), frames[1], *body])
         elif cmd == Cmd.RENAME:
             # From the broker, which checked the names and moved its directory first.
+            new = bytes(frames[2]) if len(frames) > 2 else b""
+            text = new.decode(errors="replace")
+            problem = name_problem(text, "new object name")
+            if problem or "\ufffd" in text:
+                log.warning("ignored a RENAME from the broker: %s", problem or "not UTF-8")
+                return
             entry = self.objects.pop(target, None)
-            if entry is not None and len(frames) > 2:
-                self.objects[bytes(frames[2])] = entry
-                log.info(
-                    "renamed %r to %r",
-                    target.decode(errors="replace"),
-                    frames[2].decode(errors="replace"),
-                )
+            if entry is not None:
+                self.objects[new] = entry
+                log.info("renamed %r to %r", target.decode(errors="replace"), text)
         elif cmd == Cmd.DISCONNECT:
             self._ready()
         elif cmd == Cmd.SHUTDOWN:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._store import load_config
+from .._store import load
 from ..wire.exceptions import ClusterError
 from .base import Cluster
 from .local import LocalCluster
@@ -26,12 +26,14 @@ def cluster(name: str = "local", host: str | Sequence[str] | None = None, **kwar
         return SSHCluster(name, host, **kwargs)
     if name != "local":
         try:
-            config = load_config(name, "cluster")
+            config, meta = load(name, "cluster")
         except KeyError as exc:
             raise ClusterError(
                 f"unknown cluster {name!r}: give its hosts (rh.cluster(name, host=[...], "
                 f"ssh_creds=...)), or save it first with cluster.save(). {exc.args[0]}"
             ) from None
         config.update(kwargs)
-        return Cluster.from_config(config)
+        found = Cluster.from_config(config)
+        vars(found)["_rh_saved"] = meta  # its later saves carry the loaded version's ETag
+        return found
     return LocalCluster(name, **kwargs)

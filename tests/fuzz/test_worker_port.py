@@ -74,8 +74,8 @@ def worker() -> Iterator[FakeBroker]:
 
 
 def _header(cmd: int, call_id: int, target: bytes, cut: int) -> bytes:
-    if cmd in (Cmd.DELETE, Cmd.PUT) and target == b"add":
-        target = b"nope"  # a broker may rightly delete or replace objects; keep the probe alive
+    if cmd in (Cmd.DELETE, Cmd.PUT, Cmd.RENAME) and target == b"add":
+        target = b"nope"  # a broker may rightly delete, replace or rename objects: keep the probe
     return pack_header(cmd, call_id, 0, target)[:cut]
 
 
