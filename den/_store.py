@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ._auth import new_token, same_hash, token_hash
+from ._crypto import Sealer
 from ._db import Database
 from ._errors import (
     BadRequest,
@@ -229,8 +230,9 @@ def _levels(direct: Iterable[tuple[int, str]], parents: dict[int, int | None]) -
 class Store:
     """The registry's operations on one :class:`~den._db.Database`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db
+        self.sealer = sealer or Sealer.from_file()  # secrets are sealed at rest (den._crypto)
 
     # -- context ------------------------------------------------------------------------------
 
@@ -575,6 +577,8 @@ class Store:
             .order_by(Lineage.source)
         ).all()
         config = v.config
+        if r.type == "secret" and Sealer.is_sealed(config):
+            config = self.sealer.open(config)  # only ever for a reader with access
         defaults: dict[str, Any] = {}
         if owner.kind == GROUP and isinstance(config, dict):
             defaults = {k: d for k, d in self._defaults(s, owner).items() if k not in config}
@@ -635,11 +639,17 @@ class Store:
         lineage: Iterable[tuple[str, int]],
         rollback_of: int | None = None,
     ) -> Version:
+        digest = content_hash(config)
+        if r.type == "secret" and not Sealer.is_sealed(config):
+            digest = self.sealer.digest(config)
+            config = self.sealer.seal(config)
+        elif r.type == "secret":  # a rollback copies a sealed version, and its hash
+            digest = self.sealer.digest(self.sealer.open(config))
         v = Version(
             resource_id=r.id,
             number=number,
             config=config,
-            content_hash=content_hash(config),
+            content_hash=digest,
             author_id=actor.id,
             author_name=actor.name,
             rollback_of=rollback_of,

@@ -51,21 +51,29 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rhzmq.wire.client import STREAM_CREDIT, Client, call_meta, get_client
 from rhzmq.wire.curve import GATEWAY, client_keys
 from rhzmq.wire.exceptions import (
+    AccessDenied,
     AuthenticationError,
     CallCancelled,
     CallError,
     CallTimeout,
     ClusterError,
     ClusterNotRunning,
+    Conflict,
     EnvError,
+    InvalidToken,
     LimitExceeded,
     ObjectNotFound,
     PermissionDenied,
     ProtocolError,
+    RegistryError,
+    RegistryUnavailable,
     RemoteError,
+    ResourceNotFound,
     RhzmqError,
     RunError,
+    SecretError,
     SerializationError,
+    StaleWrite,
     SyncCallInEventLoop,
     VersionMismatch,
     WorkerDiedError,
@@ -115,6 +123,14 @@ HTTP_STATUS: dict[type[BaseException], int] = {
     CallTimeout: 504,
     CallCancelled: 503,
     RunError: 409,  # a run's name is taken by one still running, or it has no answer
+    SecretError: 422,  # a secret could not be read or delivered
+    RegistryError: 502,  # the resource registry (Den) failed us
+    RegistryUnavailable: 503,
+    InvalidToken: 401,
+    AccessDenied: 403,
+    ResourceNotFound: 404,
+    Conflict: 409,
+    StaleWrite: 412,
     SyncCallInEventLoop: 500,
 }
 

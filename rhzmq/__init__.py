@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ._env import Env, env
 from ._resources import Function, LocalModule, Module, ModuleClass, function, module
 from ._runs import Run, run
+from ._secrets import Secret, provider_secret, secret
 from ._store import Resource, login, logout
 from ._stubs import RemoteMethod, RemoteObject
 from .clusters import Cluster, LocalCluster, cluster
@@ -38,6 +39,7 @@ from .wire.exceptions import (
     ResourceNotFound,
     RhzmqError,
     RunError,
+    SecretError,
     SerializationError,
     StaleWrite,
     SyncCallInEventLoop,
@@ -103,6 +105,8 @@ __all__ = [
     "Run",
     "RunError",
     "SSHCluster",
+    "Secret",
+    "SecretError",
     "SerializationError",
     "StaleWrite",
     "SyncCallInEventLoop",
@@ -116,5 +120,7 @@ __all__ = [
     "login",
     "logout",
     "module",
+    "provider_secret",
     "run",
+    "secret",
 ]

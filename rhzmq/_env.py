@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._portal import run_sync
-from ._store import Resource, plain_name
+from ._store import Resource, plain_name, short_name
 from .wire.protocol import name_problem
 
 if TYPE_CHECKING:
@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 class Env(Resource):
     """A worker environment; see the module docstring.
 
-    ``secrets`` are environment variables like ``env_vars`` that rhzmq never displays or logs
-    (nor saves: a saved env's config lists their names only, and loading it takes their values
-    from the loading process's environment variables of the same names). ``compute={"node": i}`` places the
+    ``secrets`` are a dict of variables like ``env_vars`` that rhzmq never displays or logs (nor
+    saves: a saved env's config lists their names only, and loading it takes their values from
+    the loading process's environment variables of the same names), or a list of secrets:
+    :class:`~rhzmq.Secret` objects, names (a saved secret, else a provider's:
+    ``secrets=["aws", "huggingface"]``) or dicts, each delivered with its files
+    (:mod:`rhzmq._secrets`); names are resolved when the env is sent, and saved as names. ``compute={"node": i}`` places the
     env's workers on host ``i`` (an index or an address) of an SSH cluster.
     """
 
@@ -42,7 +45,7 @@ class Env(Resource):
         working_dir: str | None = None,
         setup_cmds: list[str] | None = None,
         compute: dict[str, Any] | None = None,
-        secrets: dict[str, str] | None = None,
+        secrets: dict[str, str] | list[Any] | None = None,
         conda: str | dict[str, Any] | None = None,
     ) -> None:
         if name is not None:
@@ -67,7 +70,17 @@ class Env(Resource):
         self.reqs = list(reqs or [])
         # Set in the workers like env_vars, but never shown: not in repr, status(), processes()
         # or any log, and not part of the env's default name.
-        self.secrets = dict(secrets or {})
+        self.secrets: dict[str, str] = {}
+        self.secret_refs: list[Any] = []  # Secret objects, secret or provider names, dicts
+        if isinstance(secrets, dict):
+            self.secrets = dict(secrets)
+        elif secrets is not None:
+            if isinstance(secrets, str) or not isinstance(secrets, list | tuple):
+                raise TypeError(
+                    "secrets= takes a dict of variables or a list of secrets (rh.secret(...), "
+                    f"provider or secret names like 'aws', dicts), not {secrets!r}"
+                )
+            self.secret_refs = list(secrets)
         self.working_dir = working_dir
         self.setup_cmds = list(setup_cmds or [])
         unknown = sorted(set(compute or {}) - {"node"})
@@ -116,7 +129,7 @@ class Env(Resource):
             "name": self.name,
             "reqs": self.reqs,
             "env_vars": self.env_vars,
-            "secrets": self.secrets,
+            **self._secret_delivery(),
             "working_dir": self.working_dir,
             "setup_cmds": self.setup_cmds,
             "compute": self.compute,
@@ -125,6 +138,18 @@ class Env(Resource):
             **({"existing": True} if self._existing else {}),
         }
 
+    def _secret_delivery(self) -> dict[str, Any]:
+        """The spec's ``secrets`` (variables) and ``secret_files`` (see rhzmq._secrets)."""
+        from ._secrets import resolve
+
+        variables = dict(self.secrets)
+        files: dict[str, str] = {}
+        for ref in self.secret_refs:
+            more_vars, more_files = resolve(ref).delivery()
+            variables.update(more_vars)
+            files.update(more_files)
+        return {"secrets": variables, **({"secret_files": files} if files else {})}
+
     def config(self) -> dict[str, Any]:
         return {
             "type": "env",
@@ -132,6 +157,11 @@ class Env(Resource):
             "reqs": self.reqs,
             "env_vars": self.env_vars,
             "secret_names": sorted({*self.secrets, *self._secret_names}),
+            **(
+                {"secret_refs": [_ref_name(r) for r in self.secret_refs]}
+                if self.secret_refs
+                else {}
+            ),
             "working_dir": self.working_dir,
             "setup_cmds": self.setup_cmds,
             "compute": self.compute,
@@ -148,7 +178,9 @@ class Env(Resource):
             working_dir=config.get("working_dir"),
             setup_cmds=config.get("setup_cmds"),
             compute=config.get("compute"),
-            secrets={n: os.environ[n] for n in names if n in os.environ},
+            secrets=list(config["secret_refs"])
+            if config.get("secret_refs")
+            else {n: os.environ[n] for n in names if n in os.environ},
             conda=config.get("conda"),
         )
         env._secret_names = names
@@ -203,7 +235,7 @@ def env(
     working_dir: str | None = None,
     setup_cmds: list[str] | None = None,
     compute: dict[str, Any] | None = None,
-    secrets: dict[str, str] | None = None,
+    secrets: dict[str, str] | list[Any] | None = None,
     conda: str | dict[str, Any] | None = None,
 ) -> Env:
     """``rh.env(name="math", reqs=["numpy"])``: an :class:`Env` (its arguments are the class's).
@@ -212,9 +244,9 @@ def env(
     if name is not None and all(v is None for v in described):
         try:
             return Env.load(name)  # type: ignore[no-any-return]
-        except KeyError:
+        except (KeyError, ValueError):  # not saved (or not a name): Env says what is wrong
             pass
-    return Env(plain_name(name).rsplit("/", 1)[-1] if name else None, *described)
+    return Env(short_name(name) if name is not None else None, *described)
 
 
 #: What ``env=`` accepts wherever it is taken (Runhouse's spellings included).
@@ -232,13 +264,25 @@ def as_env(value: EnvLike) -> Env | None:
         try:
             return Env.load(value)  # type: ignore[no-any-return]
         except (KeyError, ValueError):
-            named = Env(name=plain_name(value).rsplit("/", 1)[-1])
+            named = Env(name=short_name(value))
             named._existing = True  # the env of that name as it runs (if it does), unchanged
             return named
     raise TypeError(
         f"env= takes an rh.env(...), a list of requirements or an env's name, not "
         f"{type(value).__name__}"
     )
+
+
+def _ref_name(ref: Any) -> str:
+    """How a secrets entry is saved: by name (a dict of values has none, so cannot be saved)."""
+    name = getattr(ref, "name", ref)
+    if not isinstance(name, str):
+        raise ValueError(
+            "an env whose secrets include a dict of values cannot be saved (values are never "
+            "written into an env's config): save the values as a secret (rh.secret(name, "
+            "values).save()) and list its name"
+        )
+    return name
 
 
 def read_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:

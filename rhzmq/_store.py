@@ -61,6 +61,13 @@ def plain_name(name: str) -> str:
     return name
 
 
+def short_name(name: str) -> str:
+    """A resource's own name: ``x`` of ``/owner/x``, ``~/x`` and ``@/x``."""
+    if isinstance(name, str) and name.startswith("/") and name.count("/") == 2:
+        return name.rsplit("/", 1)[-1]
+    return plain_name(name)
+
+
 def _check(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(
@@ -401,9 +408,7 @@ class Resource:
         """Save a new version of this resource (under ``name``: see the module docstring for
         where a name lives); returns self."""
         if name is not None:
-            self.name = (
-                plain_name(name.rsplit("/", 1)[-1]) if name.startswith("/") else plain_name(name)
-            )
+            self.name = short_name(name)
         target = self._saved_as(name)
         saved = self.__dict__.get("_rh_saved") or {}
         etag = saved.get("etag") if saved.get("key") == where(target)[1] else None

@@ -8,6 +8,7 @@ rhzmq status -c gpu-box      rhzmq logs -c gpu-box --node 1      rhzmq stop -c g
 rhzmq den serve [--db URL] [--port 32400]      rhzmq den admin init NAME      (the registry)
 rhzmq login URL [--token-file F]      rhzmq logout
 rhzmq resources ls|show|history|rollback|share|revoke|rm ...      (saved resources)
+rhzmq secrets ls|show [--reveal]|rm ...      (saved secrets; values masked)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _store
+from ._secrets import Secret
 from .clusters import LocalCluster, cluster
 from .wire import config as _config
 from .wire.exceptions import RhzmqError
@@ -269,6 +271,40 @@ def cmd_resources_rm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets_ls(args: argparse.Namespace) -> int:
+    names = Secret.list()
+    for name in names:
+        found = Secret.load(name)
+        print(f"{name:<30} {found.provider or 'custom':<12} {', '.join(found.values)}")
+    if not names:
+        print("no saved secrets")
+    return 0
+
+
+def cmd_secrets_show(args: argparse.Namespace) -> int:
+    found = Secret.load(args.name)
+    if args.reveal:
+        prompt = f"Reveal the values of secret {args.name!r} on this terminal? [y/N] "
+        if sys.stdin.isatty():
+            answer = input(prompt)
+        else:
+            print(prompt, end="", flush=True)
+            answer = sys.stdin.readline()
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not revealed")
+            return 1
+    print(f"{found.name} ({found.provider or 'custom'})")
+    for key, value in found.values.items():
+        print(f"  {key} = {value if args.reveal else '****'}")
+    return 0
+
+
+def cmd_secrets_rm(args: argparse.Namespace) -> int:
+    Secret.load(args.name).delete_configs()
+    print(f"secret {args.name}: deleted")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rhzmq", description="Run and inspect the local rhzmq cluster, or a saved one."
@@ -366,6 +402,19 @@ def build_parser() -> argparse.ArgumentParser:
     rm = res.add_parser("rm", help="delete every saved version of a resource")
     rm.add_argument("name")
     rm.set_defaults(fn=cmd_resources_rm)
+    sec = sub.add_parser("secrets", help="saved secrets: ls, show (masked), rm").add_subparsers(
+        dest="verb", required=True
+    )
+    sec.add_parser("ls", help="names, providers and keys (never values)").set_defaults(
+        fn=cmd_secrets_ls
+    )
+    show_secret = sec.add_parser("show", help="a secret's keys, values masked")
+    show_secret.add_argument("name")
+    show_secret.add_argument("--reveal", action="store_true", help="show the values (asks first)")
+    show_secret.set_defaults(fn=cmd_secrets_show)
+    rm_secret = sec.add_parser("rm", help="delete a saved secret")
+    rm_secret.add_argument("name")
+    rm_secret.set_defaults(fn=cmd_secrets_rm)
     return parser
 
 

@@ -30,6 +30,7 @@ from anyio.abc import TaskGroup
 from broker import Broker
 from gateway._serve import start_gateway_process
 from rhzmq.wire import config as _config
+from rhzmq.wire import secrets
 from rhzmq.wire.build import build_id
 from rhzmq.wire.client import drop_client, get_client
 from rhzmq.wire.curve import client_keys, curve_dir, ensure_keys
@@ -50,7 +51,7 @@ from worker._capture import install
 from worker._envs import ensure_venv, run_setup
 from worker._supervisor import Supervisor
 
-from .node import DaemonState, LocalNode, Node, agent_worker
+from .node import DaemonState, LocalNode, Node, agent_worker, deliver_secrets
 
 log = logging.getLogger("rhzmq.daemon")
 
@@ -102,7 +103,7 @@ async def _apply_default_env(
             hs.step(f"(default env) {line}")
 
     env_vars = {str(k): str(v) for k, v in (spec.get("env_vars") or {}).items()}
-    env_vars.update({str(k): str(v) for k, v in (spec.get("secrets") or {}).items()})
+    env_vars.update(deliver_secrets("default", spec))
     node.supervisor.env.update(env_vars)
     if spec.get("setup_cmds"):
         await run_setup(list(spec["setup_cmds"]), working_dir, progress)
@@ -180,6 +181,7 @@ async def serve(args: DaemonArgs, token: str | None, daemon: DaemonState) -> Non
         if agent is not None:
             agent.stop()
         _remove_state()
+        secrets.remove()  # every env's secret files on this host go with the cluster
         broker.finish_shutdown()
 
 
@@ -219,6 +221,7 @@ async def serve_node(head: str, ready_fd: int | None, daemon: DaemonState) -> No
         agent.stop()
         await anyio.sleep(0.1)  # lets the agent's DISCONNECT out
         _remove_state()
+        secrets.remove()
         drop_client(head)
 
 

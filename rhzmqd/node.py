@@ -22,6 +22,7 @@ from anyio.abc import TaskGroup
 
 from broker import Broker
 from rhzmq.wire import config as _config
+from rhzmq.wire import secrets
 from rhzmq.wire.build import build_id
 from rhzmq.wire.curve import client_keys
 from rhzmq.wire.exceptions import EnvError
@@ -33,6 +34,17 @@ from worker._supervisor import Supervisor
 from worker._worker import Entry, Worker
 
 log = logging.getLogger("rhzmq.daemon")
+
+
+def deliver_secrets(env: str, meta: dict[str, Any]) -> dict[str, str]:
+    """Write an env's secret files into its owner-only directory on this host (afresh: a new
+    definition leaves no stale file) and return its secret variables, pointing there."""
+    root = secrets.secrets_dir(env)
+    secrets.remove(env)
+    files = {str(k): str(v) for k, v in (meta.get("secret_files") or {}).items()}
+    if files:
+        secrets.write_files(root, files)
+    return secrets.fill({str(k): str(v) for k, v in (meta.get("secrets") or {}).items()}, root)
 
 
 class Node:
@@ -64,7 +76,7 @@ class Node:
         if self.default_env.get("reqs"):  # every env layered on the default env's requirements
             reqs = list(dict.fromkeys([*map(str, self.default_env["reqs"]), *reqs]))
         env_vars = {str(k): str(v) for k, v in (meta.get("env_vars") or {}).items()}
-        env_vars.update({str(k): str(v) for k, v in (meta.get("secrets") or {}).items()})
+        env_vars.update(deliver_secrets(name, meta))
         if meta.get("existing"):
             # Named by a string (env="name"): the env as it runs, if it does; never redefined.
             running = self.supervisor.group_members(name)
@@ -97,6 +109,7 @@ class Node:
         members = self.supervisor.group_members(group)
         self.specs.pop(group, None)
         await self.supervisor.stop_workers(members)
+        secrets.remove(group)  # the env's secret files go with it
         if members:
             log.info("environment %r deleted (workers %s stopped)", group, ", ".join(members))
         return members

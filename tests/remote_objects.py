@@ -369,3 +369,34 @@ async def acall_inner(x: int) -> int:
 def interpreter() -> str:
     """The Python running this worker (which env's)."""
     return sys.executable
+
+
+def secret_view() -> dict[str, object]:
+    """What a worker sees of its delivered secrets: variables, files and their modes, and what
+    the providers' own clients read (AWS's from the credentials file alone)."""
+    import stat
+
+    import boto3
+    import huggingface_hub
+
+    out: dict[str, object] = {}
+    root = os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "")
+    out["aws_file"] = root
+    out["aws_mode"] = stat.S_IMODE(os.stat(root).st_mode) if root else None
+    out["dir_mode"] = stat.S_IMODE(os.stat(os.path.dirname(os.path.dirname(root))).st_mode)
+    saved = {k: os.environ.pop(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    try:  # only the file now: what boto3 finds there
+        out["boto3_key"] = boto3.Session().get_credentials().access_key
+        out["boto3_region"] = boto3.Session().region_name
+    finally:
+        os.environ.update(saved)
+    out["hf_token"] = huggingface_hub.get_token()
+    out["db_file"] = os.environ.get("DB_PASSWORD_FILE")
+    if out["db_file"]:
+        with open(str(out["db_file"])) as f:
+            out["db_password"] = f.read()
+    return out
+
+
+def path_exists(path: str) -> bool:
+    return os.path.exists(path)

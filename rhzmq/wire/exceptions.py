@@ -26,6 +26,7 @@
     │   ├── CallTimeout               ``timeout=`` elapsed; also a TimeoutError
     │   └── CallCancelled             the call was cancelled
     ├── RunError                      a run (rhzmq._runs) cannot start, is unknown or was lost
+    ├── SecretError                   a secret cannot be read or delivered (says where it looked)
     └── SyncCallInEventLoop           a blocking stub was called from inside a running event loop
 
 Every ``FINAL`` error frame on the wire names one of these kinds (see :mod:`rhzmq.wire.protocol`), so the
@@ -61,6 +62,7 @@ __all__ = [
     "ResourceNotFound",
     "RhzmqError",
     "RunError",
+    "SecretError",
     "SerializationError",
     "StaleWrite",
     "SyncCallInEventLoop",
@@ -232,6 +234,10 @@ class CallCancelled(CallError):
 class RunError(RhzmqError):
     """A run cannot be started (its name is taken by one still running), is not known where it
     was looked for, or ended without an answer (cancelled, or lost with its keeper)."""
+
+
+class SecretError(RhzmqError, ValueError):
+    """A secret cannot be read (says where it looked and what to set) or delivered."""
 
 
 class SyncCallInEventLoop(RhzmqError, RuntimeError):

@@ -29,6 +29,8 @@ ENVIRONMENT: dict[str, str] = {
     "$RHZMQ_HOME/den/den.db); the place for a URL with a password, never argv",
     "RHZMQ_DEN_URL": "the registry's URL for rhzmq._den.DenClient when none is given",
     "RHZMQ_DEN_TOKEN": "the registry token DenClient uses when none is given",
+    "RHZMQ_DEN_MASTER_KEY_FILE": "the registry's key for sealing secrets at rest (den._crypto; "
+    "default $RHZMQ_HOME/den/master.key)",
 }
 
 #: Ports.

@@ -49,6 +49,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             def value():
                 return VALUE
 
+            def secret_file():
+                path = os.environ["AWS_SHARED_CREDENTIALS_FILE"]
+                with open(path) as f:
+                    text = f.read()
+                return {"path": path, "mode": os.stat(path).st_mode & 0o777,
+                        "has_key": os.environ["AWS_ACCESS_KEY_ID"] in text}
+
             def cwd():
                 return os.getcwd()
 

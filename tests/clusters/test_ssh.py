@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import SECRET_VALUES
 from sshd import (
     MAIN,
     NO_PYTHON,
@@ -97,6 +98,31 @@ def test_function_placed_on_node_2_reports_where_it_ran(
     fn = rh.function(jobs.cwd).to(main_cluster, name="cwd_head", env=env)
     assert fn() == f"{hosts.hosts[0].home}/.rhzmq/code/myproj"
     main_cluster.delete("at_head")
+
+
+def test_secrets_reach_a_node_host_and_go_with_its_env(
+    main_cluster: rh.SSHCluster, hosts: SSHHosts
+) -> None:
+    """Issue 16: an env's secrets are written on the host its workers run on (owner-only, in
+    that host's RHZMQ_HOME), and removed there when the env is deleted."""
+    import jobs  # type: ignore[import-not-found]
+
+    aws = rh.provider_secret(
+        "aws",
+        values={
+            "access_key_id": SECRET_VALUES["aws_key"],
+            "secret_access_key": SECRET_VALUES["aws_secret"],
+        },
+    )
+    env = rh.env(name="secret_far", compute={"node": 2}, secrets=[aws])
+    seen = rh.function(jobs.secret_file).to(main_cluster, name="secret_file", env=env)()
+    assert seen == {
+        "path": f"{hosts.hosts[2].home}/.rhzmq/secrets/secret_far/aws/credentials",
+        "mode": 0o600,
+        "has_key": True,
+    }
+    main_cluster.delete("secret_far")
+    assert not Path(str(seen["path"])).exists()
 
 
 def test_a_hung_worker_on_another_host_is_replaced(main_cluster: rh.SSHCluster) -> None:

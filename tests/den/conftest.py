@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import itertools
+import json
 import os
 import pwd
 import secrets
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from rhzmq import _store
 from rhzmq._den import DenClient
 
 HERE = Path(__file__).resolve().parent
@@ -305,8 +308,6 @@ def den(
 def run_client(den: DenServer, token: str, code: str) -> Any:
     """Run ``code`` in a separate Python process with a ``DenClient`` named ``den`` (URL and
     token by environment); it prints one JSON value, returned here."""
-    import json
-
     script = (
         "import json, sys\n"
         "import rhzmq as rh\n"
@@ -323,3 +324,37 @@ def run_client(den: DenServer, token: str, code: str) -> Any:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def as_user(den: DenServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str, str, str]]:
+    """Two fresh users; this process is logged in as the first (``RHZMQ_DEN_*`` variables)."""
+    alice, alice_client = den.user("alice")
+    bob, bob_client = den.user("bob")
+    alice_token = alice_client._http.headers["Authorization"].split()[1]
+    bob_token = bob_client._http.headers["Authorization"].split()[1]
+    monkeypatch.setenv("RHZMQ_DEN_URL", den.url)
+    monkeypatch.setenv("RHZMQ_DEN_TOKEN", alice_token)
+    yield alice, alice_token, bob, bob_token
+    _store.forget_registry()
+
+
+def run_as(den: DenServer, token: str, code: str, home: Path) -> dict[str, object]:
+    """Run ``code`` as another user's process (same machine and cluster home, own token)."""
+    env = {**os.environ, "RHZMQ_HOME": str(home), "RHZMQ_DEN_URL": den.url}
+    env["RHZMQ_DEN_TOKEN"] = token
+    script = "import json, rhzmq as rh\nout = {}\n" + textwrap.dedent(code)
+    script += "\nprint('RESULT ' + json.dumps(out))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=HERE.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    for secret in den.tokens:
+        assert secret not in done.stdout + done.stderr
+    result: dict[str, object] = json.loads(done.stdout.split("RESULT ", 1)[1])
+    return result

@@ -7,56 +7,17 @@ loses access at once when it is revoked; rollback, stale writes, `rhzmq login` a
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import remote_objects as ro
-from conftest import DenServer
+from conftest import DenServer, run_as
 
 import rhzmq as rh
 from rhzmq import _store
-
-TESTS = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def as_user(den: DenServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str, str, str]]:
-    """Two fresh users; this process is logged in as the first (``RHZMQ_DEN_*`` variables)."""
-    alice, alice_client = den.user("alice")
-    bob, bob_client = den.user("bob")
-    alice_token = alice_client._http.headers["Authorization"].split()[1]
-    bob_token = bob_client._http.headers["Authorization"].split()[1]
-    monkeypatch.setenv("RHZMQ_DEN_URL", den.url)
-    monkeypatch.setenv("RHZMQ_DEN_TOKEN", alice_token)
-    yield alice, alice_token, bob, bob_token
-    _store.forget_registry()
-
-
-def _as(den: DenServer, token: str, code: str, home: Path) -> dict[str, object]:
-    """Run ``code`` as another user's process (same machine and cluster home, own token)."""
-    env = {**os.environ, "RHZMQ_HOME": str(home), "RHZMQ_DEN_URL": den.url}
-    env["RHZMQ_DEN_TOKEN"] = token
-    script = "import json, rhzmq as rh\nout = {}\n" + textwrap.dedent(code)
-    script += "\nprint('RESULT ' + json.dumps(out))\n"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=TESTS,
-    )
-    assert done.returncode == 0, done.stderr
-    for secret in den.tokens:
-        assert secret not in done.stdout + done.stderr
-    result: dict[str, object] = json.loads(done.stdout.split("RESULT ", 1)[1])
-    return result
 
 
 def test_alice_shares_and_bob_calls_on_alices_cluster(
@@ -75,7 +36,7 @@ def test_alice_shares_and_bob_calls_on_alices_cluster(
     fn.share(bob)  # read
     box.share(bob)
     assert {s["principal"] for s in fn.shared_with()} == {bob}
-    out = _as(
+    out = run_as(
         den,
         bob_token,
         f"""
@@ -92,7 +53,7 @@ def test_alice_shares_and_bob_calls_on_alices_cluster(
     assert str(out["write"]).startswith("AccessDenied")
 
     fn.revoke(bob)
-    out = _as(
+    out = run_as(
         den,
         bob_token,
         f"""
