@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .wire import config as _config
-from .wire.exceptions import RegistryError, ResourceNotFound
+from .wire.exceptions import AccessDenied, RegistryError, ResourceNotFound
 
 if TYPE_CHECKING:
     from ._den import DenClient
@@ -276,8 +276,11 @@ def load(
     if store == "local":
         config, meta = _local_load(expected, key, version)
     else:
-        config, meta = registry().load(key, version)
+        den = registry()
+        config, meta = den.load(key, version)
         config = {**config, "type": meta.get("type", config.get("type"))}
+        if config["type"] in ("function", "module"):
+            _check_sources(den, meta)
     if expected is not None and config.get("type") != expected:
         raise ResourceNotFound(f"{name!r} is a saved {config.get('type')}, not a {expected}")
     meta = {**meta, "store": store, "key": key}
@@ -297,6 +300,19 @@ def list_saved(kind: str | None = None, shared: bool = False) -> list[dict[str, 
             if versions:
                 out.append({"name": item.name, "type": folder.name, "version": versions[-1]})
     return out
+
+
+def _check_sources(den: DenClient, meta: dict[str, Any]) -> None:
+    """A function or module is only usable with the cluster (and env) it was saved with: say
+    which one the loader may not read, rather than fail later at the first call."""
+    for source in meta.get("lineage") or []:
+        try:
+            den.load(str(source["name"]), raw=True)
+        except (ResourceNotFound, AccessDenied):
+            raise AccessDenied(
+                f"{meta['name']} runs on {source['name']} (version {source['version']}), which "
+                f"you may not read: ask {meta.get('owner') or 'its owner'} to share it with you"
+            ) from None
 
 
 def delete_config(name: str, kind: str | None = None) -> None:

@@ -33,7 +33,19 @@ def test_alice_shares_and_bob_calls_on_alices_cluster(
         (f"/{alice}/box", 1)
     }
 
-    fn.share(bob)  # read
+    fn.share(bob)  # read; the cluster not yet: loading says which share is missing
+    out = run_as(
+        den,
+        bob_token,
+        f"""
+        try:
+            rh.function(name="/{alice}/den_add")
+        except rh.AccessDenied as exc:
+            out["missing"] = str(exc)
+        """,
+        rhzmq_home,
+    )
+    assert f"runs on /{alice}/box" in str(out["missing"]) and "ask" in str(out["missing"])
     box.share(bob)
     assert {s["principal"] for s in fn.shared_with()} == {bob}
     out = run_as(
