@@ -365,16 +365,12 @@ class Secret(Resource):
         return [row["name"] for row in list_saved("secret")]
 
     async def ato(self, cluster: Cluster, env: Any = None) -> Secret:
-        from .wire.code import object_spec
-
         name = "rhzmq.deliver" if env is None else f"rhzmq.deliver.{getattr(env, 'name', env)}"
         variables, files = self.delivery()
         try:
             await cluster.acall(name, "", variables, files)
         except KeyError:  # ObjectNotFound: first delivery to these workers
-            from ._env import as_env
-
-            await cluster.aplace(name, object_spec(deliver), as_env(env))
+            await cluster.aput(name, deliver, env)  # the function, by reference
             await cluster.acall(name, "", variables, files)
         return self
 
