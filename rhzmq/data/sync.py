@@ -74,7 +74,9 @@ def copy(
         theirs = {rel: e for rel, e in theirs.items() if rel in only}
     try:
         ours = dst.entries()
-    except FileNotFoundError:  # DataNotFound: nothing there yet
+    except FileNotFoundError:  # DataNotFound: a folder not made yet (a missing bucket raises)
+        if not isinstance(dst, Disk):
+            raise
         ours = {}
     todo = [rel for rel, e in sorted(theirs.items()) if not _same(rel, e, ours.get(rel), src, dst)]
     total = sum(theirs[rel].size for rel in todo)
