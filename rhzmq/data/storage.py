@@ -202,6 +202,8 @@ class Bucket:
         skip = len(self.prefix) + 1 if self.prefix else 0
         with mapped(self.store, self.bucket, "listing"):
             for obj in self._iterate(container):
+                if obj.name.endswith("/"):
+                    continue  # a "directory" marker (pyarrow's S3 filesystem makes them)
                 etag = (obj.hash or "").strip('"')
                 out[obj.name[skip:]] = Entry(int(obj.size), None, etag if "-" not in etag else None)
         return out

@@ -235,7 +235,7 @@ class Table(Resource):
                 partitioning_flavor="hive" if self.partition_cols else None,
                 basename_template=f"part-{uuid.uuid4().hex[:8]}-{{i}}.parquet",
                 existing_data_behavior="overwrite_or_ignore",
-                max_rows_per_group=1 << 17,
+                max_rows_per_group=1 << 16,  # row groups of ~2 MiB: what stream() holds
                 max_rows_per_file=1 << 22,
             )
         except OSError as exc:
@@ -265,13 +265,19 @@ class Table(Resource):
                 self._cluster, self.config(), "stream", batch_size, columns, filter
             )
             return
-        yield from self._dataset().to_batches(
+        pool = _pa().default_memory_pool()
+        for batch in self._dataset().to_batches(
             batch_size=batch_size,
             columns=columns,
             filter=as_expression(filter),
             batch_readahead=1,
             fragment_readahead=1,
-        )
+            use_threads=False,  # one row group decoded at a time
+        ):
+            yield batch
+            # The allocator keeps freed pages for reuse: streaming 4M rows peaked 56 MiB
+            # above the start with them kept, 31 MiB returning them (one eighth: 18 MiB).
+            pool.release_unused()
 
     def count_rows(self, filter: Any = None) -> int:
         """Rows (matching ``filter``); without a filter from the files' metadata alone."""
