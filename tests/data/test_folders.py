@@ -25,15 +25,12 @@ CONTENT = {
 }
 
 
-def _expected() -> dict[str, bytes]:
-    import cloudpickle
-
-    out = {}
-    for k, v in CONTENT.items():
-        out[k] = v if isinstance(v, bytes) else v.encode() if isinstance(v, str) else None
-    out["obj.pkl"] = None  # pickled: checked by unpickling
-    _ = cloudpickle
-    return out  # type: ignore[return-value]
+def _expected() -> dict[str, bytes | None]:
+    """Each file's bytes (None for the pickled object, checked by unpickling)."""
+    return {
+        k: v if isinstance(v, bytes) else v.encode() if isinstance(v, str) else None
+        for k, v in CONTENT.items()
+    }
 
 
 def _check_content(folder: rh.Folder) -> None:
@@ -167,7 +164,9 @@ def test_blobs_hold_objects_on_disk_and_s3(tmp_path: Path, s3: S3Server, bucket:
     got = b.fetch()
     assert np.array_equal(got["w"], value["w"]) and got["meta"] == ("x", 1)
     on_s3 = b.to(s3.store(), f"{bucket}/blobs/b1")
-    assert np.array_equal(rh.blob(path=f"{bucket}/blobs/b1", system=s3.store()).fetch()["w"], value["w"])
+    assert np.array_equal(
+        rh.blob(path=f"{bucket}/blobs/b1", system=s3.store()).fetch()["w"], value["w"]
+    )
     on_s3.rm()
     assert not on_s3.exists()
 
@@ -177,7 +176,7 @@ def test_blobs_hold_objects_on_disk_and_s3(tmp_path: Path, s3: S3Server, bucket:
 
 def test_a_missing_path_is_a_data_not_found_naming_it(tmp_path: Path) -> None:
     missing = rh.folder(str(tmp_path / "nope"))
-    with pytest.raises(rh.DataNotFound, match="no folder .*nope"):
+    with pytest.raises(rh.DataNotFound, match=r"no folder .*nope"):
         missing.ls()
     with pytest.raises(FileNotFoundError):  # also the builtin
         missing.to("file", str(tmp_path / "elsewhere"))
@@ -192,7 +191,7 @@ def test_no_credentials_names_every_place_looked_in(
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    with pytest.raises(rh.NoCredentials, match="AWS_ACCESS_KEY_ID.*credentials"):
+    with pytest.raises(rh.NoCredentials, match=r"AWS_ACCESS_KEY_ID.*credentials"):
         rh.folder("any-bucket", system=s3.store()).ls()
     (tmp_path / "credentials").write_text(
         "[default]\naws_access_key_id = filekey\naws_secret_access_key = filesecret\n"
@@ -201,7 +200,7 @@ def test_no_credentials_names_every_place_looked_in(
 
 
 def test_an_absent_bucket_is_named_with_the_fix(s3: S3Server, tmp_path: Path) -> None:
-    with pytest.raises(rh.DataNotFound, match="bucket 'never-made' does not exist.*mkdir"):
+    with pytest.raises(rh.DataNotFound, match=r"bucket 'never-made' does not exist.*mkdir"):
         rh.folder("never-made/x", system=s3.store()).put({"a": b"1"})
     with pytest.raises(rh.DataNotFound, match="never-made"):
         rh.folder(str(tmp_path)).put({"a": b"1"}).to(s3.store(), path="never-made/x")
