@@ -59,9 +59,13 @@ from rhzmq.wire.exceptions import (
     ClusterError,
     ClusterNotRunning,
     Conflict,
+    DataError,
+    DataNotFound,
+    DataPermissionError,
     EnvError,
     InvalidToken,
     LimitExceeded,
+    NoCredentials,
     ObjectNotFound,
     PermissionDenied,
     ProtocolError,
@@ -124,6 +128,10 @@ HTTP_STATUS: dict[type[BaseException], int] = {
     CallCancelled: 503,
     RunError: 409,  # a run's name is taken by one still running, or it has no answer
     SecretError: 422,  # a secret could not be read or delivered
+    DataError: 500,  # a data resource could not be used (server side, as called)
+    DataNotFound: 404,
+    NoCredentials: 500,
+    DataPermissionError: 403,
     RegistryError: 502,  # the resource registry (Den) failed us
     RegistryUnavailable: 503,
     InvalidToken: 401,

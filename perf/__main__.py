@@ -1,6 +1,6 @@
 """Run every benchmark and its baselines in one sitting; write JSON, a markdown table and charts.
 
-    python -m perf [--quick] [--only baselines,core,clients,payloads,logs,memory,replicas,gateway]
+    python -m perf [--quick] [--only baselines,core,clients,payloads,logs,memory,replicas,gateway,ssh,data]
 
 Results go to ``perf/results/<UTC timestamp>.json``, ``.md`` and ``-*.png``. Run with nothing
 else busy on the machine: every figure is the median of several rounds with the range beside it,
@@ -20,11 +20,11 @@ from typing import Any
 
 from rhzmq import __version__
 
-from . import baselines, bench, charts
+from . import baselines, bench, charts, data
 
 RESULTS = Path(__file__).parent / "results"
 NOISY = 0.25
-ALL = "baselines,core,clients,payloads,logs,memory,replicas,gateway,ssh"
+ALL = "baselines,core,clients,payloads,logs,memory,replicas,gateway,ssh,data"
 
 
 def _num(v: float) -> str:
@@ -158,6 +158,11 @@ def main() -> None:
         "ssh",
         "SSH cluster on a loopback sshd vs the local daemon",
         lambda: bench.ssh_cluster(rounds, int(2000 * scale), int(20000 * scale)),
+    )
+    step(
+        "data",
+        "folder copies: local -> SSH cluster vs rsync/scp, cluster -> S3 vs plain libcloud",
+        lambda: data.data_copies(rounds, files=int(64 * max(scale, 0.25))),
     )
 
     RESULTS.mkdir(exist_ok=True)

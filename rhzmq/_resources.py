@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,6 +19,7 @@ import anyio
 
 from ._env import Env, EnvLike, _system, as_env
 from ._portal import run_sync
+from ._progress import Progress
 from ._store import Resource, plain_name
 from ._stubs import RemoteMethod, RemoteObject, _ModuleResource, local_method
 from ._tasks import first_error, gather
@@ -29,35 +28,6 @@ from .wire.code import call_kind, code_ref, construct_spec, load_code, object_sp
 if TYPE_CHECKING:
     from ._runs import Run
     from .clusters import Cluster
-
-
-class _Progress:
-    """A one-line progress bar on stderr, redrawn with ``\\r`` at most ten times a second."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label = label
-        self.total = total
-        self.done = 0
-        self.start = time.monotonic()
-        self.drawn = 0.0
-
-    def advance(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if now - self.drawn >= 0.1 or self.done == self.total:
-            self.drawn = now
-            width = 30
-            filled = width * self.done // max(self.total, 1)
-            rate = self.done / max(now - self.start, 1e-9)
-            sys.stderr.write(
-                f"\r{self.label}.map [{'#' * filled}{' ' * (width - filled)}] "
-                f"{self.done}/{self.total} {rate:,.0f}/s"
-            )
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 class Function(Resource):
@@ -199,7 +169,7 @@ class Function(Resource):
         items = list(iterable)
         results: list[Any] = [None] * len(items)
         bar = (
-            _Progress(self.name, len(items))
+            Progress(f"{self.name}.map", len(items))
             if (progress or (progress is None and len(items) >= 100))
             else None
         )

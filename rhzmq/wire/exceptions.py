@@ -27,6 +27,10 @@
     │   └── CallCancelled             the call was cancelled
     ├── RunError                      a run (rhzmq._runs) cannot start, is unknown or was lost
     ├── SecretError                   a secret cannot be read or delivered (says where it looked)
+    ├── DataError                     a data resource (folder, file, blob, table) cannot be used
+    │   ├── DataNotFound              no such path, object or bucket; also a FileNotFoundError
+    │   ├── NoCredentials             an object store needs credentials none of the places held
+    │   └── DataPermissionError       the store refused the credentials; also a PermissionError
     └── SyncCallInEventLoop           a blocking stub was called from inside a running event loop
 
 Every ``FINAL`` error frame on the wire names one of these kinds (see :mod:`rhzmq.wire.protocol`), so the
@@ -49,9 +53,13 @@ __all__ = [
     "ClusterError",
     "ClusterNotRunning",
     "Conflict",
+    "DataError",
+    "DataNotFound",
+    "DataPermissionError",
     "EnvError",
     "InvalidToken",
     "LimitExceeded",
+    "NoCredentials",
     "ObjectNotFound",
     "PermissionDenied",
     "ProtocolError",
@@ -238,6 +246,28 @@ class RunError(RhzmqError):
 
 class SecretError(RhzmqError, ValueError):
     """A secret cannot be read (says where it looked and what to set) or delivered."""
+
+
+class DataError(RhzmqError):
+    """A data resource (``rh.folder``, ``rh.file``, ``rh.blob``, ``rh.table``) cannot be read,
+    written or copied as asked; the message names the system, the path and what to do."""
+
+    def __str__(self) -> str:  # the subclasses that are also OSErrors would show errno fields
+        return str(self.args[0]) if self.args else ""
+
+
+class DataNotFound(DataError, FileNotFoundError):
+    """No such path on disk, object or prefix in a bucket, or no such bucket."""
+
+
+class NoCredentials(DataError):
+    """An object store was used without credentials: the message lists every place looked in
+    (arguments, the provider's environment variables, its credentials file)."""
+
+
+class DataPermissionError(DataError, PermissionError):
+    """The disk or the object store refused the operation for these credentials (a read-only
+    key writing, a file owned by someone else, a bucket of another account)."""
 
 
 class SyncCallInEventLoop(RhzmqError, RuntimeError):

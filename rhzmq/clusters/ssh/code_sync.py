@@ -267,9 +267,13 @@ async def sync_host(
     files: dict[str, tuple[int, int]],
     say: Callable[[str], None],
     dest: str | None = None,
+    *,
+    delete: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Bring the host's copy of ``root`` (at ``dest``, default :func:`remote_dir`) up to date;
-    returns the number of files sent."""
+    returns the number of files sent. ``delete=False`` keeps files the host has and ``root``
+    lacks (data folders); ``progress(sent, total)`` follows the bytes of the transfer."""
     where = await transport.remote_home(conn)
     dest = where.path(dest or remote_dir(root))
     python = shlex.quote(where.python)
@@ -280,7 +284,7 @@ async def sync_host(
         raise ClusterError(f"listing {dest} failed: {out.strip()[-500:]}")
     there: dict[str, list[int]] = json.loads(out.strip().splitlines()[-1])
     changed = [rel for rel, meta in files.items() if there.get(rel) != list(meta)]
-    removed = [rel for rel in there if rel not in files]
+    removed = [rel for rel in there if rel not in files] if delete else []
     if removed:
         listing = "\n".join(removed)
         await transport.run(
@@ -291,7 +295,8 @@ async def sync_host(
     if not changed:
         return 0
     size = sum(files[rel][0] for rel in changed)
-    say(f"syncing {len(changed)} changed file(s), {_mb(size)}, of {root} to {dest}")
+    if progress is None:
+        say(f"syncing {len(changed)} changed file(s), {_mb(size)}, of {root} to {dest}")
     with tempfile.TemporaryFile() as tmp:
         with tarfile.open(fileobj=tmp, mode="w") as tar:
             for rel in changed:
@@ -305,7 +310,9 @@ async def sync_host(
                 proc.stdin.write(chunk)
                 await proc.stdin.drain()
                 sent += len(chunk)
-                if total > 4 * CHUNK and sent - shown >= total // 10:
+                if progress is not None:
+                    progress(sent, total)
+                elif total > 4 * CHUNK and sent - shown >= total // 10:
                     shown = sent
                     say(f"  {sent * 100 // total}% of {_mb(total)}")
             proc.stdin.write_eof()
