@@ -50,6 +50,7 @@ from .wire.version import PROTOCOL_VERSION, __version__
 
 if TYPE_CHECKING:
     from ._den import DenClient
+    from .clusters.ondemand import OnDemandCluster, ondemand_cluster
     from .clusters.ssh import SSHCluster
 
 
@@ -59,6 +60,10 @@ def __getattr__(name: str) -> object:
         from .clusters.ssh import SSHCluster
 
         return SSHCluster
+    if name in ("OnDemandCluster", "ondemand_cluster"):  # libcloud and asyncssh: when used
+        from .clusters import ondemand
+
+        return getattr(ondemand, name)
     if name == "DenClient":  # httpx: only when the registry is used
         from ._den import DenClient
 
@@ -91,6 +96,7 @@ __all__ = [
     "Module",
     "ModuleClass",
     "ObjectNotFound",
+    "OnDemandCluster",
     "PermissionDenied",
     "ProtocolError",
     "RegistryError",
@@ -120,6 +126,7 @@ __all__ = [
     "login",
     "logout",
     "module",
+    "ondemand_cluster",
     "provider_secret",
     "run",
     "secret",
