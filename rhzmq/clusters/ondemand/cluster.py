@@ -70,7 +70,7 @@ class OnDemandCluster(SSHCluster):
         image_id: str | None = None,
         disk_size: int | None = None,
         autostop_mins: float = 60,
-        credentials: dict[str, Any] | None = None,
+        credentials: Any = None,
         endpoint_url: str | None = None,
         ssh_user: str | None = None,
         ssh_cidr: str = "0.0.0.0/0",
@@ -107,7 +107,7 @@ class OnDemandCluster(SSHCluster):
         self.ssh_user = ssh_user
         self.ssh_cidr = ssh_cidr
         self.endpoint_url = endpoint_url
-        self._explicit_credentials = dict(credentials or {})
+        self._explicit_credentials = credentials  # a dict or an rh.provider_secret(...)
         self._cloud: Cloud | None = None
         self._image: Any = None
         #: What the last teardown deleted (also printed).

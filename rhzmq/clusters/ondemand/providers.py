@@ -22,8 +22,7 @@ variables. Nothing found is a :class:`~rhzmq.ClusterError` naming the provider, 
 looked and what to set. Credentials never enter a saved config, a repr or a log line; the head
 gets them in an owner-only file (:mod:`.reaper`).
 
-(The secrets issue will add ``rh.provider_secret("aws")``: it slots in as the first standard
-place in :func:`credentials`.)
+``credentials=rh.provider_secret("aws")`` (or "azure") passes a saved secret explicitly.
 
 An endpoint other than the provider's own (an EC2-compatible API, or a test server) is given with
 ``endpoint_url=`` or, for AWS, the SDKs' ``AWS_ENDPOINT_URL_EC2``/``AWS_ENDPOINT_URL`` variables.
@@ -196,10 +195,32 @@ def _azure(explicit: dict[str, Any]) -> Credentials:
     return Credentials(tuple(values), {}, "AZURE_* variables")
 
 
+def _from_secret(provider: str, secret: Any) -> dict[str, Any]:
+    """An ``rh.provider_secret(...)`` (issue 16) as explicit credentials."""
+    values = dict(secret.values)
+    if canonical(provider) == "aws":
+        return {
+            "key": values.get("access_key_id"),
+            "secret": values.get("secret_access_key"),
+            "token": values.get("session_token"),
+        }
+    if canonical(provider) == "azure":
+        return {
+            "tenant_id": values.get("AZURE_TENANT_ID"),
+            "subscription_id": values.get("AZURE_SUBSCRIPTION_ID"),
+            "key": values.get("AZURE_CLIENT_ID"),
+            "secret": values.get("AZURE_CLIENT_SECRET"),
+        }
+    return values
+
+
 def credentials(
-    provider: str, explicit: dict[str, Any] | None = None, endpoint_url: str | None = None
+    provider: str, explicit: Any = None, endpoint_url: str | None = None
 ) -> Credentials:
-    """The driver arguments for ``provider`` (see the module docstring for the order)."""
+    """The driver arguments for ``provider`` (see the module docstring for the order).
+    ``explicit`` is a dict of driver arguments or an ``rh.provider_secret(provider)``."""
+    if explicit is not None and not isinstance(explicit, dict) and hasattr(explicit, "values"):
+        explicit = _from_secret(provider, explicit)
     explicit = dict(explicit or {})
     name = canonical(provider)
     if name == "aws":
