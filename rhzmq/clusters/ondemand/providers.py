@@ -231,6 +231,8 @@ def credentials(
         return _azure(explicit)
     # Any other driver: its own constructor's key/secret (and keyword arguments).
     args = tuple(explicit.pop(k) for k in ("key", "secret") if k in explicit)
+    if not args and ":" in provider:  # a driver of your own may find its credentials itself
+        return Credentials((), {**explicit, **_endpoint_kwargs(endpoint_url)}, "its own defaults")
     if not args:
         raise ClusterError(
             f"no credentials for provider {provider!r}: pass credentials={{'key': ..., "
