@@ -9,6 +9,8 @@ operator would with the AWS console.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,13 @@ def _cluster(url: str, name: str, **kwargs: Any) -> rh.OnDemandCluster:
     c = rh.cluster(name, **args)
     assert isinstance(c, rh.OnDemandCluster)
     return c
+
+
+def _rhzmq(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RHZMQ_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "rhzmq", *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 def test_instance_types_resolve_to_the_cheapest_size() -> None:
@@ -154,8 +163,13 @@ def test_provision_creates_what_it_says_and_teardown_deletes_all_of_it(
     again = rh.cluster("gpu-pair")
     assert again.node_ids == [n.id for n in nodes]
 
-    again.teardown()
-    err = capfd.readouterr().err
+    # From a shell, as a user would: list, then tear it down by name.
+    listed = _rhzmq(rhzmq_home, "clusters")
+    (row,) = [r for r in listed.stdout.splitlines() if r.startswith("gpu-pair ")]
+    assert row.split()[1:4] == ["ondemand", "up", "2"] and "A10G:1 (g5.xlarge)" in row
+    down = _rhzmq(rhzmq_home, "down", "gpu-pair")
+    assert down.returncode == 0 and down.stdout.strip() == "gpu-pair: down", down.stderr
+    err = down.stderr
     for n in nodes:
         assert f"node {n.name} ({n.id})" in err
     assert f"security group rhzmq-gpu-pair ({group.id})" in err and "key pair rhzmq-gpu-pair" in err
@@ -167,6 +181,8 @@ def test_provision_creates_what_it_says_and_teardown_deletes_all_of_it(
     assert ec2.ex_get_security_groups(filters={"tag:rhzmq-cluster": "gpu-pair"}) == []
     (line,) = [x for x in rh.Cluster.list() if x["name"] == "gpu-pair"]
     assert line["status"] == "torn down" and line["nodes"] == 0
+    assert again.node_ids == [n.id for n in nodes]  # an older handle; the saved one is empty
+    assert rh.cluster("gpu-pair").node_ids == []
 
 
 def test_autostop_terminates_every_node_through_the_api(moto: str, rhzmq_home: Path) -> None:
