@@ -29,7 +29,7 @@ T = TypeVar("T")
 TAG = "rhzmq-cluster"
 #: Canonical's AWS account: where the default Ubuntu images come from.
 CANONICAL = "099720109477"
-DEFAULT_IMAGES = {"aws": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"}
+DEFAULT_IMAGES = {"aws": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"}
 #: The login user of an image family (cloud images have one, with sudo and the key installed).
 DEFAULT_USERS = {"aws": "ubuntu", "gcp": "ubuntu", "azure": "azureuser"}
 
@@ -242,7 +242,7 @@ class EC2Cloud(Cloud):
         )
         if not images:
             raise ClusterError(
-                f"aws: no Ubuntu 22.04 image from Canonical in region {self.region}; pass image_id="
+                f"aws: no Ubuntu 24.04 image from Canonical in region {self.region}; pass image_id="
             )
         return max(images, key=lambda i: str(i.extra.get("creation_date") or i.name))
 
