@@ -283,3 +283,24 @@ def test_an_unknown_instance_type_creates_nothing(aws_env: str, rhzmq_home: Path
     assert [k for k in ec2.list_key_pairs() if k.name == "rhzmq-typo"] == []
     with pytest.raises(rh.ClusterError, match="needs instance_type="):
         rh.ondemand_cluster("half", provider="aws")
+
+
+def test_gcp_and_azure_credentials_name_their_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("GOOGLE_APPLICATION_CREDENTIALS", *providers._AZURE):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(rh.ClusterError, match=r"provider 'gcp'.*GOOGLE_APPLICATION_CREDENTIALS"):
+        providers.credentials("gcp")
+    key = tmp_path / "sa.json"
+    key.write_text('{"client_email": "sa@p.iam.gserviceaccount.com", "project_id": "p"}')
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    found = providers.credentials("gcp")
+    assert found.args == ("sa@p.iam.gserviceaccount.com", str(key))
+    assert found.kwargs["project"] == "p"
+    monkeypatch.setenv("AZURE_TENANT_ID", "t")
+    with pytest.raises(rh.ClusterError, match="missing AZURE_SUBSCRIPTION_ID, AZURE_CLIENT_ID"):
+        providers.credentials("azure")
+    with pytest.raises(rh.ClusterError, match="unknown provider 'nope'"):
+        providers.driver_class("nope")
+    assert providers.driver_class("gcp").__name__ == "GCENodeDriver"
