@@ -55,6 +55,7 @@ from .wire.version import PROTOCOL_VERSION, __version__
 
 if TYPE_CHECKING:
     from ._den import DenClient
+    from .clusters.ondemand import OnDemandCluster, ondemand_cluster
     from .clusters.ssh import SSHCluster
 
 
@@ -64,6 +65,10 @@ def __getattr__(name: str) -> object:
         from .clusters.ssh import SSHCluster
 
         return SSHCluster
+    if name in ("OnDemandCluster", "ondemand_cluster"):  # libcloud and asyncssh: when used
+        from .clusters import ondemand
+
+        return getattr(ondemand, name)
     if name == "DenClient":  # httpx: only when the registry is used
         from ._den import DenClient
 
@@ -104,6 +109,7 @@ __all__ = [
     "NoCredentials",
     "ObjectNotFound",
     "ObjectStore",
+    "OnDemandCluster",
     "PermissionDenied",
     "ProtocolError",
     "RegistryError",
@@ -138,6 +144,7 @@ __all__ = [
     "logout",
     "module",
     "object_store",
+    "ondemand_cluster",
     "provider_secret",
     "run",
     "secret",

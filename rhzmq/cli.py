@@ -9,6 +9,8 @@ rhzmq den serve [--db URL] [--port 32400]      rhzmq den admin init NAME      (t
 rhzmq login URL [--token-file F]      rhzmq logout
 rhzmq resources ls|show|history|rollback|share|revoke|rm ...      (saved resources)
 rhzmq secrets ls|show [--reveal]|rm ...      (saved secrets; values masked)
+rhzmq clusters [--json]      (every cluster: status, nodes, instance type, uptime, cost so far)
+rhzmq down NAME              (tear a saved cluster down; an on-demand one's machines terminated)
 """
 
 from __future__ import annotations
@@ -196,6 +198,33 @@ def _ago(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def cmd_clusters(args: argparse.Namespace) -> int:
+    from .clusters import Cluster
+
+    rows = Cluster.list()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(
+        f"{'NAME':<20} {'KIND':<9} {'STATUS':<12} {'NODES':>5}  {'INSTANCE TYPE':<26} UPTIME   COST"
+    )
+    for r in rows:
+        uptime = _ago(r["uptime"]) if r.get("uptime") is not None else "-"
+        cost = f"${r['cost']:.2f}" if r.get("cost") is not None else "-"
+        print(
+            f"{r['name']:<20} {r['kind']:<9} {r['status']!s:<12} {r.get('nodes', '-')!s:>5}  "
+            f"{r.get('instance_type') or '-':<26} {uptime:<8} {cost}"
+        )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    c = cluster(args.name)
+    c.teardown()
+    print(f"{args.name}: down")
+    return 0
+
+
 def cmd_login(args: argparse.Namespace) -> int:
     if args.token_file:
         token = Path(args.token_file).read_text().strip()
@@ -314,6 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument(
         "-c", "--cluster", default=None, help="a cluster saved with cluster.save() (not local)"
     )
+    clusters = sub.add_parser(
+        "clusters", help="every cluster: status, nodes, instance type, uptime, cost so far"
+    )
+    clusters.add_argument("--json", action="store_true")
+    clusters.set_defaults(fn=cmd_clusters)
+    down = sub.add_parser("down", help="tear a saved cluster down (on-demand: terminate it)")
+    down.add_argument("name")
+    down.set_defaults(fn=cmd_down)
     start = sub.add_parser(
         "start", parents=[which], help="start the local daemon (broker, default worker, gateway)"
     )

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -183,6 +184,22 @@ async def serve(args: DaemonArgs, token: str | None, daemon: DaemonState) -> Non
         _remove_state()
         secrets.remove()  # every env's secret files on this host go with the cluster
         broker.finish_shutdown()
+        if daemon.autostopped and args.on_autostop:
+            _run_after_autostop(args.on_autostop)
+
+
+def _run_after_autostop(module: str) -> None:
+    """Start ``python -m module`` on its own (it outlives this daemon: an on-demand head's
+    reaper terminates this very machine last). Its output goes to the daemon's log; it finds
+    what it needs under RHZMQ_HOME, which it inherits."""
+    log.info("autostop: running %s", module)
+    subprocess.Popen(
+        [sys.executable, "-m", module],
+        stdin=subprocess.DEVNULL,
+        stdout=sys.__stderr__,
+        stderr=sys.__stderr__,
+        start_new_session=True,
+    )
 
 
 async def serve_node(head: str, ready_fd: int | None, daemon: DaemonState) -> None:

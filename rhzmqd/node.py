@@ -238,6 +238,8 @@ class DaemonState:
         self.autostop_mins = autostop_mins
         self.last_active = time.monotonic()
         self.stop = anyio.Event()
+        #: Whether the daemon stops because it was idle (not asked to).
+        self.autostopped = False
 
     async def autostop(self, busy: Callable[[], bool]) -> None:
         """Stop once nothing happened for ``autostop_mins`` (calls in flight, clients heard)."""
@@ -248,6 +250,7 @@ class DaemonState:
                 self.last_active = now
             elif self.autostop_mins >= 0 and now - self.last_active > self.autostop_mins * 60:
                 log.info("idle for %.0f s: autostop", now - self.last_active)
+                self.autostopped = True
                 self.stop.set()
                 return
 

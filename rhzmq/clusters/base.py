@@ -15,6 +15,7 @@ never imports a subclass.
 from __future__ import annotations
 
 import abc
+import builtins
 import functools
 import importlib
 import os
@@ -25,7 +26,7 @@ from .._env import Env, EnvLike, as_env
 from .._portal import run_sync
 from .._resources import Function
 from .._runs import Run, _keeper_call
-from .._store import Resource, plain_name
+from .._store import Resource, list_saved, load, plain_name
 from .._stubs import RemoteMethod, RemoteObject
 from .._tasks import gather
 from ..wire.client import Client, call_meta
@@ -385,6 +386,43 @@ class Cluster(Resource, abc.ABC):
         """Every run the cluster keeps: name, target, method, status, start and end times."""
         return run_sync(self.aruns, hint="`await cluster.aruns()`")
 
+    # -- every cluster of this machine ------------------------------------------------------------
+
+    async def asummary(self) -> dict[str, Any]:
+        """One line of ``rh.Cluster.list()``: name, kind, status, nodes, instance type, uptime
+        (seconds) and cost so far (where a price is known)."""
+        summary: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "status": "down",
+            "nodes": len(getattr(self, "hosts", None) or [self.name]),
+            "instance_type": None,
+            "uptime": None,
+            "cost": None,
+        }
+        try:
+            if await self.ais_up():
+                summary.update(status="up", uptime=(await self.astatus()).get("uptime"))
+        except ClusterError as exc:  # an SSH host that does not answer, say
+            summary["status"] = f"unreachable ({exc})"
+        return summary
+
+    @classmethod
+    def list(cls) -> builtins.list[dict[str, Any]]:
+        """Every cluster of this machine: the local daemon and each saved cluster (local, SSH,
+        on-demand), as :meth:`asummary` describes it (``rhzmq clusters`` prints this)."""
+        clusters: builtins.list[Any] = [Cluster._from_config({"kind": "local", "name": "local"})]
+        for item in list_saved("cluster"):
+            try:
+                clusters.append(Cluster._from_config(load(str(item["name"]), "cluster")[0]))
+            except (ClusterError, ValueError, TypeError) as exc:
+                clusters.append(_Unloadable(str(item["name"]), str(exc)))
+
+        async def all_of_them() -> builtins.list[dict[str, Any]]:
+            return builtins.list(await gather(*(c.asummary() for c in clusters)))
+
+        return run_sync(all_of_them, hint="`rh.Cluster.list()` from a thread")
+
     # -- saved configs ----------------------------------------------------------------------------
 
     @classmethod
@@ -399,6 +437,18 @@ class Cluster(Resource, abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+class _Unloadable:
+    """A saved cluster whose config no longer loads (listed, with why)."""
+
+    kind = "?"
+
+    def __init__(self, name: str, why: str) -> None:
+        self.name, self.why = name, why
+
+    async def asummary(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "status": f"cannot load: {self.why}"}
 
 
 def _kind_of(config: dict[str, Any]) -> str:

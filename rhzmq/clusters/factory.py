@@ -2,6 +2,9 @@
 
 * ``rh.cluster("local")`` (or ``rh.cluster()``) — the embedded daemon on this machine;
 * ``rh.cluster(name, host=[...], ssh_creds={...})`` — machines reached over SSH;
+* ``rh.cluster(name, instance_type=..., provider=...)`` — machines allocated from a cloud
+  (:mod:`.ondemand`); a saved on-demand cluster of that name is reused, so the same line run
+  again reconnects to its running nodes instead of creating new ones;
 * ``rh.cluster(name)`` — a cluster saved with ``cluster.save()``, reconnected as it was saved.
 """
 
@@ -24,7 +27,19 @@ def cluster(name: str = "local", host: str | Sequence[str] | None = None, **kwar
         from .ssh import SSHCluster  # asyncssh takes ~0.1 s to import: only when used
 
         return SSHCluster(name, host, **kwargs)
-    if name != "local":
+    if "instance_type" in kwargs or "provider" in kwargs:
+        from .ondemand.cluster import OnDemandCluster  # libcloud: only when used
+
+        try:
+            config, meta = load(name, "cluster")
+        except KeyError:
+            return OnDemandCluster(name, **kwargs)
+        if config.get("kind") != OnDemandCluster.kind:
+            raise ClusterError(
+                f"{name!r} is a saved {config.get('kind')} cluster: choose another name for an "
+                "on-demand one, or load it with rh.cluster(name)"
+            )
+    elif name != "local":
         try:
             config, meta = load(name, "cluster")
         except KeyError as exc:
@@ -32,6 +47,7 @@ def cluster(name: str = "local", host: str | Sequence[str] | None = None, **kwar
                 f"unknown cluster {name!r}: give its hosts (rh.cluster(name, host=[...], "
                 f"ssh_creds=...)), or save it first with cluster.save(). {exc.args[0]}"
             ) from None
+    if name != "local":
         config.update(kwargs)
         found = Cluster.from_config(config)
         vars(found)["_rh_saved"] = meta  # its later saves carry the loaded version's ETag

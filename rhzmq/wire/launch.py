@@ -46,6 +46,13 @@ class DaemonArgs:
     autostop_mins: float = field(
         default=-1.0, metadata={"help": "idle minutes before stopping; -1 never"}
     )
+    on_autostop: str | None = field(
+        default=None,
+        metadata={
+            "help": "a module run as `python -m MODULE` once autostop stopped the daemon (an "
+            "on-demand cluster's head: terminate its machines)"
+        },
+    )
 
     def argv(self) -> list[str]:
         """The arguments after ``python -m rhzmqd`` (only those that differ from the defaults)."""

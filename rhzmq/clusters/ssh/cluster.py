@@ -68,15 +68,10 @@ class SSHCluster(Cluster):
         autostop_mins: float = DEFAULT_AUTOSTOP_MINS,
         tunnel_workers: bool = False,
     ) -> None:
-        hosts = [host] if isinstance(host, str) else list(host)
-        if not hosts or not all(isinstance(h, str) and h for h in hosts):
-            raise ValueError(f"host must be an address or a list of addresses, got {host!r}")
-        if len(set(hosts)) != len(hosts):
-            raise ValueError(f"a host appears twice in {hosts}")
         if name == "local" or not name:
             raise ValueError("an SSH cluster needs its own name (not 'local')")
         self.name = name
-        self.hosts = hosts
+        self.hosts = self._check_hosts(host)
         self.creds = transport.SSHCreds.from_dict(ssh_creds)
         self.server_port = int(server_port)
         self.gateway_port = gateway_port
@@ -85,6 +80,15 @@ class SSHCluster(Cluster):
         self._keys = ClusterKeys(name)
         self._tunnel: Tunnel | None = None
         self._synced: dict[Path, dict[str, tuple[int, int]]] = {}
+
+    @staticmethod
+    def _check_hosts(host: str | Sequence[str]) -> list[str]:
+        hosts = [host] if isinstance(host, str) else list(host)
+        if not hosts or not all(isinstance(h, str) and h for h in hosts):
+            raise ValueError(f"host must be an address or a list of addresses, got {host!r}")
+        if len(set(hosts)) != len(hosts):
+            raise ValueError(f"a host appears twice in {hosts}")
+        return hosts
 
     def config(self) -> dict[str, Any]:
         return {
@@ -252,7 +256,7 @@ class SSHCluster(Cluster):
         conn, host = conns[index], self.hosts[index]
         await bootstrap.stop_daemon(conn, host)  # an old daemon (another build, config) first
         await put_keys(conn, self._keys.files_for(index, len(self.hosts)), head=index == 0)
-        args = DaemonArgs(node_index=index, node_label=host, autostop_mins=self.autostop_mins)
+        args = self._daemon_args(index)
         if index == 0:
             # Clients come through SSH, and so do workers with tunnel_workers: then loopback is
             # enough. Otherwise the other hosts connect directly (with CURVE).
@@ -266,6 +270,12 @@ class SSHCluster(Cluster):
         else:
             args = dataclasses.replace(args, head=self._head_endpoint())
         await bootstrap.start_daemon(conn, host, args)
+
+    def _daemon_args(self, index: int) -> DaemonArgs:
+        """Host ``index``'s daemon arguments before the head's bind and the node's head."""
+        return DaemonArgs(
+            node_index=index, node_label=self.hosts[index], autostop_mins=self.autostop_mins
+        )
 
     async def ateardown(self) -> None:
         """Stop the daemons and workers on every host (installed software stays)."""
