@@ -77,14 +77,16 @@ function sync(tbody, rows, key, cells, action) {
 function chart(history) {
   const line = document.getElementById("line");
   const title = document.getElementById("chart-desc");
-  const now = Date.now() / 1000, span = 300;
+  // Up to five minutes: a view with less history spreads what it has (at least 30 s).
+  const now = Date.now() / 1000;
+  const span = Math.min(300, Math.max(30, history.length ? now - history[0][0] : 300));
   const max = Math.max(1, ...history.map(([, r]) => r));
   const points = history.filter(([t]) => t > now - span).map(([t, r]) =>
     `${(((t - (now - span)) / span) * 600).toFixed(1)},${(136 - (r / max) * 124).toFixed(1)}`);
   line.setAttribute("points", points.join(" "));
   document.getElementById("ymax").textContent = max.toFixed(max < 10 ? 1 : 0);
   const last = history.length ? history[history.length - 1][1] : 0;
-  title.textContent = `calls per second over the last five minutes; now ${last.toFixed(1)}, peak ${max.toFixed(1)}`;
+  title.textContent = `calls per second over the last minutes; now ${last.toFixed(1)}, peak ${max.toFixed(1)}`;
 }
 
 function onStatus(s) {

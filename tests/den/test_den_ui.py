@@ -146,6 +146,9 @@ def test_sign_in_find_diff_roll_back_share(ui_den: DenServer) -> None:
         ]:
             page.goto(f"{den.url}/{hash_}")
             page.get_by_role("heading", name=heading, exact=True).wait_for()
+            page.get_by_text("Loading…").wait_for(state="detached")
+            if hash_ == "#/secrets":
+                page.get_by_role("cell", name="postgres").wait_for()
             page.wait_for_load_state("networkidle")
             pages_html.append(page.content())
             if hash_ == "#/secrets":
@@ -220,6 +223,21 @@ def test_an_attacker_gets_no_page_and_changes_nothing(ui_den: DenServer) -> None
         r = anon.delete("/session", headers={"Origin": origin, "X-CSRF-Token": csrf, **jar})
         assert r.status_code == 204
         assert anon.get("/session", headers=jar).status_code == 401
+        r = anon.post("/session", json={"token": token}, headers={"Origin": origin})
+        jar = {"Cookie": f"{cookie_name}={r.cookies[cookie_name]}"}
+        assert anon.get("/session", headers=jar).status_code == 200
+        spare = a.create_token("spare")
+        with httpx.Client(
+            base_url=den.url, headers={"Authorization": f"Bearer {spare['token']}"}
+        ) as other:
+            den.tokens.append(spare["token"])
+            me = other.get("/session").json()
+            assert me["csrf"] is None and me["name"] == alice
+            token_id = next(t["id"] for t in a.tokens() if t["name"] == "initial")
+            assert other.delete(f"/tokens/{token_id}").status_code == 204
+        assert anon.get("/session", headers=jar).status_code == 401  # its token was revoked
+        token = spare["token"]
+        a = den.client(token)
     # In a real browser: a cross-site page's form POST and fetch reach the registry without the
     # cookie (SameSite=Strict) and without the CSRF token; nothing changes.
     with chromium("--host-resolver-rules=MAP evil.test 127.0.0.1") as browser:
