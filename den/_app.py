@@ -23,9 +23,14 @@ route                                                        does
 ``GET|POST /resources/{owner}/{name}/shares``                who it is shared with; share it
 ``DELETE /resources/{owner}/{name}/shares/{principal}``      revoke a share
 ``GET /resources/{owner}/{name}/audit``                      who read and changed it, and when
+``GET /users``                                               every user (server admins)
+``GET /secrets``                                             secrets you may read: names,
+                                                             providers, shares; never values
+``POST|GET|DELETE /session``                                 the web UI's sign-in (den._ui)
 ===========================================================  ==================================
 
-Every route but ``/health`` and ``/openapi.json`` needs ``Authorization: Bearer <token>``, and
+Every route but ``/health`` and ``/openapi.json`` needs ``Authorization: Bearer <token>`` (or
+the web UI's session cookie, with its CSRF token on every change: :mod:`rhzmq.wire.websession`), and
 only requests whose ``Host`` names this server get in (as the gateway's: DNS rebinding).
 Lists take ``?limit=`` (default 50, at most 200) and ``?cursor=`` (the ``next_cursor`` of the
 page before). Errors are ``{"error": {"type", "message", ...}}`` with the status from
@@ -49,13 +54,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rhzmq.wire.net import LOOPBACK_NAMES
 from rhzmq.wire.version import __version__
+from rhzmq.wire.websession import SAFE_METHODS, Sessions, csrf_ok, same_origin
 
+from . import _ui
 from ._auth import bearer
 from ._errors import (
     BadRequest,
@@ -100,6 +107,8 @@ HTTP_STATUS: dict[type[DenError], int] = {
 
 #: Paths (GET only) that need no token.
 PUBLIC = frozenset({"/health", "/openapi.json"})
+#: The web UI's sign-in: a POST that carries the token in its body, so needs none before.
+SIGN_IN = "/session"
 
 
 def error_response(status: int, type_: str, message: str, **extra: Any) -> Response:
@@ -151,6 +160,9 @@ class Den:
         self.max_body = max_body
         self.limiter = anyio.CapacityLimiter(store.db.workers)
         self._openapi: bytes | None = None
+        #: The web UI's signed-in browsers; each stands for the token it was made from, checked
+        #: again on every request (a revoked token ends its sessions at once).
+        self.sessions: Sessions[str] = Sessions("den_session")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self.limiter)
@@ -163,6 +175,24 @@ class Den:
         if token is None:
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         return await self.run(self.store.authenticate, token)
+
+    async def authenticate_session(self, scope: Scope) -> Actor | None:
+        """The user of the web UI session the request's cookie names, or None without one.
+        A change (any method but GET/HEAD/OPTIONS) must carry the session's CSRF token and come
+        from this server's own pages (Forbidden otherwise)."""
+        session = self.sessions.get(scope)
+        if session is None:
+            return None
+        if scope["method"] not in SAFE_METHODS and not csrf_ok(scope, session):
+            raise Forbidden(
+                "a change made with the web UI's session needs its CSRF token (X-CSRF-Token) "
+                "and must come from this registry's own pages"
+            )
+        try:
+            return await self.run(self.store.authenticate, session.subject)
+        except Unauthorized:
+            self.sessions.drop_subject(session.subject)
+            raise
 
     async def body(self, request: Request) -> dict[str, Any]:
         """The request's JSON object (``{}`` for an empty body)."""
@@ -218,6 +248,52 @@ class Den:
         admin = _field(body, "admin", bool, False)
         result = await self.run(self.store.create_user, actor, name, admin)
         return JSONResponse(result, 201)
+
+    async def list_users(self, request: Request) -> Response:
+        actor = _actor(request)
+        return JSONResponse(await self.run(self.store.list_users, actor, _page(request)))
+
+    async def list_secrets(self, request: Request) -> Response:
+        actor = _actor(request)
+        return JSONResponse(await self.run(self.store.list_secrets, actor, _page(request)))
+
+    # -- the web UI's session -----------------------------------------------------------------
+
+    async def sign_in(self, request: Request) -> Response:
+        """Exchange a token for a session cookie (the web UI's sign-in form)."""
+        if not same_origin(request.scope):
+            raise Forbidden("sign in from this registry's own sign-in page")
+        body = await self.body(request)
+        token = _field(body, "token", str)
+        actor = await self.run(self.store.authenticate, token.strip())
+        session = self.sessions.create(token.strip())
+        response = JSONResponse(
+            {"name": actor.name, "admin": actor.is_admin, "csrf": session.csrf}, 201
+        )
+        response.headers["Set-Cookie"] = self.sessions.set_cookie(request.scope, session)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def session(self, request: Request) -> Response:
+        """Who is signed in, and the CSRF token the page sends with every change."""
+        actor = _actor(request)
+        session = self.sessions.get(request.scope)
+        return JSONResponse(
+            {
+                "name": actor.name,
+                "admin": actor.is_admin,
+                "csrf": session.csrf if session is not None else None,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def sign_out(self, request: Request) -> Response:
+        session = self.sessions.get(request.scope)
+        if session is not None:
+            self.sessions.drop(session)
+        response = Response(status_code=204)
+        response.headers["Set-Cookie"] = self.sessions.clear_cookie(request.scope)
+        return response
 
     async def me(self, request: Request) -> Response:
         actor = _actor(request)
@@ -305,7 +381,12 @@ class Den:
         owner, name = request.path_params["owner"], request.path_params["name"]
         if request.method == "GET":
             version = _version(request.query_params.get("version"))
-            view = await self.run(self.store.get, actor, owner, name, version)
+            redact = request.query_params.get("redact", "false").lower()
+            if redact not in ("true", "false", "1", "0"):
+                raise BadRequest("redact is true or false")
+            view = await self.run(
+                self.store.get, actor, owner, name, version, redact in ("true", "1")
+            )
             inm = request.headers.get("if-none-match")
             if inm is not None and version is None and view["etag"] in _tags(inm):
                 return Response(status_code=304, headers={"ETag": view["etag"]})
@@ -376,6 +457,11 @@ class Den:
             Route("/health", self.health, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
             Route("/users", self.create_user, methods=["POST"]),
+            Route("/users", self.list_users, methods=["GET"]),
+            Route("/secrets", self.list_secrets, methods=["GET"]),
+            Route(SIGN_IN, self.sign_in, methods=["POST"]),
+            Route(SIGN_IN, self.session, methods=["GET"]),
+            Route(SIGN_IN, self.sign_out, methods=["DELETE"]),
             Route("/users/me", self.me, methods=["GET"]),
             Route("/tokens", self.create_token, methods=["POST"]),
             Route("/tokens", self.list_tokens, methods=["GET"]),
@@ -436,16 +522,34 @@ def _tags(header: str) -> list[str]:
 class TokenAuth:
     """Pure ASGI middleware: every request but a GET of a :data:`PUBLIC` path needs a valid
     token, checked before routing (so an anonymous caller learns nothing, not even which routes
-    exist). The request's :class:`~den._store.Actor` is ``request.state.actor``."""
+    exist). The request's :class:`~den._store.Actor` is ``request.state.actor``.
 
-    def __init__(self, app: ASGIApp, den: Den, public: frozenset[str]) -> None:
+    A browser of the web UI (``den._ui``) signs in once (``POST /session`` with a token) and then
+    sends a session cookie instead, with the CSRF token on every change
+    (:meth:`Den.authenticate_session`). The UI's own public paths (its sign-in page and static
+    files) are ``ui_public``; an anonymous GET of a page in ``ui_pages`` is sent to sign in.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        den: Den,
+        public: frozenset[str],
+        ui_public: Callable[[str], bool] = lambda path: False,
+        ui_pages: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.den = den
         self.public = public
+        self.ui_public = ui_public
+        self.ui_pages = ui_pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (
-            scope["path"] in self.public and scope["method"] in ("GET", "HEAD")
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, method = scope["path"], scope["method"]
+        if (method in ("GET", "HEAD") and (path in self.public or self.ui_public(path))) or (
+            path == SIGN_IN and method == "POST"
         ):
             return await self.app(scope, receive, send)
         authorization = None
@@ -454,7 +558,15 @@ class TokenAuth:
                 authorization = value
                 break
         try:
-            actor = await self.den.authenticate(authorization)
+            if authorization is None:
+                actor = await self.den.authenticate_session(scope)
+                if actor is None:
+                    if method in ("GET", "HEAD") and path in self.ui_pages:
+                        response: Response = RedirectResponse("/signin", 303)
+                        return await response(scope, receive, send)
+                    actor = await self.den.authenticate(None)
+            else:
+                actor = await self.den.authenticate(authorization)
         except DenError as exc:
             response = _error(exc)
         except OperationalError:
@@ -554,13 +666,15 @@ def create_app(
     max_body: int = MAX_BODY,
     routes: Sequence[BaseRoute] = (),
     public: frozenset[str] = PUBLIC,
+    ui: bool = True,
 ) -> ASGIApp:
-    """The registry's ASGI app over ``store``: the routes above, then ``routes`` (more pages or
-    APIs: their handlers find the :class:`Den` at ``request.app.state.den`` and the caller at
-    ``request.state.actor``); every path needs a token but GETs of ``public`` ones."""
+    """The registry's ASGI app over ``store``: the routes above, the web UI's pages (unless
+    ``ui`` is false: ``den._ui``), then ``routes`` (more pages or APIs: their handlers find the
+    :class:`Den` at ``request.app.state.den`` and the caller at ``request.state.actor``); every
+    path needs a token but GETs of ``public`` ones."""
     den = Den(store, max_body)
     app = Starlette(
-        routes=[*den.routes(), *routes],
+        routes=[*den.routes(), *(_ui.routes() if ui else ()), *routes],
         exception_handlers={
             HTTPException: _http_exception,
             DenError: _den_error,
@@ -569,7 +683,11 @@ def create_app(
         },
     )
     app.state.den = den
-    return HostCheck(TokenAuth(app, den, public), hosts)
+    if ui:
+        auth = TokenAuth(app, den, public, _ui.is_public, _ui.PAGES)
+    else:
+        auth = TokenAuth(app, den, public)
+    return HostCheck(auth, hosts)
 
 
 __all__ = ["HTTP_STATUS", "PUBLIC", "Den", "create_app"]

@@ -83,6 +83,35 @@ def _paged(item: str) -> dict[str, Any]:
 
 
 SCHEMAS: dict[str, Any] = {
+    "Session": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "admin": {"type": "boolean"},
+            "csrf": {"type": ["string", "null"], "description": "send as X-CSRF-Token"},
+        },
+    },
+    "UserSummary": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "admin": {"type": "boolean"},
+            "created_at": {"type": "string"},
+            "tokens": {"type": "integer", "description": "live (not revoked) tokens"},
+            "last_used_at": {"type": ["string", "null"]},
+        },
+    },
+    "SecretSummary": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "owner": {"type": "string"},
+            "version": {"type": "integer"},
+            "provider": {"type": ["string", "null"]},
+            "fields": {"type": "array", "items": {"type": "string"}},
+            "shares": {"type": "array"},
+        },
+    },
     "Error": {
         "type": "object",
         "properties": {
@@ -268,7 +297,45 @@ def build_openapi(statuses: Mapping[type[DenError], int]) -> dict[str, Any]:
                     }
                 ),
                 "responses": {**_ok({"type": "object"}, 201), **errors(403, 409, 413, 415, 422)},
+            },
+            "get": {
+                "summary": "every user, with live tokens and when one was last used (server "
+                "admins)",
+                "parameters": PAGE,
+                "responses": {**_ok(_paged("UserSummary")), **errors(403)},
+            },
+        },
+        "/secrets": {
+            "get": {
+                "summary": "the secrets you may read: names, providers, field names and shares; "
+                "never a value",
+                "parameters": PAGE,
+                "responses": {**_ok(_paged("SecretSummary")), **errors()},
             }
+        },
+        "/session": {
+            "post": {
+                "summary": "the web UI's sign-in: a token for a session cookie (HttpOnly, "
+                "SameSite=Strict) and its CSRF token; only from this server's own origin",
+                "security": [],
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "properties": {"token": {"type": "string"}},
+                        "required": ["token"],
+                    }
+                ),
+                "responses": {**_ok(_ref("Session"), 201), **errors(403, 413, 415, 422)},
+            },
+            "get": {
+                "summary": "who is signed in, and the session's CSRF token (null with a bearer "
+                "token)",
+                "responses": {**_ok(_ref("Session")), **errors()},
+            },
+            "delete": {
+                "summary": "sign out: end this browser's session",
+                "responses": {"204": {"description": "signed out"}, **errors(403)},
+            },
         },
         "/users/me": {
             "get": {
@@ -385,6 +452,11 @@ def build_openapi(statuses: Mapping[type[DenError], int]) -> dict[str, Any]:
                         "version",
                         {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         "an older version",
+                    ),
+                    _query(
+                        "redact",
+                        {"type": "boolean"},
+                        "a secret without its values (provider and field names only)",
                     ),
                     _header("If-None-Match", "an ETag: 304 if it is still the latest"),
                 ],

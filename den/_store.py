@@ -570,6 +570,7 @@ class Store:
         owner: Principal,
         v: Version,
         level: int,
+        redact: bool = False,
     ) -> dict[str, Any]:
         lineage = s.execute(
             select(Lineage.source, Lineage.source_version)
@@ -579,6 +580,8 @@ class Store:
         config = v.config
         if r.type == "secret" and Sealer.is_sealed(config):
             config = self.sealer.open(config)  # only ever for a reader with access
+        if r.type == "secret" and redact:
+            config = redacted(config)
         defaults: dict[str, Any] = {}
         if owner.kind == GROUP and isinstance(config, dict):
             defaults = {k: d for k, d in self._defaults(s, owner).items() if k not in config}
@@ -774,7 +777,11 @@ class Store:
         assert v is not None, f"resource {r.id} has no version {r.head}"
         return v
 
-    def get(self, actor: Actor, owner: str, name: str, version: int | None) -> dict[str, Any]:
+    def get(
+        self, actor: Actor, owner: str, name: str, version: int | None, redact: bool = False
+    ) -> dict[str, Any]:
+        """A version's view; with ``redact``, a secret's values are left out (:func:`redacted`:
+        what the web UI loads, so no value ever reaches a browser)."""
         with self.db.session() as s, s.begin():
             r, p, level, _ = self._resource(s, actor, owner, name, READ_LEVEL)
             number = r.head if version is None else version
@@ -783,8 +790,9 @@ class Store:
             )
             if v is None:
                 raise NotFound(f"/{owner}/{name} has no version {number} (latest: {r.head})")
-            self._audit(s, actor, "read", f"/{owner}/{name}", number)
-            return self._view(s, r, p, v, level)
+            detail = {"redacted": True} if redact and r.type == "secret" else None
+            self._audit(s, actor, "read", f"/{owner}/{name}", number, detail)
+            return self._view(s, r, p, v, level, redact)
 
     def history(self, actor: Actor, owner: str, name: str, page: Page) -> dict[str, Any]:
         """Versions, newest first; the cursor is a version number."""
@@ -1024,9 +1032,81 @@ class Store:
             ]
             return _page(items, page, lambda i: i["id"])
 
+    def list_secrets(self, actor: Actor, page: Page) -> dict[str, Any]:
+        """The secrets the actor may read: names, providers, the names of their fields and
+        who they are shared with — never a value (:func:`redacted`)."""
+        out = self.list_resources(actor, page, type_="secret")
+        with self.db.session() as s:
+            for item in out["items"]:
+                owner, name = item["owner"], item["name"].rsplit("/", 1)[1]
+                p = self._principal(s, owner)
+                r = s.scalar(
+                    select(Resource).where(Resource.owner_id == p.id, Resource.name == name)
+                )
+                if r is None:  # deleted meanwhile
+                    item.update(provider=None, fields=[], shares=[])
+                    continue
+                config = self._head(s, r).config
+                if Sealer.is_sealed(config):
+                    config = self.sealer.open(config)
+                summary = redacted(config)
+                item.update(
+                    provider=summary["provider"],
+                    fields=summary["fields"],
+                    shares=self._shares(s, r),
+                )
+        return out
+
+    def list_users(self, actor: Actor, page: Page) -> dict[str, Any]:
+        """Every user, with how many live tokens they hold and when one was last used (server
+        admins only; no token, nor its hash, is ever listed)."""
+        if not actor.is_admin:
+            raise Forbidden(f"only a server admin lists users, and {actor.name} is not one")
+        with self.db.session() as s:
+            q = select(Principal).where(Principal.kind == USER)
+            if page.cursor is not None:
+                q = q.where(Principal.id > page.cursor)
+            users = s.scalars(q.order_by(Principal.id).limit(page.limit + 1)).all()
+            ids = [u.id for u in users]
+            stats = {
+                uid: (n, last)
+                for uid, n, last in s.execute(
+                    select(Token.user_id, func.count(), func.max(Token.last_used_at))
+                    .where(Token.user_id.in_(ids), Token.revoked_at.is_(None))
+                    .group_by(Token.user_id)
+                ).tuples()
+            }
+            items = [
+                {
+                    "id": u.id,
+                    **self._user(u),
+                    "tokens": stats.get(u.id, (0, None))[0],
+                    "last_used_at": iso(stats.get(u.id, (0, None))[1]),
+                }
+                for u in users
+            ]
+            out = _page(items, page, lambda i: i["id"])
+            for item in out["items"]:
+                del item["id"]
+            return out
+
     def health(self) -> None:
         with self.db.session() as s:
             s.execute(select(1))
+
+
+def redacted(config: Any) -> dict[str, Any]:
+    """What may be shown of a secret's config: its provider and the names of its values' fields,
+    never a value (a config that is not rhzmq's shape shows nothing but the provider)."""
+    if not isinstance(config, dict):
+        return {"redacted": True, "provider": None, "fields": []}
+    values = config.get("values")
+    provider = config.get("provider")
+    return {
+        "redacted": True,
+        "provider": provider if isinstance(provider, str) else None,
+        "fields": sorted(str(k) for k in values) if isinstance(values, dict) else [],
+    }
 
 
 def _page(items: list[dict[str, Any]], page: Page, key: Any) -> dict[str, Any]:

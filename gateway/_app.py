@@ -13,6 +13,7 @@ route                             does
 ``GET /{name}``                   describe the object (never calls it)
 ``POST /{name}/{method}``         call a method
 ``GET /{name}/{attribute}``       read a plain attribute (never calls a method)
+``GET /ui`` and ``/ui/...``       the cluster's live view in a browser (``gateway._ui``)
 ================================  =====================================================
 
 Query parameters ``timeout`` (seconds) and ``stream`` are options. Only POST calls, and only with
@@ -101,6 +102,7 @@ from ._codec import (
     to_json,
 )
 from ._openapi import build_openapi
+from ._ui import LiveUI
 
 log = logging.getLogger("rhzmq.gateway")
 
@@ -476,11 +478,21 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 
 class BearerAuth:
-    """Pure ASGI middleware: every route but /health needs ``Authorization: Bearer <token>``."""
+    """Pure ASGI middleware: every route but /health needs ``Authorization: Bearer <token>``.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    The live view's routes under ``/ui`` (``gateway._ui``) also take its browser session, which
+    opens nothing else: a call to an object always needs the token.
+    """
+
+    def __init__(self, app: ASGIApp, token: str, ui: LiveUI | None = None) -> None:
         self.app = app
         self.token = token.encode()
+        self.ui = ui
+
+    def _bearer_ok(self, auth: bytes) -> bool:
+        scheme, _, given = auth.partition(b" ")
+        # compare_digest: the time taken does not reveal how much of the token matched.
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (scope["path"] == "/health" and scope["method"] == "GET"):
@@ -490,14 +502,18 @@ class BearerAuth:
             if key == b"authorization":
                 auth = value
                 break
+        path = scope["path"]
+        if self.ui is not None and (path == "/ui" or path.startswith("/ui/")):
+            refusal = self.ui.refusal(scope, bool(auth) and self._bearer_ok(auth))
+            if refusal is None:
+                return await self.app(scope, receive, send)
+            return await refusal(scope, receive, send)
         if not auth:
             response = error_response(
                 401, "Unauthorized", "this gateway needs 'Authorization: Bearer <token>'"
             )
         else:
-            scheme, _, given = auth.partition(b" ")
-            # compare_digest: the time taken does not reveal how much of the token matched.
-            if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token):
+            if self._bearer_ok(auth):
                 return await self.app(scope, receive, send)
             response = error_response(403, "Forbidden", "the bearer token is wrong")
         await response(scope, receive, send)
@@ -601,13 +617,17 @@ def create_app(
     hosts: frozenset[str] = allowed_hosts("127.0.0.1"),
     max_body: int = MAX_BODY,
     curve_dir: str | None = None,
+    log_file: Path | None = None,
 ) -> ASGIApp:
     """The gateway's ASGI app for the broker at ``broker``: every route but ``GET /health``
-    needs ``token``, and only requests for ``hosts`` get in."""
+    needs ``token``, and only requests for ``hosts`` get in. The live view at ``/ui`` tails
+    ``log_file`` (the daemon's log)."""
     if not token:
         raise ValueError("the gateway needs a token (rhzmq makes one at the daemon's first start)")
     gw = Gateway(broker, max_body, curve_dir)
+    ui = LiveUI(gw, token, log_file)
     routes = [
+        *ui.routes(),
         Route("/health", gw.health, methods=["GET"]),
         Route("/keys", gw.keys, methods=["GET"]),
         Route("/status", gw.status, methods=["GET"]),
@@ -628,7 +648,7 @@ def create_app(
             Exception: _crash,
         },
     )
-    return HostCheck(BearerAuth(app, token), hosts)
+    return HostCheck(BearerAuth(app, token, ui), hosts)
 
 
 __all__ = ["create_app"]

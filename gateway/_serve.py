@@ -11,10 +11,12 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import anyio
 
+from rhzmq.wire import config as _config
 from rhzmq.wire import handshake
 from rhzmq.wire.exceptions import ClusterError
 from rhzmq.wire.limits import Limits
@@ -97,6 +99,7 @@ async def serve(
     max_body: int | None = None,
     curve_dir: str | None = None,
     hosts: Sequence[str] = (),
+    log_file: Path | None = None,
 ) -> None:
     import uvicorn
 
@@ -117,6 +120,7 @@ async def serve(
         hosts=allowed_hosts(host, hosts),
         max_body=max_body or MAX_BODY,
         curve_dir=curve_dir,
+        log_file=log_file if log_file is not None else _config.log_file(),
     )
     config = uvicorn.Config(
         app,

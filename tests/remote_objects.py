@@ -24,6 +24,14 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+def print_in_background(text: str) -> None:
+    """Print ``text`` from a thread of the worker's own: output outside any call, which goes to
+    the daemon's log (a call's own prints go to its caller)."""
+    t = threading.Thread(target=lambda: print(text, flush=True))
+    t.start()
+    t.join()
+
+
 def echo(x: object) -> object:
     return x
 

@@ -64,3 +64,8 @@ UNREGISTERED_GRACE = 10.0
 MAX_HTTP_BODY = 64 * 1024 * 1024
 HTTP_BODY_TIMEOUT = 30.0
 HTTP_MAX_CONCURRENCY = 256
+
+#: The web UIs' browser sessions (rhzmq.wire.websession): how long one lasts, and how many one
+#: server process keeps (the oldest go first).
+UI_SESSION_TTL = 8 * 3600.0
+UI_MAX_SESSIONS = 10_000

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import remote_objects as ro
+from browser import chromium
 
 import rhzmq as rh
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +117,6 @@ class _Site(http.server.BaseHTTPRequestHandler):
 def test_a_page_in_chromium_cannot_call_or_read_the_gateway(
     cluster: rh.Cluster, target: rh.RemoteObject
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     gateway = cluster.gateway_url
     assert gateway is not None
     port = int(gateway.rsplit(":", 1)[1])
@@ -130,27 +127,10 @@ def test_a_page_in_chromium_cannot_call_or_read_the_gateway(
     site = http.server.ThreadingHTTPServer(("127.0.0.2", port), _Site)
     threading.Thread(target=site.serve_forever, daemon=True).start()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--host-resolver-rules=MAP evil.test 127.0.0.2",
-                ],
-            )
-            try:
-                page = browser.new_page()
-                page.goto(f"http://evil.test:{port}/evil.html")
-                results = page.evaluate("window.results")
-            finally:
-                browser.close()
+        with chromium("--host-resolver-rules=MAP evil.test 127.0.0.2") as browser:
+            page = browser.new_page()
+            page.goto(f"http://evil.test:{port}/evil.html")
+            results = page.evaluate("window.results")
     finally:
         site.shutdown()
         site.server_close()
