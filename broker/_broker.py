@@ -78,6 +78,7 @@ from rhzmq.wire.protocol import (
     Status,
     check_header,
     final_error,
+    is_internal,
     key_call_id,
     name_problem,
     node_agent,
@@ -377,7 +378,7 @@ class Broker:
                 or (
                     permits is self._gateway_permits
                     and cmd == _CALL
-                    and header[TARGET][:2] == b"__"
+                    and is_internal(bytes(header[TARGET]))
                 )
             ):
                 return self._deny(frames[0], header, cmd)
@@ -955,6 +956,10 @@ class Broker:
             return self.reply_error(sender, call_id, Status.PROTOCOL, problem)
         to = new.encode()
         old = target.decode(errors="replace")
+        if target[:2] == b"__":
+            return self.reply_error(
+                sender, call_id, Status.PROTOCOL, f"{old!r} is the cluster's own: it keeps its name"
+            )
         if target in self.held:
             return self.reply_error(
                 sender, call_id, Status.WORKER_DIED, f"object {old!r} is being rebuilt; try again"
@@ -962,7 +967,7 @@ class Broker:
         wids = self.directory.get(target)
         if not wids:
             return self._not_found(sender, header)
-        if to in self.directory or to in self.held:
+        if to in self.directory or to in self.held or to in self.specs:
             return self.reply_error(
                 sender,
                 call_id,

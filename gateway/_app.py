@@ -84,7 +84,15 @@ from rhzmq.wire.exceptions import (
     WorkerDiedError,
 )
 from rhzmq.wire.net import LOOPBACK_NAMES
-from rhzmq.wire.protocol import RH_DESCRIBE, RH_GETATTR, STATUS_ERRORS, Cmd, Partial, Status
+from rhzmq.wire.protocol import (
+    RH_DESCRIBE,
+    RH_GETATTR,
+    STATUS_ERRORS,
+    Cmd,
+    Partial,
+    Status,
+    is_internal,
+)
 from rhzmq.wire.serialization import dumps_call
 from rhzmq.wire.settings import DESCRIBE_TTL, HTTP_BODY_TIMEOUT, MAX_HTTP_BODY
 from rhzmq.wire.version import __version__
@@ -245,9 +253,9 @@ class Gateway:
     # -- calls ---------------------------------------------------------------------------------
 
     async def describe(self, name: str) -> dict[str, Any]:
-        if name.startswith("__"):
-            # Internal objects (the node agents __node__.<i>: spawn, shutdown) are the
-            # cluster's own machinery, never reachable over HTTP.
+        if is_internal(name):
+            # The cluster's own machinery (node agents: spawn, shutdown; the built-in objects
+            # that run commands, write files, keep runs), never reachable over HTTP.
             raise HTTPError(404, "ObjectNotFound", f"{name!r} is internal to the cluster")
         cached = self._describe_cache.get(name)
         now = time.monotonic()

@@ -155,7 +155,7 @@ class DenClient:
         if (parts[0] == "@" and len(parts) == 2) or len(parts) == 1:
             me = self._me or self.whoami()["name"]
             parts = [me, parts[-1]]
-        if len(parts) != 2 or not all(parts):
+        if len(parts) != 2 or not all(parts) or any(p in (".", "..") for p in parts):
             raise ValueError(f"a registry name is '/owner/name', got {name!r}")
         return "/resources/" + "/".join(_q(p) for p in parts)
 

@@ -144,11 +144,25 @@ class Env(Resource):
 
         variables = dict(self.secrets)
         files: dict[str, str] = {}
+        # An env someone else saved names secrets; it must never make this machine's own
+        # credentials (a provider's files here) go to workers running their code.
+        foreign = self._saved_by_another()
         for ref in self.secret_refs:
-            more_vars, more_files = resolve(ref).delivery()
+            more_vars, more_files = resolve(ref, providers=not foreign).delivery()
             variables.update(more_vars)
             files.update(more_files)
         return {"secrets": variables, **({"secret_files": files} if files else {})}
+
+    def _saved_by_another(self) -> str | None:
+        """The owner of the registry copy this env was loaded from, if not the current user."""
+        saved = self.__dict__.get("_rh_saved") or {}
+        owner = saved.get("owner")
+        if saved.get("store") != "registry" or not owner:
+            return None
+        from ._store import registry
+
+        me = registry().whoami()["name"]
+        return None if owner == me else str(owner)
 
     def config(self) -> dict[str, Any]:
         return {

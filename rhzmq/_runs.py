@@ -39,7 +39,7 @@ from .wire import config as _config
 from .wire.client import STREAM_CREDIT, call_meta, decode_final, get_client, local_broker
 from .wire.code import construct_spec
 from .wire.exceptions import ObjectNotFound, RunError
-from .wire.protocol import Partial, Status, name_problem
+from .wire.protocol import Partial, Status, is_internal, name_problem
 
 if TYPE_CHECKING:
     from .clusters import Cluster
@@ -163,6 +163,8 @@ class RunKeeper:
         problem = name_problem(name, "run name")
         if problem:
             raise ValueError(problem)
+        if is_internal(target):
+            raise ValueError(f"{target!r} is the cluster's own machinery, not something to run")
         old = self.records.get(name)
         if old is not None:
             if old.meta["status"] == RUNNING:
@@ -173,6 +175,8 @@ class RunKeeper:
             shutil.rmtree(old.path, ignore_errors=True)
         self._prune()
         path = self.root / name
+        if path.resolve().parent != self.root.resolve():  # belt and braces: name_problem
+            raise ValueError(f"run name {name!r} would leave {self.root}")
         path.mkdir(parents=True, exist_ok=True)
         meta = {
             "name": name,
@@ -333,6 +337,9 @@ class Run(Resource):
         from .wire.serialization import dumps_call
 
         name = plain_name(name)
+        problem = name_problem(name, "run name")
+        if problem:
+            raise ValueError(problem)
         payload = [bytes(f) for f in dumps_call(args, kwargs)]
         await _keeper_call(cluster, "start", name, target, method, payload, label)
         run = cls(name, cluster)

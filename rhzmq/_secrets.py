@@ -79,7 +79,7 @@ def _aws_read(home: Path) -> dict[str, str]:
         if token:
             values["session_token"] = token
     else:
-        parser = configparser.ConfigParser()
+        parser = configparser.ConfigParser(interpolation=None)
         parser.read(creds)
         if not parser.has_section(profile) or not parser.get(
             profile, "aws_access_key_id", fallback=""
@@ -98,7 +98,7 @@ def _aws_read(home: Path) -> dict[str, str]:
             values["session_token"] = section["aws_session_token"]
     region = _env("AWS_REGION", "AWS_DEFAULT_REGION")
     if not region:
-        config = configparser.ConfigParser()
+        config = configparser.ConfigParser(interpolation=None)
         config.read(Path(_env("AWS_CONFIG_FILE") or home / ".aws" / "config"))
         section_name = "default" if profile == "default" else f"profile {profile}"
         region = config.get(section_name, "region", fallback=None)
@@ -314,6 +314,13 @@ class Secret(Resource):
         self._values = dict(values)
         self.env_vars = dict(env_vars) if env_vars is not None else None
         self.files = dict(files or {})
+        for rel in self.files.values():
+            parts = rel.replace("\\", "/").split("/")
+            if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                raise SecretError(
+                    f"secret {name!r}: a file path is relative and stays in the secret's "
+                    f"directory ('dir/name'), not {rel!r}"
+                )
         for key in [*(self.env_vars or {}), *self.files]:
             if key not in self._values:
                 raise SecretError(f"secret {name!r} has no value {key!r} to deliver")
@@ -410,8 +417,9 @@ def provider_secret(
     return Secret(name or provider, found, provider)
 
 
-def resolve(item: Secret | str | dict[str, str]) -> Secret:
-    """An env's ``secrets`` entry as a Secret: a name is a saved secret, else a provider's."""
+def resolve(item: Secret | str | dict[str, str], providers: bool = True) -> Secret:
+    """An env's ``secrets`` entry as a Secret: a name is a saved secret, else (with
+    ``providers``) a provider's credentials read on this machine."""
     if isinstance(item, Secret):
         return item
     if isinstance(item, dict):
@@ -419,6 +427,12 @@ def resolve(item: Secret | str | dict[str, str]) -> Secret:
     try:
         return Secret.load(item)  # type: ignore[no-any-return]
     except KeyError:
+        if item in PROVIDERS and not providers:
+            raise SecretError(
+                f"this env was saved by another user and names the {item!r} credentials: they "
+                f"would be read from this machine and sent to its workers. Pass them yourself "
+                f"(env.secret_refs = [rh.provider_secret({item!r}), ...]) if you mean to"
+            ) from None
         if item in PROVIDERS:
             return provider_secret(item)
         raise SecretError(

@@ -167,8 +167,11 @@ def where(name: str) -> tuple[str, str]:
 
 
 def resources_dir() -> Path:
+    """This machine's store (owner-only: saved secrets are there, and their names)."""
     path = _config.home() / "resources"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
     return path
 
 

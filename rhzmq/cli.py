@@ -255,6 +255,8 @@ def cmd_resources_ls(args: argparse.Namespace) -> int:
 
 def cmd_resources_show(args: argparse.Namespace) -> int:
     config, meta = _store.load(args.name, version=args.version)
+    if config.get("type") == "secret":  # values only through `rhzmq secrets show --reveal`
+        config = {**config, "values": dict.fromkeys(config.get("values") or {}, "****")}
     print(f"# {meta.get('store')} {meta.get('key')} version {meta.get('version')}")
     print(json.dumps(config, indent=2, sort_keys=True))
     return 0

@@ -95,7 +95,9 @@ async def _apply_default_env(
     default worker's venv and every env's; returns the default worker's Python and directory."""
     if not args.default_env:
         return None, None
-    spec = json.loads(await anyio.Path(args.default_env).read_text())
+    spec_file = anyio.Path(args.default_env)
+    spec = json.loads(await spec_file.read_text())
+    await spec_file.unlink(missing_ok=True)  # it may hold secrets: read once, never left behind
     node.default_env = spec
     working_dir = _config.expand(spec.get("working_dir"))
 

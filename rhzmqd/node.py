@@ -76,7 +76,6 @@ class Node:
         if self.default_env.get("reqs"):  # every env layered on the default env's requirements
             reqs = list(dict.fromkeys([*map(str, self.default_env["reqs"]), *reqs]))
         env_vars = {str(k): str(v) for k, v in (meta.get("env_vars") or {}).items()}
-        env_vars.update(deliver_secrets(name, meta))
         if meta.get("existing"):
             # Named by a string (env="name"): the env as it runs, if it does; never redefined.
             running = self.supervisor.group_members(name)
@@ -97,6 +96,9 @@ class Node:
         working_dir = _config.expand(meta.get("working_dir"))
         if meta.get("setup_cmds"):
             await run_setup(list(meta["setup_cmds"]), working_dir, progress)
+        # Only now, as the env's workers (re)start: workers running on are never left with
+        # variables pointing at files that were taken away.
+        env_vars.update(deliver_secrets(name, meta))
         progress(f"starting {replicas} worker process{'es' if replicas > 1 else ''} for {name!r}\n")
         for n in names:
             self.tg.start_soon(self.supervisor.run_worker, n, env_vars, python, working_dir, name)

@@ -126,7 +126,10 @@ class LocalCluster(Cluster):
         if self._default_env is None:
             return None
         spec = self._default_env.spec()
-        spec["hash"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        # The daemon records this hash in daemon.json: secret values are not in it (names only).
+        shown = {**spec, "secrets": sorted(spec.get("secrets") or {})}
+        shown["secret_files"] = sorted(spec.get("secret_files") or {})
+        spec["hash"] = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:16]
         return spec
 
     def _write_default_env(self) -> str | None:

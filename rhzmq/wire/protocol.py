@@ -121,7 +121,26 @@ def name_problem(name: object, what: str = "name") -> str | None:
         return f"{what} {name!r} holds '/'; use another separator"
     if name.startswith("__"):
         return f"{what} {name!r} starts with '__', which rhzmq reserves for its own objects"
+    if name in (".", ".."):
+        return f"{what} {name!r} is a directory's name, not one rhzmq can use (names become paths)"
     return None
+
+
+#: Objects rhzmq places on a cluster for its own commands (``rhzmq.run`` for ``cluster.run``,
+#: ``rhzmq.runs`` the run keeper, ``rhzmq.data`` the data agent, ``rhzmq.deliver`` for
+#: secrets), besides the node agents (``__node__.<i>``): the cluster's machinery. They run
+#: shell commands, write files and forward pickles as the cluster's owner, so only the owner's
+#: own keys reach them: never the HTTP gateway (rhzmq.wire.curve roles; the gateway refuses them
+#: too).
+BUILTIN_PREFIX = "rhzmq."
+
+
+def is_internal(name: str | bytes) -> bool:
+    """Whether ``name`` is the cluster's own machinery (node agents, reserved and built-in
+    objects), which the HTTP gateway never calls."""
+    if isinstance(name, bytes):
+        return name[:2] == b"__" or name.startswith(BUILTIN_PREFIX.encode())
+    return name.startswith(("__", BUILTIN_PREFIX))
 
 
 def node_agent(index: int) -> str:

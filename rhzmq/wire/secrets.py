@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import config as _config
 from .exceptions import SecretError
+from .protocol import name_problem
 
 #: Where a delivered secret's directory is named in its variables (filled in on the host).
 DIR = "{secrets_dir}"
@@ -17,6 +18,9 @@ DIR = "{secrets_dir}"
 
 def secrets_dir(env: str) -> Path:
     """An env's secrets directory on this host (owner-only)."""
+    problem = name_problem(env, "env name")
+    if problem:
+        raise SecretError(problem)
     base = _config.home() / "secrets"
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(base, 0o700)
@@ -46,4 +50,6 @@ def fill(variables: dict[str, str], root: Path) -> dict[str, str]:
 def remove(env: str | None = None) -> None:
     """Remove an env's secrets directory on this host (every env's with None)."""
     base = _config.home() / "secrets"
+    if env is not None and name_problem(env, "env name"):
+        return  # never a path outside the secrets directory (a name rhzmq refuses anyway)
     shutil.rmtree(base / env if env else base, ignore_errors=True)

@@ -91,6 +91,20 @@ def test_a_waited_run_shows_output_live_and_raises_like_a_call(
     assert "before failing 1\n" in list(run.logs())
 
 
+def test_run_names_never_leave_the_runs_folder(cluster: rh.Cluster, rhzmq_home: Path) -> None:
+    fn = rh.function(ro.steps).to(cluster, name="run_steps6")
+    for bad in ("..", ".", "a/b", "__x"):
+        with pytest.raises(ValueError):
+            fn.run(1, run_name=bad)
+    # Asked directly, the keeper refuses the same names, and the cluster's machinery as targets.
+    for bad in ("..", "."):
+        with pytest.raises(ValueError, match="directory"):
+            cluster.call("rhzmq.runs", "start", bad, "run_steps6", "", [], "x")
+    with pytest.raises(ValueError, match="machinery"):
+        cluster.call("rhzmq.runs", "start", "ok", "rhzmq.run", "", [], "x")
+    assert (rhzmq_home / "local").is_dir() and (rhzmq_home / "resources").is_dir()
+
+
 def test_cancel_and_name_reuse(cluster: rh.Cluster) -> None:
     fn = rh.function(ro.steps).to(cluster, name="run_steps4")
     run = fn.run(200, 0.05, run_name="long-run")

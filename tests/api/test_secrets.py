@@ -121,6 +121,9 @@ def test_secrets_reach_an_env_and_go_with_it(
     assert V["aws_secret"] not in json.dumps(env.config())
     assert env.config()["secret_refs"] == ["aws", "huggingface", "db"]
     assert V["aws_secret"] not in json.dumps(cluster.status())
+    # Naming the env by string uses it as it runs: its workers keep their files.
+    rh.function(ro.path_exists).to(cluster, env="secret_env", name="sec_exists")
+    assert rh.function(ro.secret_view).to(cluster, env="secret_env", name="view2")()["aws_mode"]
     cluster.delete("secret_env")
     assert not root.exists()  # the files went with the env
 
@@ -157,6 +160,14 @@ def test_saved_secrets_and_the_command(home: Path, rhzmq_home: Path) -> None:
     assert "gh" in listed and "github" in listed and V["gh"] not in listed
     masked = rhzmq("show", "gh").stdout
     assert "token = ****" in masked and V["gh"] not in masked
+    shown = subprocess.run(
+        [sys.executable, "-m", "rhzmq", "resources", "show", "gh"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "RHZMQ_HOME": str(rhzmq_home)},
+    ).stdout
+    assert '"token": "****"' in shown and V["gh"] not in shown
     refused = rhzmq("show", "gh", "--reveal", stdin="n\n")
     assert refused.returncode == 1 and V["gh"] not in refused.stdout
     revealed = rhzmq("show", "gh", "--reveal", stdin="y\n")

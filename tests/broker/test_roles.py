@@ -111,6 +111,32 @@ async def test_the_gateways_key_calls_objects_but_never_the_machinery() -> None:
     assert "'gateway' may not call '__node__.0'" in message
     sent = send(broker, pump, GATEWAY, [GW, pack_header(Cmd.PUT, 3, 0, b"g"), b"{}", b"spec"])
     assert "may not send PUT" in denied(sent, GW)
+    # The built-in objects run shell commands, keep runs (forwarding pickles), write files and
+    # deliver secrets as the cluster's owner: the gateway's key never reaches them either.
+    ready(broker, pump, HEAD, b"\x00w1", "tools", objects=["rhzmq.run", "rhzmq.runs", "rhzmq.data"])
+    for n, builtin in enumerate(["rhzmq.run", "rhzmq.runs", "rhzmq.data", "rhzmq.deliver"], 10):
+        assert f"may not call {builtin!r}" in denied(
+            call(broker, pump, GATEWAY, GW, n, builtin), GW
+        )
+    (routed,) = call(broker, pump, CLIENT, USER, 20, "rhzmq.runs")  # the owner's key does
+    assert routed[0] == b"\x00w1"
+
+
+async def test_the_machinery_keeps_its_names() -> None:
+    broker, pump = make_broker()
+    ready(broker, pump, HEAD, b"\x00a0", node_agent(0), group="__node__", objects=[node_agent(0)])
+    ready(broker, pump, HEAD, b"\x00w0", "default", objects=["f", "g"])
+    rename = pack_header(Cmd.RENAME, 1, 0, node_agent(0).encode())
+    sent = send(broker, pump, CLIENT, [USER, rename, pack_meta({"to": "hijack"})])
+    ((_, status, body),) = finals_to(sent, USER)
+    assert status == Status.PROTOCOL and "keeps its name" in str(body["message"])
+    for n, bad in enumerate(["..", ".", "__x", "a/b"], 2):
+        header = pack_header(Cmd.RENAME, n, 0, b"f")
+        ((_, status, _),) = finals_to(
+            send(broker, pump, CLIENT, [USER, header, pack_meta({"to": bad})]), USER
+        )
+        assert status == Status.PROTOCOL
+    assert set(broker.directory) == {node_agent(0).encode(), b"f", b"g"}
 
 
 async def test_a_node_registers_only_its_own_agent_and_what_is_placed_on_it() -> None:

@@ -79,3 +79,30 @@ def test_a_wrong_master_key_is_refused_by_name(tmp_path: Path) -> None:
     made = Sealer.from_file(tmp_path / "den" / "master.key")
     assert (tmp_path / "den" / "master.key").stat().st_mode & 0o077 == 0
     assert Sealer.from_file(tmp_path / "den" / "master.key").kid == made.kid
+
+
+def test_an_env_saved_by_another_user_never_sends_my_credentials(
+    den: DenServer, as_user: tuple[str, str, str, str], rhzmq_home: Path
+) -> None:
+    """Found in review: an env naming provider secrets ("aws") would read them on whichever
+    machine used it. Loaded from someone else's registry copy, it refuses and says how to opt in."""
+    alice, _, bob, bob_token = as_user
+    rh.env(name="shared_env", reqs=["numpy"], secrets=["aws"]).save().share(bob)
+    out = run_as(
+        den,
+        bob_token,
+        f"""
+        import os
+        os.environ["AWS_ACCESS_KEY_ID"] = "AKIABOBSOWNKEY"
+        os.environ["AWS_SECRET_ACCESS_KEY"] = "bobs-own-secret"
+        env = rh.env(name="/{alice}/shared_env")
+        try:
+            env.spec()
+        except rh.SecretError as exc:
+            out["refused"] = str(exc)
+        """,
+        rhzmq_home,
+    )
+    assert "saved by another user" in str(out["refused"]) and "'aws'" in str(out["refused"])
+    # Alice's own copy resolves as before (her machine, her credentials).
+    assert rh.env(name="shared_env").secret_refs == ["aws"]

@@ -429,3 +429,18 @@ def test_slow_request_heads_are_cut_off(cluster: rh.Cluster) -> None:
         assert r.status_code == 200
     finally:
         stop(proc)
+
+
+def test_the_clusters_machinery_is_not_reachable_over_http(
+    cluster: rh.Cluster, deployed: str, api: httpx.Client
+) -> None:
+    """The built-in objects (cluster.run's runner, the run keeper, the data agent) run commands
+    and write files as the cluster's owner: a gateway token must not reach them (found in
+    review: a POST to /rhzmq.runs/start forwarded a pickle, a POST to /rhzmq.run ran a shell)."""
+    cluster.run(["true"])  # places rhzmq.run on the cluster
+    rh.function(ro.add).to(cluster, name="gw_add").run(1, 2, run_name="gw-run").result()
+    assert {"rhzmq.run", "rhzmq.runs"} <= set(cluster.keys())
+    for path in ("/rhzmq.run", "/rhzmq.runs/start", "/rhzmq.runs/runs", "/__node__.0/spawn"):
+        r = api.post(deployed + path, json={"args": [["id > /tmp/x"]]})
+        assert r.status_code == 404 and "internal to the cluster" in r.text, (path, r.text)
+    cluster.delete("gw_add")

@@ -38,7 +38,7 @@ def test_a_batch_of_frames_that_are_not_bytes_disturbs_no_one(cluster: rh.Cluste
 
 
 @pytest.mark.parametrize(
-    "name", ["default\x00evil", "red\x1b[31m", "a/b", "__node__.0", "tab\tname"]
+    "name", ["default\x00evil", "red\x1b[31m", "a/b", "__node__.0", "tab\tname", ".", ".."]
 )
 def test_names_with_hidden_or_reserved_characters_are_refused(
     cluster: rh.Cluster, name: str
