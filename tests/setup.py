@@ -7,7 +7,10 @@ the virtual environment the tests will use):
    ``curl``, Node.js, ``pgrep``, ``setpriv``, Debian's Chromium, PostgreSQL — and installs the missing ones with ``apt-get`` when run as
    root, or stops *before anything else* naming the exact command to run. Nothing is skipped
    later: a product area without its component is a failed run, not a quieter one;
-2. installs the pinned test and lint tools from ``requirements/lock.txt`` and rhzmq itself
+2. installs the Node.js servers the suite starts (Azurite, the Azure Storage emulator) at the
+   exact versions of ``tests/node/package-lock.json`` into ``tests/node/node_modules`` (git-ignored)
+   with ``npm ci`` — once: again only when the lock file changes;
+3. installs the pinned test and lint tools from ``requirements/lock.txt`` and rhzmq itself
    (editable) into the running interpreter, which must be a virtual environment's, so what
    runs is what a newcomer gets, not whatever the machine had.
 
@@ -27,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock.txt"
+NODE = ROOT / "tests" / "node"  # package.json + package-lock.json of the Node.js test servers
 
 #: executable -> Debian package that provides it
 NEEDED = {
@@ -35,6 +39,7 @@ NEEDED = {
     "ssh-keygen": "openssh-client",
     "curl": "curl",
     "node": "nodejs",
+    "npm": "npm",  # installs tests/node's servers (Azurite)
     "pgrep": "procps",
     "setpriv": "util-linux",  # a second, unprivileged user (tests/security)
     "chromium": "chromium",  # a real browser for the web-page attacks (Playwright drives it)
@@ -74,6 +79,20 @@ def ensure_system_packages() -> None:
         sys.exit(f"tests/setup.py: apt-get ran, but these are still missing: {', '.join(still)}")
 
 
+def ensure_node_packages() -> None:
+    """``npm ci`` of tests/node's lock file, unless that exact lock file is installed already."""
+    lock = (NODE / "package-lock.json").read_bytes()
+    stamp = NODE / "node_modules" / ".rhzmq-installed-lock"
+    if stamp.exists() and stamp.read_bytes() == lock:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("tests/setup.py: npm is missing (Debian's package npm): apt-get install npm")
+    print("tests/setup.py: installing tests/node/package-lock.json with npm ci", flush=True)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE, check=True)
+    stamp.write_bytes(lock)
+
+
 def ensure_python_packages() -> None:
     if sys.prefix == sys.base_prefix:
         sys.exit(
@@ -89,6 +108,7 @@ def ensure_python_packages() -> None:
 
 def main() -> None:
     ensure_system_packages()
+    ensure_node_packages()
     if "--system-only" in sys.argv[1:]:  # nox installs the Python packages itself
         return
     ensure_python_packages()
