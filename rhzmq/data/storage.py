@@ -204,9 +204,18 @@ class Bucket:
             for obj in self._iterate(container):
                 if obj.name.endswith("/"):
                     continue  # a "directory" marker (pyarrow's S3 filesystem makes them)
-                etag = (obj.hash or "").strip('"')
-                out[obj.name[skip:]] = Entry(int(obj.size), None, etag if "-" not in etag else None)
+                out[obj.name[skip:]] = Entry(int(obj.size), None, self._md5(obj))
         return out
+
+    def _md5(self, obj: Any) -> str | None:
+        """An object's MD5 (hex), where the store says it. S3 and GCS: the ETag of an object
+        PUT whole (a multipart one's has a ``-``); Azure: Content-MD5 (libcloud sets it on
+        upload, also for blobs sent in blocks), its ETag is no hash."""
+        if self.store.provider == "azure":
+            md5 = (obj.extra or {}).get("md5_hash")
+            return str(md5) if md5 else None
+        etag = (obj.hash or "").strip('"')
+        return etag if etag and "-" not in etag else None
 
     def ls(self) -> list[str]:
         names = {rel.split("/", 1)[0] + ("/" if "/" in rel else "") for rel in self.entries()}
