@@ -15,9 +15,13 @@ provider     credentials
              Endpoint: ``endpoint_url=``, else ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``;
              region: ``region=``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else us-east-1.
 ``gs``       arguments; else ``GOOGLE_APPLICATION_CREDENTIALS`` (a service account's JSON key
-             file: its ``client_email``, the file, its ``project_id``). *Not tested here.*
+             file: its ``client_email``, the file, its ``project_id``). *Not tested*: no
+             emulator serves the XML API that libcloud's Google Storage driver speaks, and the
+             driver cannot be pointed at another host (see docs/security.md).
 ``azure``    arguments; else ``AZURE_STORAGE_ACCOUNT`` + ``AZURE_STORAGE_KEY``, or
-             ``AZURE_STORAGE_CONNECTION_STRING``. *Not tested here.*
+             ``AZURE_STORAGE_CONNECTION_STRING``. Endpoint (Azurite, Azure Stack):
+             ``endpoint_url=``, else the connection string's ``BlobEndpoint``. Tested against
+             Azurite through libcloud's Azure Blobs driver.
 ===========  ==================================================================================
 
 When a cluster does the work (``folder_on_cluster.to("s3")``), the client finds the credentials
@@ -84,6 +88,11 @@ class ObjectStore:
                 or os.environ.get("AWS_DEFAULT_REGION")
                 or "us-east-1"
             )
+        if self.provider == "azure" and not self.endpoint_url:
+            blob_endpoint = _connection_string().get("BlobEndpoint", "")
+            if blob_endpoint:  # the account is in the path: libcloud puts it back there
+                url = urlsplit(blob_endpoint)
+                self.endpoint_url = f"{url.scheme}://{url.netloc}"
         self._driver: Any = None
 
     # -- what is saved -------------------------------------------------------------------------
@@ -204,8 +213,7 @@ def _azure_credentials() -> dict[str, str]:
     account, key = os.environ.get("AZURE_STORAGE_ACCOUNT"), os.environ.get("AZURE_STORAGE_KEY")
     if account and key:
         return {"key": account, "secret": key}
-    conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING", "")
-    parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
+    parts = _connection_string()
     if parts.get("AccountName") and parts.get("AccountKey"):
         return {"key": parts["AccountName"], "secret": parts["AccountKey"]}
     raise NoCredentials(
@@ -213,6 +221,12 @@ def _azure_credentials() -> dict[str, str]:
         "'azure', key=account, secret=account key)), AZURE_STORAGE_ACCOUNT / "
         "AZURE_STORAGE_KEY and AZURE_STORAGE_CONNECTION_STRING."
     )
+
+
+def _connection_string() -> dict[str, str]:
+    """AZURE_STORAGE_CONNECTION_STRING's ``Name=value;`` pairs."""
+    conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING", "")
+    return dict(p.strip().split("=", 1) for p in conn.split(";") if "=" in p)
 
 
 @contextlib.contextmanager

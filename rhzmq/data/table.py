@@ -17,8 +17,9 @@ statistics (pushdown); ``columns`` reads only those columns' pages.
 Where the files are: this machine's disk, a cluster's disk (every operation then runs on the
 cluster, and ``fetch``/``stream`` bring back only the rows asked for), or S3 (through pyarrow's
 own S3 filesystem, with the credentials and endpoint of :mod:`.stores`, so reads are ranged and
-pushdown works there too). Tables on ``gs`` and ``azure`` are not supported yet: copy them to disk
-with ``rh.folder(...).to("file")`` first.
+pushdown works there too), or Azure Blob Storage (pyarrow's Azure filesystem, likewise). Tables on
+``gs`` are not supported yet (untested: see :mod:`.stores`): copy them to disk with
+``rh.folder(...).to("file")`` first.
 
 pyarrow is an optional dependency (``pip install 'rhzmq[data]'``); folders, files and blobs do
 not need it. A cluster holding tables needs it too (``rh.env(reqs=["pyarrow"])``, or installed
@@ -158,6 +159,23 @@ class Table(Resource):
                 **kwargs,
             )
             return s3, self.path
+        if isinstance(system, ObjectStore) and system.provider == "azure":
+            from pyarrow import fs
+
+            creds = system.credentials()
+            az: dict[str, Any] = {}
+            if system.endpoint_url:  # Azurite, Azure Stack: the account is then in the path
+                scheme, _, rest = system.endpoint_url.partition("://")
+                authority = rest.rstrip("/")
+                # the Data Lake endpoint too: pyarrow asks it whether the account has a
+                # hierarchical namespace (Azurite answers no at the same address)
+                az.update(
+                    blob_storage_authority=authority,
+                    blob_storage_scheme=scheme,
+                    dfs_storage_authority=authority,
+                    dfs_storage_scheme=scheme,
+                )
+            return fs.AzureFileSystem(creds["key"], account_key=creds["secret"], **az), self.path
         if systems.is_local_cluster(system):
             return None, self.path
         raise DataError(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from azurite import Azurite, start_azurite, stop_azurite
 from s3server import S3Server, start_moto, stop
 from sshd import SSHHosts, free_port, start_hosts, wait_no_processes
 
@@ -60,3 +61,21 @@ def ssh_cluster(ssh_host: SSHHosts) -> Iterator[rh.Cluster]:
     yield cluster
     cluster.teardown()
     assert wait_no_processes(ssh_host.hosts[0].home) == []
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's Blob service (a real Azure Storage emulator), stopped by PID at the end."""
+    server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    stop_azurite(server.proc)
+    assert server.proc.poll() is not None
+
+
+@pytest.fixture
+def azure_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Azurite:
+    """Azurite's account where the Azure tools look: AZURE_STORAGE_CONNECTION_STRING."""
+    for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string())
+    return azurite
