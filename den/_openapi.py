@@ -206,6 +206,12 @@ SCHEMAS: dict[str, Any] = {
             "etag": {"type": "string"},
             "updated_at": {"type": "string"},
             "access": {"type": "string"},
+            "cluster": {
+                "type": "object",
+                "description": "clusters only: kind, status, nodes, instance_type, size, "
+                "provider, region, launched_at, ended_at, hourly_price, gateway_url, "
+                "gateway_port (from the saved config; no secret is ever in one)",
+            },
         },
     },
     "VersionSummary": {

@@ -182,6 +182,34 @@ def content_hash(config: Any) -> str:
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()
 
 
+def cluster_summary(config: Any) -> dict[str, Any]:
+    """What a list of clusters shows of each (a cluster's config holds no secret): its kind,
+    status, nodes, machines and, for on-demand ones, when it was launched and its hourly price
+    (the UI computes uptime and cost so far from them)."""
+    if not isinstance(config, dict):
+        return {}
+    found = config.get("allocation")
+    alloc: dict[str, Any] = found if isinstance(found, dict) else {}
+    hosts = config.get("host")
+    nodes = config.get("num_nodes") or (len(hosts) if isinstance(hosts, list) else 1)
+    kind = config.get("kind") or ("ssh" if hosts else "local")
+    out = {
+        "kind": kind,
+        "status": alloc.get("status") or ("saved" if kind != "local" else "this machine"),
+        "nodes": nodes,
+        "instance_type": config.get("instance_type"),
+        "size": alloc.get("size"),
+        "provider": config.get("provider"),
+        "region": config.get("region"),
+        "launched_at": alloc.get("launched_at"),
+        "ended_at": alloc.get("ended_at"),
+        "hourly_price": alloc.get("hourly_price"),
+        "gateway_url": config.get("gateway_url"),
+        "gateway_port": config.get("gateway_port"),
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def etag(resource_id: int, number: int, digest: str) -> str:
     """The ETag of one version: changes with every save, and differs between a deleted resource
     and a new one of the same name (resource ids are never reused)."""
@@ -917,6 +945,7 @@ class Store:
                     "etag": etag(r.id, r.head, v.content_hash),
                     "updated_at": iso(r.updated_at),
                     "access": LEVEL_NAMES[self._access(s, actor, roles, r)],
+                    **({"cluster": cluster_summary(v.config)} if r.type == "cluster" else {}),
                 }
                 for r, p, v in rows
             ]

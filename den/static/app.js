@@ -395,6 +395,46 @@ async function secrets() {
   });
 }
 
+function duration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const d = Math.floor(s / 86400), hr = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  return d ? `${d}d ${hr}h` : hr ? `${hr}h ${m}m` : `${m}m ${s % 60}s`;
+}
+
+// Uptime and cost so far of an on-demand cluster, from when it was launched (and ended) and its
+// hourly price for all its nodes: what the registry knows, nothing asked of the cloud.
+function clusterFigures(c, now) {
+  if (!c.launched_at) return {uptime: "—", cost: "—"};
+  const end = c.ended_at || now;
+  const seconds = end - c.launched_at;
+  const cost = typeof c.hourly_price === "number" ? `$${(c.hourly_price * seconds / 3600).toFixed(2)}` : "unknown price";
+  return {uptime: duration(seconds), cost};
+}
+
+async function clusters() {
+  const section = h("div", {}, h("p", {}, "Loading…"));
+  show(h("h1", {}, "Clusters"),
+    h("p", {}, "Every saved cluster you may read. Uptime and cost so far count from launch, at the hourly price known when it was allocated."),
+    section);
+  await paged(section, async (cursor) => {
+    const page = await api("GET", "/resources?type=cluster&limit=50" + (cursor ? "&cursor=" + cursor : ""));
+    const now = Date.now() / 1000;
+    return [page.items.length ? h("table", {class: "grid"}, h("caption", {class: "sr-only"}, "Clusters"),
+      h("thead", {}, h("tr", {}, ["Cluster", "Kind", "Status", "Nodes", "Machines", "Uptime", "Cost so far", "Live view"].map((c) => h("th", {scope: "col"}, c)))),
+      h("tbody", {}, page.items.map((r) => {
+        const c = r.cluster || {};
+        const figures = clusterFigures(c, now);
+        const machines = [c.instance_type, c.size && c.size !== c.instance_type ? `(${c.size})` : null,
+          c.provider ? `on ${c.provider}${c.region ? " " + c.region : ""}` : null].filter(Boolean).join(" ") || "—";
+        return h("tr", {}, h("th", {scope: "row"}, resLink(r.name)), h("td", {}, c.kind || "—"),
+          h("td", {}, c.status || "—"), h("td", {class: "num"}, c.nodes ?? "—"), h("td", {}, machines),
+          h("td", {}, figures.uptime), h("td", {class: "num"}, figures.cost),
+          h("td", {}, clusterLink(c) || "—"));
+      })))
+      : h("p", {}, "No saved clusters you may read."), page.next_cursor];
+  });
+}
+
 function tokenOnce(token, who) {
   return h("div", {class: "once", role: "alert"},
     h("p", {}, `The token for ${who}, shown this once: copy it now.`),
@@ -465,6 +505,7 @@ async function route() {
     else if (parts[0] === "groups") await groups();
     else if (parts[0] === "g" && parts.length === 2) await group(parts[1]);
     else if (parts[0] === "secrets") await secrets();
+    else if (parts[0] === "clusters") await clusters();
     else if (parts[0] === "tokens") await tokens();
     else if (parts[0] === "users") await users();
     else await resources(new URLSearchParams(query || ""));

@@ -263,3 +263,46 @@ def test_an_attacker_gets_no_page_and_changes_nothing(ui_den: DenServer) -> None
     assert [s["principal"] for s in a.shared_with(f"/{alice}/thing")] == ["root"]
     assert all(s["access_level"] == "write" for s in a.shared_with(f"/{alice}/thing"))
     assert token not in den.read_log()
+
+
+def test_the_clusters_page_shows_status_nodes_uptime_and_cost(ui_den: DenServer) -> None:
+    """Saved clusters with what the registry knows of each: an on-demand one (as its client saves
+    it: allocation with launch time and hourly price) shows its uptime and cost so far."""
+    den = ui_den
+    carol, c = den.user("carol")
+    launched = time.time() - 2 * 3600  # two hours ago, at $1.25 an hour for both nodes
+    c.save(
+        f"/{carol}/gpu",
+        "cluster",
+        {
+            "kind": "ondemand",
+            "name": "gpu",
+            "instance_type": "A10G:1",
+            "provider": "aws",
+            "region": "us-east-1",
+            "num_nodes": 2,
+            "allocation": {
+                "status": "running",
+                "size": "g5.xlarge",
+                "hourly_price": 1.25,
+                "launched_at": launched,
+                "node_ids": ["i-1", "i-2"],
+            },
+        },
+    )
+    c.save(f"/{carol}/box", "cluster", {"kind": "ssh", "name": "box", "host": ["10.0.0.5"]})
+    with chromium() as browser:
+        page = browser.new_context(viewport={"width": 1100, "height": 500}).new_page()
+        _sign_in(page, den, den.tokens[-1])
+        page.get_by_role("link", name="Clusters").click()
+        page.get_by_role("heading", name="Clusters").wait_for()
+        row = page.get_by_role("row").filter(has_text=f"/{carol}/gpu")
+        row.wait_for()
+        cells = row.locator("td").all_inner_texts()
+        assert cells[:3] == ["ondemand", "running", "2"]
+        assert "A10G:1 (g5.xlarge) on aws us-east-1" in cells[3]
+        assert cells[4].startswith("2h ")  # uptime from launch
+        assert cells[5] in ("$2.50", "$2.51")  # 2 h at $1.25/h, so far
+        ssh_row = page.get_by_role("row").filter(has_text=f"/{carol}/box").locator("td")
+        assert ssh_row.all_inner_texts()[:3] == ["ssh", "saved", "1"]
+        page.screenshot(path=str(IMAGES / "den-clusters.png"))
