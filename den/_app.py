@@ -9,7 +9,8 @@ route                                                        does
 ``POST /users``                                              a server admin makes a user; the
                                                              answer holds their first token
 ``GET /users/me``                                            who the token is, and their groups
-``POST /tokens`` ``GET /tokens`` ``DELETE /tokens/{id}``     your own tokens
+``POST /tokens`` ``GET /tokens`` ``DELETE /tokens/{id}``     your own tokens (an admin: anyone's,
+                                                            ``GET /tokens?user=NAME``)
 ``POST /groups``                                             a group (``parent``: a subgroup)
 ``GET /groups/{group}`` ``PATCH /groups/{group}``            its members, subgroups, defaults
 ``PUT|DELETE /groups/{group}/members/{user}``                add (``role``) or remove a member
@@ -307,7 +308,8 @@ class Den:
 
     async def list_tokens(self, request: Request) -> Response:
         actor = _actor(request)
-        return JSONResponse(await self.run(self.store.list_tokens, actor, _page(request)))
+        user = request.query_params.get("user")
+        return JSONResponse(await self.run(self.store.list_tokens, actor, _page(request), user))
 
     async def revoke_token(self, request: Request) -> Response:
         actor = _actor(request)

@@ -362,14 +362,17 @@ def build_openapi(statuses: Mapping[type[DenError], int]) -> dict[str, Any]:
                 "responses": {**_ok(_ref("Token"), 201), **errors(413, 415, 422)},
             },
             "get": {
-                "summary": "your tokens (never the tokens themselves)",
-                "parameters": PAGE,
-                "responses": {**_ok(_paged("Token")), **errors()},
+                "summary": "your tokens, or a server admin's view of a user's (never the tokens themselves)",
+                "parameters": [
+                    *PAGE,
+                    _query("user", {"type": "string"}, "a user's tokens (server admins only)"),
+                ],
+                "responses": {**_ok(_paged("Token")), **errors(403, 404)},
             },
         },
         "/tokens/{id}": {
             "delete": {
-                "summary": "revoke one of your tokens",
+                "summary": "revoke one of your tokens (a server admin: anyone's)",
                 "parameters": [
                     {
                         "name": "id",

@@ -454,23 +454,36 @@ class Store:
             "revoked_at": iso(tok.revoked_at),
         }
 
-    def list_tokens(self, actor: Actor, page: Page) -> dict[str, Any]:
+    def list_tokens(self, actor: Actor, page: Page, user: str | None = None) -> dict[str, Any]:
+        """The actor's tokens; with ``user``, that user's (server admins only). Never a token
+        or its hash: names, times, revocation."""
         with self.db.session() as s:
-            q = select(Token).where(Token.user_id == actor.id)
+            owner_id = actor.id
+            if user is not None and user != actor.name:
+                if not actor.is_admin:
+                    raise Forbidden("only a server admin lists another user's tokens")
+                found = s.scalar(
+                    select(Principal).where(Principal.name == user, Principal.kind == USER)
+                )
+                if found is None:
+                    raise NotFound(f"no user named {user!r}")
+                owner_id = found.id
+            q = select(Token).where(Token.user_id == owner_id)
             if page.cursor is not None:
                 q = q.where(Token.id > page.cursor)
             rows = s.scalars(q.order_by(Token.id).limit(page.limit + 1)).all()
             return _page([self._token(t) for t in rows], page, lambda t: t["id"])
 
     def revoke_token(self, actor: Actor, token_id: int) -> None:
-        """Revoke one of the actor's own tokens (the next request with it gets a 401)."""
+        """Revoke one of the actor's own tokens, or (a server admin) anyone's: the next request
+        with it gets a 401."""
         with self.db.session() as s, s.begin():
             tok = s.get(Token, token_id)
-            if tok is None or tok.user_id != actor.id:
+            if tok is None or (tok.user_id != actor.id and not actor.is_admin):
                 raise NotFound(f"{actor.name} has no token {token_id}")
             if tok.revoked_at is None:
                 tok.revoked_at = now()
-                log.info("token %d of %s revoked", tok.id, actor.name)
+                log.info("token %d of user %d revoked by %s", tok.id, tok.user_id, actor.name)
 
     # -- groups -------------------------------------------------------------------------------
 

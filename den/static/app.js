@@ -441,22 +441,25 @@ function tokenOnce(token, who) {
     h("output", {class: "token"}, token));
 }
 
-async function tokens() {
-  const page = await api("GET", "/tokens?limit=200");
+async function tokens(user) {
+  const other = user && user !== state.me.name;
+  const page = await api("GET", "/tokens?limit=200" + (other ? "&user=" + encodeURIComponent(user) : ""));
   const name = h("input", {type: "text", name: "name", required: true, maxlength: 64});
   const made = h("div");
-  show(h("h1", {}, "Your tokens"),
-    h("table", {class: "grid"}, h("caption", {class: "sr-only"}, "Your tokens"),
+  const title = other ? `Tokens of ${user}` : "Your tokens";
+  show(h("h1", {}, title),
+    h("table", {class: "grid"}, h("caption", {class: "sr-only"}, title),
       h("thead", {}, h("tr", {}, ["Name", "Made", "Last used", "Revoked", "Action"].map((c) => h("th", {scope: "col"}, c)))),
       h("tbody", {}, page.items.map((t) => h("tr", {}, h("th", {scope: "row"}, t.name), h("td", {}, when(t.created_at)),
         h("td", {}, when(t.last_used_at)), h("td", {}, t.revoked_at ? when(t.revoked_at) : "no"),
         h("td", {}, t.revoked_at ? "" : h("button", {type: "button", class: "danger", onclick: async () => {
-          if (!await confirmAction(`Revoke token "${t.name}"? Whatever uses it is refused from its next request (this page too, if you signed in with it).`, "Revoke")) return;
+          if (!await confirmAction(`Revoke ${other ? user + "'s" : ""} token "${t.name}"? Whatever uses it is refused from its next request${other ? "" : " (this page too, if you signed in with it)"}.`, "Revoke")) return;
           await api("DELETE", `/tokens/${t.id}`);
           await route();
         }}, `Revoke ${t.name}`)))))),
-    h("h2", {}, "Make a token"),
-    h("form", {class: "inline", onsubmit: async (e) => {
+    // Tokens are made by their owner only: an admin revokes others', never mints them.
+    other ? null : h("h2", {}, "Make a token"),
+    other ? null : h("form", {class: "inline", onsubmit: async (e) => {
       e.preventDefault();
       const t = await api("POST", "/tokens", {name: name.value});
       await route();
@@ -483,7 +486,9 @@ async function users() {
     return [h("table", {class: "grid"}, h("caption", {class: "sr-only"}, "Users"),
       h("thead", {}, h("tr", {}, ["User", "Server admin", "Made", "Live tokens", "Last used"].map((c) => h("th", {scope: "col"}, c)))),
       h("tbody", {}, page.items.map((u) => h("tr", {}, h("th", {scope: "row"}, u.name), h("td", {}, u.admin ? "yes" : "no"),
-        h("td", {}, when(u.created_at)), h("td", {class: "num"}, u.tokens), h("td", {}, when(u.last_used_at)))))),
+        h("td", {}, when(u.created_at)),
+        h("td", {class: "num"}, h("a", {href: `#/tokens/${encodeURIComponent(u.name)}`, "aria-label": `${u.name}'s tokens`}, String(u.tokens))),
+        h("td", {}, when(u.last_used_at)))))),
       page.next_cursor];
   });
   await load();
@@ -506,7 +511,7 @@ async function route() {
     else if (parts[0] === "g" && parts.length === 2) await group(parts[1]);
     else if (parts[0] === "secrets") await secrets();
     else if (parts[0] === "clusters") await clusters();
-    else if (parts[0] === "tokens") await tokens();
+    else if (parts[0] === "tokens") await tokens(parts[1]);
     else if (parts[0] === "users") await users();
     else await resources(new URLSearchParams(query || ""));
   } catch (e) {

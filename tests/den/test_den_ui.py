@@ -20,6 +20,8 @@ from browser import chromium
 from conftest import DenServer, start_den, stop_den
 from helpers import SECRET_VALUES
 
+import rhzmq as rh
+
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 SECRET = SECRET_VALUES["db"]
 
@@ -306,3 +308,28 @@ def test_the_clusters_page_shows_status_nodes_uptime_and_cost(ui_den: DenServer)
         ssh_row = page.get_by_role("row").filter(has_text=f"/{carol}/box").locator("td")
         assert ssh_row.all_inner_texts()[:3] == ["ssh", "saved", "1"]
         page.screenshot(path=str(IMAGES / "den-clusters.png"))
+
+
+def test_an_admin_revokes_another_users_token(ui_den: DenServer) -> None:
+    den = ui_den
+    dave, dave_client = den.user("dave")
+    dave_token = den.tokens[-1]
+    assert dave_client.whoami()["name"] == dave
+    den.user("erin")
+    erin_token = den.tokens[-1]
+    with chromium() as browser:
+        page = browser.new_context(viewport={"width": 1100, "height": 600}).new_page()
+        _sign_in(page, den, den.admin_token)
+        page.get_by_role("link", name="Users").click()
+        page.get_by_role("link", name=f"{dave}'s tokens").click()
+        page.get_by_role("heading", name=f"Tokens of {dave}").wait_for()
+        assert page.get_by_role("button", name="Make token").count() == 0  # admins never mint
+        page.get_by_role("button", name="Revoke").first.click()
+        page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
+        page.get_by_role("cell", name="no").wait_for(state="detached")
+    with pytest.raises(rh.InvalidToken), rh.DenClient(den.url, dave_token) as gone:
+        gone.whoami()  # refused from its next request
+    # A user who is not an admin may not look at someone else's tokens.
+    with httpx.Client(base_url=den.url, headers={"Authorization": f"Bearer {erin_token}"}) as http:
+        r = http.get("/tokens", params={"user": dave})
+        assert r.status_code == 403 and "server admin" in r.json()["error"]["message"]
