@@ -88,15 +88,19 @@ class _Record:
         os.replace(tmp, self.path / "run.json")
 
     def load_events(self) -> list[list[Any]]:
-        if self.events is None:
-            events: list[list[Any]] = []
-            try:
-                with open(self.path / "events.msgpack", "rb") as f:
-                    events.extend(msgpack.Unpacker(f, raw=False))
-            except FileNotFoundError:
-                pass
+        """The run's events: kept in memory while it runs (followers wait on them), read from
+        its file once it has ended (a keeper holding every old run's log would only grow)."""
+        if self.events is not None:
+            return self.events
+        events: list[list[Any]] = []
+        try:
+            with open(self.path / "events.msgpack", "rb") as f:
+                events.extend(msgpack.Unpacker(f, raw=False))
+        except FileNotFoundError:
+            pass
+        if self.meta.get("status") == RUNNING:
             self.events = events
-        return self.events
+        return events
 
     def append(self, kind: str, data: Any) -> None:
         events = self.load_events()
@@ -134,6 +138,7 @@ def _finish(record: _Record, status: int, frames: list[bytes]) -> None:
     record.meta["bytes"] = sum(p.stat().st_size for p in record.path.iterdir())
     record.save_meta()
     record.task = None
+    record.events = None  # on disk; readers load it from there
     record.wake()
 
 
@@ -150,6 +155,7 @@ class RunKeeper:
                 meta = json.loads((path / "run.json").read_text())
             except (OSError, ValueError):
                 continue
+            meta.setdefault("name", path.name)
             record = _Record(path, meta)
             if meta.get("status") == RUNNING:  # it ran when this keeper's worker went away
                 meta.update(status=LOST, ended=time.time(), error="the run keeper restarted")
