@@ -304,3 +304,39 @@ def test_gcp_and_azure_credentials_name_their_variables(
     with pytest.raises(rh.ClusterError, match="unknown provider 'nope'"):
         providers.driver_class("nope")
     assert providers.driver_class("gcp").__name__ == "GCENodeDriver"
+
+
+def test_a_reused_security_group_gets_exactly_the_requested_rules(
+    aws_env: str, rhzmq_home: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A later allocation with a narrower ssh_cidr (and another broker port) reuses the tagged
+    group: the wider rule, the old port and a rule added by hand are revoked, the new ones added."""
+    moto = aws_env
+    wide = _cluster(moto, "narrowed", instance_type="CPU:2+", ssh_cidr="0.0.0.0/0")
+    wide.provision()
+    ec2 = _ec2(moto)
+    (group,) = ec2.ex_get_security_groups(filters={"tag:rhzmq-cluster": "narrowed"})
+    ec2.ex_authorize_security_group_ingress(group.id, 80, 80, ["0.0.0.0/0"])  # by hand
+    capfd.readouterr()
+    port = wide.server_port + 10
+    narrow = _cluster(
+        moto, "narrowed", instance_type="CPU:2+", ssh_cidr="203.0.113.0/24", server_port=port
+    )
+    narrow.provision()
+    assert "SSH from 203.0.113.0/24 only" in capfd.readouterr().err
+    (again,) = ec2.ex_get_security_groups(filters={"tag:rhzmq-cluster": "narrowed"})
+    assert again.id == group.id  # reused, not remade
+    rules = {
+        (r["from_port"], r["to_port"]): (r["cidr_ips"], [p["group_id"] for p in r["group_pairs"]])
+        for r in again.ingress_rules
+    }
+    assert rules == {
+        ("22", "22"): (["203.0.113.0/24"], []),
+        (str(port), str(port + 1)): ([], [group.id]),
+    }
+    # Already right: nothing changes on a third allocation.
+    narrow.provision()
+    (third,) = ec2.ex_get_security_groups(filters={"tag:rhzmq-cluster": "narrowed"})
+    assert third.ingress_rules == again.ingress_rules
+    narrow.teardown()
+    assert ec2.ex_get_security_groups(filters={"tag:rhzmq-cluster": "narrowed"}) == []
