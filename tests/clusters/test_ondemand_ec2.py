@@ -340,3 +340,48 @@ def test_a_reused_security_group_gets_exactly_the_requested_rules(
     assert third.ingress_rules == again.ingress_rules
     narrow.teardown()
     assert ec2.ex_get_security_groups(filters={"tag:rhzmq-cluster": "narrowed"}) == []
+
+
+def test_stop_keeps_the_machines_and_their_disks_and_start_runs_them_again(
+    aws_env: str, rhzmq_home: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """stop() through EC2's StopInstances (libcloud's stop_node): the same instances, their
+    volumes, the saved cluster and `rhzmq clusters` say "stopped". (The SSH half of starting
+    again, with new addresses re-pinned per node id, runs in test_ondemand_e2e.)"""
+    moto = aws_env
+    c = _cluster(moto, "pausable", instance_type="CPU:2+", num_nodes=2)
+    nodes = c.provision()
+    ec2 = _ec2(moto)
+    volumes = {v.id for v in ec2.list_volumes() if v.extra.get("instance_id") in c.node_ids}
+    assert len(volumes) == 2
+    capfd.readouterr()
+    c.stop()
+    err = capfd.readouterr().err
+    assert "[rhzmq-pausable-0] stopping (its disk is kept)" in err
+    seen = {n.id: n.state for n in ec2.list_nodes(ex_node_ids=c.node_ids)}
+    assert seen == {n.id: "stopped" for n in nodes}
+    assert volumes <= {v.id for v in ec2.list_volumes()}  # the disks stay
+    saved = rh.cluster("pausable")
+    assert saved.allocation["status"] == "stopped" and saved.node_ids == c.node_ids
+    assert saved.hosts == []
+    (line,) = [x for x in rh.Cluster.list() if x["name"] == "pausable"]
+    assert line["status"] == "stopped" and line["nodes"] == 2 and line["uptime"] is None
+    assert line["cost"] is not None  # what ran before the stop
+    (row,) = [r for r in _rhzmq(rhzmq_home, "clusters").stdout.splitlines() if "pausable" in r]
+    assert row.split()[1:4] == ["ondemand", "stopped", "2"]
+
+    # What up_if_not() does first on a stopped cluster: start the same instances (the API
+    # half only: moto's instances do not answer SSH).
+    for n in saved.cloud().refresh(saved.node_ids):
+        saved.cloud().start(n)
+    seen = {n.id: n.state for n in ec2.list_nodes(ex_node_ids=c.node_ids)}
+    assert seen == {n.id: "running" for n in nodes}
+    saved.teardown()
+    assert ec2.ex_get_security_groups(filters={"tag:rhzmq-cluster": "pausable"}) == []
+
+
+def test_stop_where_the_provider_cannot_says_so(rhzmq_home: Path) -> None:
+    c = rh.cluster("nostop", instance_type="CPU:1+", provider="dummy", credentials={"key": "0"})
+    for call in (c.stop, c.start):
+        with pytest.raises(rh.ClusterError, match=r"provider dummy cannot stop and start machines"):
+            call()
