@@ -157,6 +157,12 @@ class Cloud:
     def delete_firewall(self, cluster: str) -> list[str]:
         return []
 
+    def leave_firewall(self, node: Any) -> bool:
+        """Take ``node`` out of the cluster's firewall (so it can be deleted while the node
+        still runs: the head's reaper, before terminating its own machine); False where
+        rhzmq manages no firewall."""
+        return False
+
     # -- nodes ------------------------------------------------------------------------------------
 
     def create_node(
@@ -386,6 +392,24 @@ class EC2Cloud(Cloud):
             )
             deleted.append(f"security group {group.name} ({group.id})")
         return deleted
+
+    def leave_firewall(self, node: Any) -> bool:
+        """Move ``node`` into its VPC's ``default`` group (a VPC instance's groups can change
+        while it runs), out of the cluster's, which can then be deleted."""
+        vpc = (node.extra or {}).get("vpc_id")
+        filters = {"group-name": "default", **({"vpc-id": vpc} if vpc else {})}
+        groups = self.call(
+            "find the default security group", self.driver.ex_get_security_groups, filters=filters
+        )
+        if not groups:
+            return False
+        self.call(
+            f"move {node.name} to the default security group",
+            self.driver.ex_modify_instance_attribute,
+            node,
+            {"GroupId.1": groups[0].id},
+        )
+        return True
 
     def create_node(
         self,
