@@ -147,11 +147,15 @@ def test_uv_gets_a_standalone_python_and_the_cluster_runs_on_it(
         assert f"home = {rhzmq_dir}/python/cpython-{MINOR}" in cfg  # the venv is made with it
         where = rh.function(jobs.where).to(c, name="where_getpy")
         assert where(1)["home"] == str(home)
-        # A later bootstrap finds that Python without getting one again.
+        # A later install (the venv gone) finds that Python without getting one again.
         c.teardown()
+        shutil.rmtree(rhzmq_dir / "venv")
         capfd.readouterr()
         c.restart_server()
-        assert "getting Python" not in capfd.readouterr().err
+        err = capfd.readouterr().err
+        assert "getting Python" not in err
+        (again,) = [x for x in err.splitlines() if x.startswith(f"[{address}] installing ")]
+        assert f" with {rhzmq_dir}/python/cpython-{MINOR}" in again  # the one uv put there
     finally:
         c.teardown()
 

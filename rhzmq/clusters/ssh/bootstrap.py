@@ -28,10 +28,15 @@ from .transport import put_file, remote_home, run
 
 # Prints the path of the first Python >= 3.11 with venv and ensurepip on the host (Debian's
 # python3 lacks ensurepip until python3.X-venv is installed: `-m venv` would fail), or what it
-# found instead. $1 is rhzmq's directory there: a Python `uv python install` put there counts.
-_FIND_PYTHON = r"""
+# found instead. A Python `uv python install` put in rhzmq's directory there counts. (No path
+# in the command line: the tests look for processes by their home's path.)
+_ROOT = r"""root="${RHZMQ_HOME:-$HOME/.rhzmq}"; case "$root" in "~/"*) root="$HOME/${root#??}";; esac
+"""
+_FIND_PYTHON = (
+    _ROOT
+    + r"""
 for p in python3.14 python3.13 python3.12 python3.11 python3 python \
-         "$1"/python/cpython-3.*/bin/python3 \
+         "$root"/python/cpython-3.*/bin/python3 \
          /usr/local/bin/python3 "$HOME/.pyenv/shims/python3" /opt/conda/bin/python3; do
   path=$(command -v "$p" 2>/dev/null) || continue
   if "$path" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
@@ -42,17 +47,19 @@ for p in python3.14 python3.13 python3.12 python3.11 python3 python \
 done
 exit 3
 """
+)
 
 #: How a host without a usable Python gets one (``install_python=``; README, "Allocate machines
-#: in a cloud"). Arguments: the mode (auto, uv or plan), rhzmq's directory, the wanted minor
-#: version (the client's: functions travel pickled). Debian and Ubuntu: apt's python3.X and
+#: in a cloud"). Preceded by ``mode=`` (auto, uv or plan) and ``want=`` (the minor version:
+#: the client's, as functions travel pickled). Debian and Ubuntu: apt's python3.X and
 #: python3.X-venv; RHEL, Fedora, Amazon Linux: dnf's (or yum's) python3.X and python3.X-pip —
 #: both as root or with passwordless sudo. Otherwise, or when those fail: a standalone CPython
 #: from ``uv python install`` into rhzmq's directory, with the uv on PATH or one pip-installed
 #: into ``<rhzmq>/tools`` first (no root needed). Prints ``STEP``/``NOTE`` lines as it goes,
 #: then ``PYTHON <path>``; in plan mode ``PLAN <commands>`` instead of running anything.
-_GET_PYTHON = r"""
-mode=$1 root=$2 want=$3
+_GET_PYTHON = (
+    _ROOT
+    + r"""
 os_id= os_like= family=other
 if [ -r /etc/os-release ]; then
   os_id=$(. /etc/os-release; echo "${ID:-}"); os_like=$(. /etc/os-release; echo "${ID_LIKE:-}")
@@ -129,6 +136,7 @@ echo "STEP uv python install $want (a standalone CPython, into $root/python)"
 p=$("$uv" python find "$want" 2>/dev/null) && usable "$p" && { echo "PYTHON $p"; exit 0; }
 echo "FAILED uv installed no usable Python $want"; exit 5
 """
+)
 
 #: ``install_python=`` values: get a Python where none is usable (system packages first), get
 #: one with uv only (nothing outside rhzmq's directory), or never (say what "auto" would run).
@@ -170,16 +178,14 @@ async def find_python(
     ``install_python`` says (see ``_GET_PYTHON``), showing its progress."""
     if install_python not in INSTALL_PYTHON:
         raise ValueError(f"install_python must be one of {INSTALL_PYTHON}, got {install_python!r}")
-    where = await remote_home(conn)
-    root = shlex.quote(where.rhzmq)
-    status, out = await run(conn, f"sh -c {shlex.quote(_FIND_PYTHON)} find-python {root}")
+    status, out = await run(conn, _FIND_PYTHON)
     found = _tagged(out, "PYTHON")
     if status == 0 and found:
         return found[0]
     seen = ", ".join(_tagged(out, "FOUND")) or "none"
     want = f"{sys.version_info.major}.{sys.version_info.minor}"
     mode = "plan" if install_python == "never" else install_python
-    get = f"sh -c {shlex.quote(_GET_PYTHON)} get-python {mode} {root} {want}"
+    get = f"mode={mode} want={want}\n{_GET_PYTHON}"
     if mode != "plan":
         say(host, f"no Python 3.11+ with venv (found: {seen}); getting Python {want}")
 
