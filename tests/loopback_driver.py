@@ -30,6 +30,8 @@ from libcloud.compute.base import KeyPair, Node, NodeDriver, NodeImage, NodeSize
 from libcloud.compute.types import NodeState
 
 POOL_VAR = "LOOPBACK_POOL"
+#: The sshd processes ``start_node`` booted in this process (the tests reap them).
+BOOTED: list[subprocess.Popen[bytes]] = []
 
 
 def write_pool(path: Path, hosts: list[dict[str, Any]], user: str, authorized: Path) -> None:
@@ -61,7 +63,10 @@ class LoopbackDriver(NodeDriver):  # type: ignore[misc]
         return Node(
             id=record["id"],
             name=record["name"],
-            state=NodeState.TERMINATED if record["state"] == "terminated" else NodeState.RUNNING,
+            state={
+                "terminated": NodeState.TERMINATED,
+                "stopped": NodeState.STOPPED,
+            }.get(record["state"], NodeState.RUNNING),
             public_ips=[host["address"]],
             private_ips=[host["address"]],
             driver=self,
@@ -145,6 +150,38 @@ class LoopbackDriver(NodeDriver):  # type: ignore[misc]
             (host,) = [h for h in data["hosts"] if h["node"] and h["node"]["id"] == node.id]
             host["node"]["state"] = "terminated"
         _kill_machine(int(host["sshd_pid"]), str(host["home"]))
+        return True
+
+    def stop_node(self, node: Node) -> bool:
+        """The machine powers off: its sshd and processes end; its home (the disk) stays."""
+        with self._state() as data:
+            (host,) = [h for h in data["hosts"] if h["node"] and h["node"]["id"] == node.id]
+            host["node"]["state"] = "stopped"
+        _kill_machine(int(host["sshd_pid"]), str(host["home"]))
+        return True
+
+    def start_node(self, node: Node) -> bool:
+        """The machine boots again, as a cloud's does, at a new address (127.0.0.N+20): the
+        same sshd configuration, host key and home."""
+        with self._state() as data:
+            (host,) = [h for h in data["hosts"] if h["node"] and h["node"]["id"] == node.id]
+            old = host["address"]
+            a, b, c, last = old.split(".")
+            new = f"{a}.{b}.{c}.{int(last) + 20}"
+            config = Path(host["config"])
+            config.write_text(
+                config.read_text().replace(f"ListenAddress {old}:", f"ListenAddress {new}:")
+            )
+            with open(config.with_name("sshd.log"), "ab") as log:
+                proc = subprocess.Popen(
+                    [host["sshd"], "-D", "-e", "-f", str(config)],
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            BOOTED.append(proc)
+            host.update(address=new, sshd_pid=proc.pid)
+            host["node"]["state"] = "running"
         return True
 
 

@@ -3,8 +3,9 @@ libcloud driver whose machines are real sshd instances on 127.0.0.N (tests/loopb
 
 create -> wait for SSH (host keys pinned: node 0's from its console, node 1's on first use) ->
 bootstrap -> call functions on both nodes -> up_if_not again reconnects without creating ->
-autostop: the head's reaper (shipped the driver module) destroys every machine -> the saved
-cluster reads as torn down -> teardown deletes the key pair.
+stop -> up_if_not starts the same machines at new addresses (host keys re-pinned by node id) ->
+autostop: the head's reaper (shipped the driver module) destroys every machine and deletes the
+key pair -> the saved cluster reads as torn down -> teardown finds nothing left.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import loopback_driver
 import pytest
 from loopback_driver import POOL_VAR, write_pool
-from sshd import SSHHosts, free_port, processes_under, start_hosts, wait_no_processes
+from sshd import SSHD, SSHHosts, free_port, processes_under, start_hosts, wait_no_processes
 
 import rhzmq as rh
 
@@ -41,6 +45,9 @@ def pool(tmp_path: Path, rhzmq_home: Path, monkeypatch: pytest.MonkeyPatch) -> I
                 "host_key": f"{host_key[0]} {host_key[1]}",
                 "console": i == 0,  # node 1's provider shows no console: trust on first use
                 "node": None,
+                # What start_node needs to boot the machine again (at another address).
+                "config": str(machines.root / f"node{i}" / "sshd_config"),
+                "sshd": SSHD,
             }
         )
     path = tmp_path / "pool.json"
@@ -48,6 +55,11 @@ def pool(tmp_path: Path, rhzmq_home: Path, monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setenv(POOL_VAR, str(path))  # how this process's driver finds the pool later
     yield path
     machines.stop()
+    for h in json.loads(path.read_text())["hosts"]:  # sshds start_node started
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(h["sshd_pid"]), signal.SIGKILL)
+    while loopback_driver.BOOTED:
+        loopback_driver.BOOTED.pop().wait(timeout=10)
     for h in machines.hosts:  # after a failure: nothing of this test keeps running
         for line in processes_under(h.home):
             with contextlib.suppress(ProcessLookupError):
@@ -114,9 +126,51 @@ def _run(
     assert again.node_ids == c.node_ids
     assert head(3)["index"] == "0"
 
+    # Stop: the machines power off (their homes, the disks, stay); the saved cluster says so.
+    homes = [Path(h["home"]) for h in data["hosts"]]
+    again.stop()
+    assert [h["node"]["state"] for h in json.loads(pool.read_text())["hosts"]] == ["stopped"] * 2
+    for home in homes:
+        assert wait_no_processes(home, timeout=20) == [], f"{home} still runs"
+    assert rh.cluster("lo").allocation["status"] == "stopped"
+    (line,) = [x for x in rh.Cluster.list() if x["name"] == "lo"]
+    assert line["status"] == "stopped" and line["nodes"] == 2 and line["uptime"] is None
+    env = {**os.environ, "PYTHONPATH": str(Path(loopback_driver.__file__).parent)}
+    listed = subprocess.run(
+        [sys.executable, "-m", "rhzmq", "clusters"], capture_output=True, text=True, env=env
+    )
+    (row,) = [r for r in listed.stdout.splitlines() if r.startswith("lo ")]
+    assert row.split()[1:4] == ["ondemand", "stopped", "2"], row
+
+    # up_if_not() starts the same machines (new addresses, host keys checked against the ones
+    # pinned per node id), bootstraps them again, and they work.
+    capfd.readouterr()
+    started = rh.cluster("lo", **args).up_if_not()
+    err = capfd.readouterr().err
+    moved = json.loads(pool.read_text())["hosts"]
+    moved.sort(key=lambda h: h["node"]["name"])
+    assert started.node_ids == c.node_ids and "creating" not in err
+    assert started.hosts == [h["address"] for h in moved] != c.hosts
+    for h in moved:
+        name = h["node"]["name"]
+        assert f"[{name}] starting again (same machine, same disk)" in err
+        assert (
+            f"[{name}] host key ssh-ed25519 re-pinned at [{h['address']}]:{h['port']}: "
+            "the key pinned at creation (same node id)"
+        ) in err
+    known = (Path(os.environ["RHZMQ_HOME"]) / "clusters" / "lo" / "known_hosts").read_text()
+    assert sorted(known.splitlines()) == sorted(
+        f"[{h['address']}]:{h['port']} {h['host_key']}" for h in moved
+    )  # the old addresses are no longer trusted
+    head = rh.function(jobs.where).to(started, name="where_head")
+    far = rh.function(jobs.where).to(
+        started, name="where_far", env=rh.env(name="far", compute={"node": 1})
+    )
+    assert head(4)["home"] == moved[0]["home"] and far(5)["index"] == "1"
+    again = started
+
     # Autostop: the head's reaper destroys every machine through the driver.
     again.keep_warm(0.05)  # 3 s idle
-    homes = [Path(h["home"]) for h in data["hosts"]]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         states = [h["node"]["state"] for h in json.loads(pool.read_text())["hosts"]]
@@ -133,9 +187,11 @@ def _run(
     assert line["status"] == "torn down" and line["nodes"] == 0
     loaded = rh.cluster("lo")
     assert loaded.node_ids == [] and loaded.hosts == []
-    loaded.teardown()
-    assert loaded.deleted == ["key pair rhzmq-lo"]
+    # The reaper deleted the key pair too (this driver has no firewall): nothing lingers.
     assert json.loads(pool.read_text())["keys"] == {}
+    assert loaded.allocation["status"] == "torn down"
+    loaded.teardown()
+    assert loaded.deleted == []
     for home in homes:
         assert processes_under(home) == []
 

@@ -157,6 +157,12 @@ class Cloud:
     def delete_firewall(self, cluster: str) -> list[str]:
         return []
 
+    def leave_firewall(self, node: Any) -> bool:
+        """Take ``node`` out of the cluster's firewall (so it can be deleted while the node
+        still runs: the head's reaper, before terminating its own machine); False where
+        rhzmq manages no firewall."""
+        return False
+
     # -- nodes ------------------------------------------------------------------------------------
 
     def create_node(
@@ -212,6 +218,25 @@ class Cloud:
     def destroy(self, node: Any) -> None:
         self.call(f"terminate {node.name}", self.driver.destroy_node, node)
 
+    # -- stop and start (machines kept, disks kept) -----------------------------------------
+
+    def can_stop(self) -> bool:
+        """Whether the driver stops and starts machines (libcloud's ``stop_node`` and
+        ``start_node``, which the base ``NodeDriver`` leaves unimplemented)."""
+        from libcloud.compute.base import NodeDriver
+
+        kind = type(self.driver)
+        return (
+            getattr(kind, "stop_node", None) is not NodeDriver.stop_node
+            and getattr(kind, "start_node", None) is not NodeDriver.start_node
+        )
+
+    def stop(self, node: Any) -> None:
+        self.call(f"stop {node.name}", self.driver.stop_node, node)
+
+    def start(self, node: Any) -> None:
+        self.call(f"start {node.name}", self.driver.start_node, node)
+
     def host_keys(self, node: Any) -> list[str]:
         """The node's SSH host keys from its console output, where the provider shows it."""
         console = getattr(self.driver, "ex_get_console_output", None)
@@ -266,7 +291,9 @@ class EC2Cloud(Cloud):
     def open_ssh(self, cluster: str, ssh_cidr: str, broker_port: int) -> str | None:
         name = resource_name(cluster)
         for old in self._groups(cluster):
-            return str(old.name)  # made by an earlier allocation of this cluster: reuse it
+            # Made by an earlier allocation of this cluster: reuse it, with today's rules only.
+            self._reconcile(old, ssh_cidr, broker_port)
+            return str(old.name)
         group = self.call(
             "create the security group",
             self.driver.ex_create_security_group,
@@ -295,6 +322,66 @@ class EC2Cloud(Cloud):
         )
         return name
 
+    def _reconcile(self, group: Any, ssh_cidr: str, broker_port: int) -> None:
+        """Make a reused group's ingress exactly what ``open_ssh`` would create now: revoke the
+        rules not asked for (a wider SSH range of an earlier ``up``, an old broker port), then
+        authorize the missing ones."""
+        want_cidr = {("tcp", 22, 22, ssh_cidr)}
+        want_pair = {("tcp", broker_port, broker_port + 1, str(group.id))}
+        have_cidr, have_pair = set(), set()
+        for rule in group.ingress_rules or []:
+            proto = str(rule.get("protocol") or "tcp")
+            ports = (int(rule.get("from_port") or 0), int(rule.get("to_port") or 0))
+            for cidr in rule.get("cidr_ips") or []:
+                have_cidr.add((proto, *ports, str(cidr)))
+            for pair in rule.get("group_pairs") or []:
+                if pair.get("group_id"):
+                    have_pair.add((proto, *ports, str(pair["group_id"])))
+        for proto, low, high, cidr in sorted(have_cidr - want_cidr):
+            self.call(
+                f"revoke {cidr} on ports {low}-{high} of {group.name}",
+                self.driver.ex_revoke_security_group_ingress,
+                group.id,
+                low,
+                high,
+                [cidr],
+                None,
+                proto,
+            )
+        for proto, low, high, other in sorted(have_pair - want_pair):
+            self.call(
+                f"revoke group {other} on ports {low}-{high} of {group.name}",
+                self.driver.ex_revoke_security_group_ingress,
+                group.id,
+                low,
+                high,
+                None,
+                [{"group_id": other}],
+                proto,
+            )
+        for proto, low, high, cidr in sorted(want_cidr - have_cidr):
+            self.call(
+                "open SSH",
+                self.driver.ex_authorize_security_group_ingress,
+                group.id,
+                low,
+                high,
+                [cidr],
+                None,
+                proto,
+            )
+        for proto, low, high, other in sorted(want_pair - have_pair):
+            self.call(
+                "let nodes reach the head",
+                self.driver.ex_authorize_security_group_ingress,
+                group.id,
+                low,
+                high,
+                None,
+                [{"group_id": other}],
+                proto,
+            )
+
     def delete_firewall(self, cluster: str) -> list[str]:
         deleted = []
         for group in self._groups(cluster):
@@ -305,6 +392,24 @@ class EC2Cloud(Cloud):
             )
             deleted.append(f"security group {group.name} ({group.id})")
         return deleted
+
+    def leave_firewall(self, node: Any) -> bool:
+        """Move ``node`` into its VPC's ``default`` group (a VPC instance's groups can change
+        while it runs), out of the cluster's, which can then be deleted."""
+        vpc = (node.extra or {}).get("vpc_id")
+        filters = {"group-name": "default", **({"vpc-id": vpc} if vpc else {})}
+        groups = self.call(
+            "find the default security group", self.driver.ex_get_security_groups, filters=filters
+        )
+        if not groups:
+            return False
+        self.call(
+            f"move {node.name} to the default security group",
+            self.driver.ex_modify_instance_attribute,
+            node,
+            {"GroupId.1": groups[0].id},
+        )
+        return True
 
     def create_node(
         self,

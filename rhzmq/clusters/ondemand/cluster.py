@@ -20,6 +20,11 @@
 printing what it deleted. After autostop the head has terminated the nodes itself; the saved
 cluster reads as torn down the next time it is looked at (``status_summary()``,
 ``rh.Cluster.list()``, ``up_if_not()``).
+
+``stop()`` stops the daemons and the machines (libcloud's ``stop_node``; the disks stay) and saves
+the cluster as "stopped"; ``start()``/``up_if_not()`` then starts the same machines, pins each
+one's (possibly new) address with the host key pinned for its node id at creation, and
+bootstraps. A driver without ``stop_node`` makes both a ClusterError.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import importlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +55,9 @@ from .providers import Credentials, canonical, credentials, provider_path
 from .reaper import SPEC
 
 REAPER = "rhzmq.clusters.ondemand.reaper"
+#: States a saved node can be started again from (``stop()``, or stopped by hand).
+_PINNING = threading.Lock()
+_RESTARTABLE = {"running", "stopped", "stopping", "pending"}
 #: How long a node may take to run and answer SSH.
 READY_TIMEOUT = 600.0
 
@@ -180,10 +189,94 @@ class OnDemandCluster(SSHCluster):
     async def _aallocate(self) -> None:
         alive = await self._alive()
         if alive and len(alive) == len(self.node_ids):
-            if all(state(n) == "running" for n in alive):
+            states = {state(n) for n in alive}
+            if states == {"running"} and self.allocation.get("status") == "up" and self.hosts:
                 return  # a saved, running cluster: reconnect (SSHCluster's up does)
+            if states <= _RESTARTABLE:  # stopped (by stop(), or by hand): the same machines
+                await self._aconnectable(await self._astart_nodes(alive))
+                return
         nodes = await self.aprovision()
         await self._aconnectable(nodes)
+
+    # -- stop and start ----------------------------------------------------------------------------
+
+    def _check_stoppable(self) -> Cloud:
+        cloud = self.cloud()
+        if not cloud.can_stop():
+            raise ClusterError(
+                f"cluster {self.name!r}: provider {self.provider} cannot stop and start machines "
+                "(its libcloud driver has no stop_node/start_node); teardown() ends the cluster "
+                "and up_if_not() makes a new one"
+            )
+        return cloud
+
+    def stop(self) -> None:
+        """Stop the daemons and the machines, keeping them and their disks (which still cost
+        what disks cost); ``start()`` or ``up_if_not()`` starts the same machines again."""
+        run_sync(self.astop, hint="`await cluster.astop()`")
+
+    async def astop(self) -> None:
+        await transport.on_portal(self._astop())
+
+    async def _astop(self) -> None:
+        cloud = self._check_stoppable()
+        if not self.node_ids:
+            raise ClusterError(f"cluster {self.name!r} has no machines to stop (not allocated)")
+        if self.hosts:
+            try:
+                await self._ateardown()
+            except (ClusterError, ClusterNotRunning, OSError) as exc:
+                say(self.name, f"daemons not stopped ({exc}); stopping the machines anyway")
+        self._disconnect()
+        alive = await self._alive()
+        running = [n for n in alive if state(n) not in ("stopped", "stopping")]
+        for n in running:
+            say(n.name, "stopping (its disk is kept)")
+        await gather(*(anyio.to_thread.run_sync(cloud.stop, n) for n in running))
+        ids = [n.id for n in alive]
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            now = await anyio.to_thread.run_sync(cloud.refresh, ids)
+            if all(state(n) == "stopped" for n in now) or time.monotonic() > deadline:
+                break
+            await anyio.sleep(2.0)
+        launched = self.allocation.get("launched_at")
+        billed = float(self.allocation.get("billed_secs") or 0.0)
+        if launched:
+            billed += time.time() - float(launched)
+        self.allocation.update(
+            status="stopped", hosts=[], launched_at=None, billed_secs=billed, stopped_at=time.time()
+        )
+        self.hosts = []
+        self.save()
+        say(self.name, f"stopped {len(alive)} node(s); start() or up_if_not() starts them again")
+
+    def start(self) -> OnDemandCluster:
+        """Start a stopped cluster's machines again and bootstrap them (``up_if_not()``)."""
+        run_sync(self.astart, hint="`await cluster.astart()`")
+        return self
+
+    async def astart(self) -> OnDemandCluster:
+        self._check_stoppable()
+        return await self.aup_if_not()
+
+    async def _astart_nodes(self, nodes: list[Any]) -> list[Any]:
+        """Start the stopped ones of ``nodes`` (waiting out a 'stopping'); returns them."""
+        cloud = self._check_stoppable()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while any(state(n) == "stopping" for n in nodes) and time.monotonic() < deadline:
+            await anyio.sleep(2.0)
+            nodes = await anyio.to_thread.run_sync(cloud.refresh, [n.id for n in nodes])
+        stopped = [n for n in nodes if state(n) == "stopped"]
+        for n in stopped:
+            say(n.name, "starting again (same machine, same disk)")
+        await gather(*(anyio.to_thread.run_sync(cloud.start, n) for n in stopped))
+        self.allocation["status"] = "starting"
+        if stopped:
+            self.allocation["launched_at"] = time.time()
+        self.save()
+        order = {i: k for k, i in enumerate(self.node_ids)}
+        return sorted(nodes, key=lambda n: order.get(n.id, 1 << 30))
 
     def provision(self) -> list[Any]:
         """Create the nodes (the first half of ``up_if_not()``: no waiting, no bootstrap);
@@ -242,6 +335,7 @@ class OnDemandCluster(SSHCluster):
             "image_id": image.id,
             "launched_at": time.time(),
             "status": "allocating",
+            "host_keys": {},  # node id -> its pinned host key, kept across stop/start
         }
         self.image_id = self.image_id or image.id
         self.save()  # from now on there is something to tear down: make it findable
@@ -252,7 +346,8 @@ class OnDemandCluster(SSHCluster):
         """Wait for every node to run and answer SSH; set the hosts and logins from them."""
         cloud = self.cloud()
         ready = await gather(*(self._await_ready(n) for n in nodes))
-        user = self.ssh_user or cloud.default_user(self._image)
+        saved = (self.allocation.get("ssh_creds") or {}).get("user")
+        user = self.ssh_user or saved or cloud.default_user(self._image)
         port = int((ready[0].extra or {}).get("ssh_port") or 22)
         self.hosts = [_public_ip(n) for n in ready]
         self.creds = transport.SSHCreds(
@@ -298,26 +393,46 @@ class OnDemandCluster(SSHCluster):
             await anyio.sleep(2.0)
 
     def _pin(self, node: Any, port: int, presented: asyncssh.SSHKey) -> None:
-        shown = self.cloud().host_keys(node)
         key = presented.export_public_key().decode().split()
         line = f"{key[0]} {key[1]}"
-        if shown and line not in shown:
-            raise ClusterError(
-                f"node {node.name} presents an SSH host key its console does not show: "
-                "someone may be between you and it. Nothing was sent; tear the cluster down"
-            )
-        how = "from the provider's console" if shown else "trusted on first use (no console)"
+        pinned: dict[str, str] = self.allocation.setdefault("host_keys", {})
+        before = pinned.get(node.id)
+        if before is not None:
+            # The same machine (stopped and started, perhaps at a new address): the key it was
+            # pinned with, and no other, whatever its console shows now.
+            if line != before:
+                raise ClusterError(
+                    f"node {node.name} ({node.id}) presents another SSH host key than the one "
+                    "pinned when it was created: someone may be between you and it. Nothing "
+                    "was sent; tear the cluster down"
+                )
+            how = "the key pinned at creation (same node id)"
+        else:
+            shown = self.cloud().host_keys(node)
+            if shown and line not in shown:
+                raise ClusterError(
+                    f"node {node.name} presents an SSH host key its console does not show: "
+                    "someone may be between you and it. Nothing was sent; tear the cluster down"
+                )
+            how = "from the provider's console" if shown else "trusted on first use (no console)"
         host = _public_ip(node)
         name = host if port == 22 else f"[{host}]:{port}"
         path = self._known_hosts()
-        kept = [
-            entry
-            for entry in (path.read_text().splitlines() if path.exists() else [])
-            if entry.split(" ", 1)[0] != name  # a new machine may reuse an old address
-        ]
-        path.write_text("\n".join([*kept, f"{name} {line}"]) + "\n")
-        os.chmod(path, 0o600)
-        say(node.name, f"host key {key[0]} pinned, {how}")
+        with _PINNING:  # the nodes are pinned from parallel threads: one file, one writer
+            kept = [
+                entry
+                for entry in (path.read_text().splitlines() if path.exists() else [])
+                # A new machine may reuse an old address; this machine's old address goes.
+                if entry.split(" ", 1)[0] != name
+                and (before is None or not entry.endswith(f" {before}"))
+            ]
+            path.write_text("\n".join([*kept, f"{name} {line}"]) + "\n")
+            os.chmod(path, 0o600)
+        pinned[node.id] = line
+        if before is None:
+            say(node.name, f"host key {key[0]} pinned, {how}")
+        else:
+            say(node.name, f"host key {key[0]} re-pinned at {name}: {how}")
 
     # -- the head's autostop ---------------------------------------------------------------------
 
@@ -451,12 +566,18 @@ class OnDemandCluster(SSHCluster):
             )
         launched = self.allocation.get("launched_at")
         price = self.allocation.get("hourly_price")
-        hours = (time.time() - launched) / 3600 if launched and alive else None
+        billed = self.allocation.get("billed_secs")  # running time before a stop()
+        running = time.time() - launched if launched and alive else None
+        hours = (
+            ((running or 0.0) + float(billed or 0.0)) / 3600
+            if alive and (running is not None or billed is not None)
+            else None
+        )
         summary.update(
             status=status,
             nodes=len(alive),
             instance_type=f"{self.instance_type} ({self.allocation.get('size', '?')})",
-            uptime=hours * 3600 if hours is not None else None,
+            uptime=running,
             cost=price * hours if price is not None and hours is not None else None,
         )
         return summary

@@ -67,6 +67,7 @@ class SSHCluster(Cluster):
         gateway_port: int | None = DEFAULT_GATEWAY_PORT,
         autostop_mins: float = DEFAULT_AUTOSTOP_MINS,
         tunnel_workers: bool = False,
+        install_python: str = "auto",
     ) -> None:
         if name == "local" or not name:
             raise ValueError("an SSH cluster needs its own name (not 'local')")
@@ -77,6 +78,11 @@ class SSHCluster(Cluster):
         self.gateway_port = gateway_port
         self.autostop_mins = float(autostop_mins)
         self.tunnel_workers = bool(tunnel_workers)
+        if install_python not in bootstrap.INSTALL_PYTHON:
+            raise ValueError(
+                f"install_python must be one of {bootstrap.INSTALL_PYTHON}, got {install_python!r}"
+            )
+        self.install_python = install_python
         self._keys = ClusterKeys(name)
         self._tunnel: Tunnel | None = None
         self._synced: dict[Path, dict[str, tuple[int, int]]] = {}
@@ -101,6 +107,7 @@ class SSHCluster(Cluster):
             "gateway_port": self.gateway_port,
             "autostop_mins": self.autostop_mins,
             "tunnel_workers": self.tunnel_workers,
+            "install_python": self.install_python,
         }
 
     # -- keys and addresses ----------------------------------------------------------------------
@@ -191,7 +198,7 @@ class SSHCluster(Cluster):
         # 1. Install where the build differs, everywhere, before starting anything.
         await gather(
             *(
-                bootstrap.install(c, h, wheel)
+                bootstrap.install(c, h, wheel, self.install_python)
                 for c, h, p in zip(conns, self.hosts, probes, strict=True)
                 if p.get("build") != build
             )
