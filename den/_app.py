@@ -59,7 +59,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rhzmq.wire.net import LOOPBACK_NAMES
+from rhzmq.wire.http import HostCheck, allowed_hosts, error_response
 from rhzmq.wire.version import __version__
 from rhzmq.wire.websession import SAFE_METHODS, Sessions, csrf_ok, same_origin
 
@@ -110,13 +110,6 @@ HTTP_STATUS: dict[type[DenError], int] = {
 PUBLIC = frozenset({"/health", "/openapi.json"})
 #: The web UI's sign-in: a POST that carries the token in its body, so needs none before.
 SIGN_IN = "/session"
-
-
-def error_response(status: int, type_: str, message: str, **extra: Any) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(
-        {"error": {"type": type_, "message": message, **extra}}, status, headers=headers
-    )
 
 
 def _check_depth(value: Any) -> None:
@@ -581,51 +574,6 @@ class TokenAuth:
         await response(scope, receive, send)
 
 
-class HostCheck:
-    """Pure ASGI middleware: only requests whose ``Host`` names this server get in.
-
-    A web page can point a name it controls at 127.0.0.1 (DNS rebinding) and then talk to a
-    loopback server as its own origin; its requests still say ``Host: <its name>``. The rule is
-    the gateway's: loopback binds answer ``localhost``, ``127.0.0.1`` and ``[::1]``; others also
-    their address and ``--allowed-hosts``; ``0.0.0.0`` any name unless ``--allowed-hosts``
-    narrows it (``*`` allows any, for a registry behind a proxy).
-    """
-
-    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
-        self.app = app
-        self.allowed = allowed
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or "*" in self.allowed:
-            return await self.app(scope, receive, send)
-        host = ""
-        for key, value in scope["headers"]:
-            if key == b"host":
-                host = value.decode("latin-1")
-                break
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if name.strip("[]").lower() in self.allowed:
-            return await self.app(scope, receive, send)
-        response = error_response(
-            403,
-            "Forbidden",
-            f"Host {host!r} is not this registry's; allowed: {', '.join(sorted(self.allowed))} "
-            "(start it with --allowed-hosts to add names)",
-        )
-        await response(scope, receive, send)
-
-
-def allowed_hosts(bind: str, extra: Sequence[str] = ()) -> frozenset[str]:
-    """The Host names a registry bound to ``bind`` answers (see :class:`HostCheck`)."""
-    given = {h.strip().lower() for h in extra if h.strip()}
-    if bind in ("0.0.0.0", "::", "") and not given:
-        return frozenset({"*"})
-    names = set(LOOPBACK_NAMES) | given
-    if bind not in ("0.0.0.0", "::", ""):
-        names.add(bind.strip("[]").lower())
-    return frozenset(names)
-
-
 def _error(exc: DenError) -> Response:
     status = next((HTTP_STATUS[c] for c in type(exc).__mro__ if c in HTTP_STATUS), 400)
     return error_response(status, type(exc).__name__, exc.message, **exc.extra)
@@ -689,7 +637,7 @@ def create_app(
         auth = TokenAuth(app, den, public, _ui.is_public, _ui.PAGES)
     else:
         auth = TokenAuth(app, den, public)
-    return HostCheck(auth, hosts)
+    return HostCheck(auth, hosts, "registry")
 
 
 __all__ = ["HTTP_STATUS", "PUBLIC", "Den", "create_app"]

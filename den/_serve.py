@@ -14,9 +14,10 @@ import sys
 from collections.abc import Sequence
 
 from rhzmq.wire import handshake
+from rhzmq.wire.http import allowed_hosts
 from rhzmq.wire.settings import DEFAULT_DEN_PORT, HTTP_MAX_CONCURRENCY
 
-from ._app import MAX_BODY, allowed_hosts, create_app
+from ._app import MAX_BODY, create_app
 from ._db import Database, safe_url
 from ._store import Store
 

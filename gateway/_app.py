@@ -36,7 +36,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ from rhzmq.wire.exceptions import (
     VersionMismatch,
     WorkerDiedError,
 )
-from rhzmq.wire.net import LOOPBACK_NAMES
+from rhzmq.wire.http import HostCheck, allowed_hosts, error_response
 from rhzmq.wire.protocol import (
     RH_DESCRIBE,
     RH_GETATTR,
@@ -174,13 +174,6 @@ class HTTPError(Exception):
 
     def response(self) -> Response:
         return error_response(self.status, self.type, self.message, **self.extra)
-
-
-def error_response(status: int, type_: str, message: str, **extra: Any) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(
-        {"error": {"type": type_, "message": message, **extra}}, status, headers=headers
-    )
 
 
 def _final_error(status: int, frames: list[bytes]) -> HTTPError:
@@ -525,54 +518,6 @@ class BearerAuth:
                 return await self.app(scope, receive, send)
             response = error_response(403, "Forbidden", "the bearer token is wrong")
         await response(scope, receive, send)
-
-
-class HostCheck:
-    """Pure ASGI middleware: only requests whose ``Host`` names this gateway get in.
-
-    A web page can point a name it controls at 127.0.0.1 (DNS rebinding) and then talk to a
-    loopback gateway as its own origin; its requests still say ``Host: <its name>``. So a
-    gateway bound to loopback answers only ``localhost``, ``127.0.0.1`` and ``[::1]`` (any
-    port: SSH forwards move it); one bound to an address answers it and the names given with
-    ``--allowed-hosts``; one bound to every address (``0.0.0.0``) answers any name unless
-    ``--allowed-hosts`` narrows it (``*`` allows any, for a gateway behind a proxy).
-    """
-
-    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
-        self.app = app
-        self.allowed = allowed
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or "*" in self.allowed:
-            return await self.app(scope, receive, send)
-        host = ""
-        for key, value in scope["headers"]:
-            if key == b"host":
-                host = value.decode("latin-1")
-                break
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if name.strip("[]").lower() in self.allowed:
-            return await self.app(scope, receive, send)
-        response = error_response(
-            403,
-            "Forbidden",
-            f"Host {host!r} is not this gateway's; allowed: {', '.join(sorted(self.allowed))} "
-            "(start the gateway with --allowed-hosts to add names)",
-        )
-        await response(scope, receive, send)
-
-
-def allowed_hosts(bind: str, extra: Sequence[str] = ()) -> frozenset[str]:
-    """The Host names a gateway bound to ``bind`` answers (see :class:`HostCheck`)."""
-    given = {h.strip().lower() for h in extra if h.strip()}
-    if bind in ("0.0.0.0", "::", "") and not given:
-        # Bound to every address: callers use names we cannot know (and an explicit token was
-        # required for this bind); --allowed-hosts narrows it.
-        return frozenset({"*"})
-    names = set(LOOPBACK_NAMES) | given
-    if bind not in ("0.0.0.0", "::", ""):
-        names.add(bind.strip("[]").lower())
-    return frozenset(names)
 
 
 def _plain(frames: list[bytes]) -> Any:

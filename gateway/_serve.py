@@ -103,7 +103,9 @@ async def serve(
 ) -> None:
     import uvicorn
 
-    from ._app import MAX_BODY, allowed_hosts, create_app
+    from rhzmq.wire.http import allowed_hosts
+
+    from ._app import MAX_BODY, create_app
 
     check_bind(host, token)
     if not token:
