@@ -22,29 +22,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from rhzmq.wire.websession import SECURITY_HEADERS, SHARED_FILES, SHARED_STATIC
+
 STATIC = Path(__file__).resolve().parent / "static"
 
 #: Pages a signed-out browser is sent from to ``/signin`` (303) rather than answered 401.
 PAGES = frozenset({"/"})
 
-#: Every static file the UI serves, by name (nothing else under ``/static/`` is answered).
+#: Every static file the UI serves, by name -> (media type, folder); nothing else under
+#: ``/static/`` is answered.
 FILES = {
-    "app.js": "text/javascript",
-    "signin.js": "text/javascript",
-    "ui.css": "text/css",
-}
-
-#: Headers on every page and file: no inline script or style, nothing loaded from elsewhere,
-#: never framed (clickjacking), no Referer leaving the page, no type sniffing.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
+    "app.js": ("text/javascript", STATIC),
+    **{name: (kind, SHARED_STATIC) for name, kind in SHARED_FILES.items()},
 }
 
 
@@ -53,8 +42,8 @@ def is_public(path: str) -> bool:
     return path == "/signin" or (path.startswith("/static/") and path[8:] in FILES)
 
 
-def _file(name: str, media_type: str) -> Response:
-    return FileResponse(STATIC / name, media_type=media_type, headers=SECURITY_HEADERS)
+def _file(name: str, media_type: str, folder: Path = STATIC) -> Response:
+    return FileResponse(folder / name, media_type=media_type, headers=SECURITY_HEADERS)
 
 
 async def index(request: Request) -> Response:
@@ -67,10 +56,10 @@ async def sign_in_page(request: Request) -> Response:
 
 async def static(request: Request) -> Response:
     name = request.path_params["name"]
-    media_type = FILES.get(name)
-    if media_type is None:
+    found = FILES.get(name)
+    if found is None:
         return Response("not found", 404, media_type="text/plain")
-    return _file(name, media_type)
+    return _file(name, *found)
 
 
 def routes() -> list[BaseRoute]:

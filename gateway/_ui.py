@@ -53,7 +53,15 @@ from starlette.types import Scope
 
 from rhzmq.wire.exceptions import RhzmqError
 from rhzmq.wire.protocol import Cmd
-from rhzmq.wire.websession import SAFE_METHODS, Sessions, csrf_ok, same_origin
+from rhzmq.wire.websession import (
+    SAFE_METHODS,
+    SECURITY_HEADERS,
+    SHARED_FILES,
+    SHARED_STATIC,
+    Sessions,
+    csrf_ok,
+    same_origin,
+)
 
 from ._codec import is_json
 
@@ -61,17 +69,10 @@ if TYPE_CHECKING:
     from ._app import Gateway
 
 STATIC = Path(__file__).resolve().parent / "static"
-FILES = {"live.js": "text/javascript", "signin.js": "text/javascript", "ui.css": "text/css"}
-#: No inline script or style, nothing from elsewhere, never framed (as the registry's UI).
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
+#: The files served under ``/ui/static/``: name -> (media type, folder).
+FILES = {
+    "live.js": ("text/javascript", STATIC),
+    **{name: (kind, SHARED_STATIC) for name, kind in SHARED_FILES.items()},
 }
 #: The calls/s history: one sample a second, five minutes of them.
 SAMPLE_EVERY = 1.0
@@ -140,7 +141,8 @@ class LiveUI:
         name = request.path_params["name"]
         if name not in FILES:
             return _error(404, "NotFound", f"no file {name!r}")
-        return FileResponse(STATIC / name, media_type=FILES[name], headers=SECURITY_HEADERS)
+        kind, folder = FILES[name]
+        return FileResponse(folder / name, media_type=kind, headers=SECURITY_HEADERS)
 
     async def sign_in(self, request: Request) -> Response:
         if not same_origin(request.scope):

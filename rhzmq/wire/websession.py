@@ -27,9 +27,28 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .settings import UI_MAX_SESSIONS, UI_SESSION_TTL
+
+#: Files both UIs serve from here (``static/``: the stylesheet and the sign-in script), besides
+#: their own pages; name -> media type.
+SHARED_STATIC = Path(__file__).resolve().parent / "static"
+SHARED_FILES = {"ui.css": "text/css", "signin.js": "text/javascript"}
+
+#: Headers on every page and file of both UIs: no inline script or style, nothing loaded from
+#: elsewhere, never framed (clickjacking), no Referer leaving the page, no type sniffing.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
 
 T = TypeVar("T")
 #: An ASGI connection scope (as Starlette's; this layer imports no web framework).
