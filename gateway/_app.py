@@ -485,10 +485,14 @@ class BearerAuth:
     opens nothing else: a call to an object always needs the token.
     """
 
-    def __init__(self, app: ASGIApp, token: str, ui: LiveUI | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str, ui: LiveUI | None = None, ui_app: ASGIApp | None = None
+    ) -> None:
         self.app = app
         self.token = token.encode()
         self.ui = ui
+        # The live view is its own app: its routes are never tried for an object call.
+        self.ui_app = ui_app or app
 
     def _bearer_ok(self, auth: bytes) -> bool:
         scheme, _, given = auth.partition(b" ")
@@ -507,7 +511,7 @@ class BearerAuth:
         if self.ui is not None and (path == "/ui" or path.startswith("/ui/")):
             refusal = self.ui.refusal(scope, bool(auth) and self._bearer_ok(auth))
             if refusal is None:
-                return await self.app(scope, receive, send)
+                return await self.ui_app(scope, receive, send)
             return await refusal(scope, receive, send)
         if not auth:
             response = error_response(
@@ -580,7 +584,6 @@ def create_app(
     gw = Gateway(broker, max_body, curve_dir)
     ui = LiveUI(gw, token, log_file)
     routes = [
-        *ui.routes(),
         Route("/health", gw.health, methods=["GET"]),
         Route("/keys", gw.keys, methods=["GET"]),
         Route("/status", gw.status, methods=["GET"]),
@@ -591,17 +594,17 @@ def create_app(
     ]
     # Errors become JSON at the edge, by type (Starlette picks the handler of the nearest class
     # in the exception's MRO); anything else is a gateway bug, logged, never shown to the caller.
-    app = Starlette(
-        routes=routes,
-        exception_handlers={
-            HTTPException: _not_found,
-            HTTPError: _http_error,
-            BadRequest: _bad_request,
-            RhzmqError: _rhzmq_error,
-            Exception: _crash,
-        },
-    )
-    return HostCheck(BearerAuth(app, token, ui), hosts)
+    handlers: dict[Any, Any] = {
+        HTTPException: _not_found,
+        HTTPError: _http_error,
+        BadRequest: _bad_request,
+        RhzmqError: _rhzmq_error,
+        Exception: _crash,
+    }
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    # /ui and /ui/... (BearerAuth sends them there): nine routes no object call should try first.
+    ui_app = Starlette(routes=ui.routes(), exception_handlers=handlers)
+    return HostCheck(BearerAuth(app, token, ui, ui_app), hosts)
 
 
 __all__ = ["create_app"]
