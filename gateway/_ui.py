@@ -52,7 +52,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
 from rhzmq.wire.exceptions import RhzmqError
-from rhzmq.wire.protocol import Cmd
+from rhzmq.wire.protocol import Cmd, is_internal
 from rhzmq.wire.websession import (
     SAFE_METHODS,
     SECURITY_HEADERS,
@@ -202,7 +202,9 @@ class LiveUI:
         except Refused as exc:
             return exc.response
         name = body.get("name")
-        if not isinstance(name, str) or not name or name.startswith("__"):
+        if not isinstance(name, str) or not name or is_internal(name):
+            # The cluster's own machinery (node agents, the run keeper, cluster.run's runner)
+            # is not the live view's to delete.
             return _error(422, "Invalid", "name an object or an env of this cluster")
         if name == "default":
             return _error(

@@ -102,7 +102,9 @@ function onStatus(s) {
       w.cpu_percent === null || w.cpu_percent === undefined ? "–" : `${w.cpu_percent}%`, mb(w.rss_bytes)],
     (w) => w.env && w.env !== "default" && w.name === w.env
       ? h("button", {type: "button", class: "danger", onclick: () => remove(w.env, "env")}, `Delete env ${w.env}`) : "");
-  const objects = Object.entries(s.objects || {}).filter(([n]) => !n.startsWith("__"));
+  // The cluster's own machinery is not listed: the rule of rhzmq.wire.protocol.is_internal.
+  const internal = (n) => n.startsWith("__") || n.startsWith("rhzmq.");
+  const objects = Object.entries(s.objects || {}).filter(([n]) => !internal(n));
   sync(document.getElementById("objects"), objects, ([n]) => n, ([n, by]) => [n, by],
     ([n]) => h("button", {type: "button", class: "danger", onclick: () => remove(n, "object")}, `Delete ${n}`));
 }
