@@ -38,7 +38,36 @@ from .stores import ObjectStore, split_path
 from .sync import CopyReport
 
 
-class Folder(Resource):
+class _OnSystem(Resource):
+    """What a folder and a file share: a path on a system, saved as ``{type, name, path,
+    system}``, and pickled as that config (a cluster's function gets one whose paths are its
+    own)."""
+
+    name: str
+    path: str
+    system: Any
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": self.resource_type,
+            "name": self.name,
+            "path": self.path,
+            "system": systems.system_config(self.system),
+        }
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> Any:
+        # Each subclass takes (path, system, name): Folder and File alike.
+        return cls(config["path"], config.get("system", "file"), config.get("name"))  # type: ignore[call-arg]
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return _rebuild, (self.config(),)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path!r} on {systems.system_name(self.system)}>"
+
+
+class Folder(_OnSystem):
     """A folder on a system (see the module docstring); make one with ``rh.folder``."""
 
     resource_type = "folder"
@@ -65,24 +94,6 @@ class Folder(Resource):
         self.last_copy: CopyReport | None = None
 
     # -- saved configs, and what a cluster's function receives -----------------------------------
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "type": self.resource_type,
-            "name": self.name,
-            "path": self.path,
-            "system": systems.system_config(self.system),
-        }
-
-    @classmethod
-    def _from_config(cls, config: dict[str, Any]) -> Folder:
-        return cls(config["path"], config.get("system", "file"), config.get("name"))
-
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return _rebuild, (self.config(),)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.path!r} on {systems.system_name(self.system)}>"
 
     # -- where the work happens --------------------------------------------------------------
 
@@ -369,7 +380,7 @@ class Folder(Resource):
         return await systems.acall(self._cluster, self.config(), method, *args)
 
 
-class File(Resource):
+class File(_OnSystem):
     """One file on a system; ``rh.file(path, system)``."""
 
     resource_type = "file"
@@ -384,24 +395,6 @@ class File(Resource):
         self.basename = base
         self.name = name or base
         self.last_copy: CopyReport | None = None
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "type": self.resource_type,
-            "name": self.name,
-            "path": self.path,
-            "system": systems.system_config(self.system),
-        }
-
-    @classmethod
-    def _from_config(cls, config: dict[str, Any]) -> File:
-        return cls(config["path"], config.get("system", "file"), config.get("name"))
-
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return _rebuild, (self.config(),)
-
-    def __repr__(self) -> str:
-        return f"<File {self.path!r} on {systems.system_name(self.system)}>"
 
     def exists(self) -> bool:
         return self.folder.exists(self.basename)
