@@ -282,12 +282,8 @@ class Den:
         )
 
     async def sign_out(self, request: Request) -> Response:
-        session = self.sessions.get(request.scope)
-        if session is not None:
-            self.sessions.drop(session)
-        response = Response(status_code=204)
-        response.headers["Set-Cookie"] = self.sessions.clear_cookie(request.scope)
-        return response
+        cleared = self.sessions.sign_out(request.scope)
+        return Response(status_code=204, headers={"Set-Cookie": cleared})
 
     async def me(self, request: Request) -> Response:
         actor = _actor(request)

@@ -170,12 +170,8 @@ class LiveUI:
         )
 
     async def sign_out(self, request: Request) -> Response:
-        session = self.sessions.get(request.scope)
-        if session is not None:
-            self.sessions.drop(session)
-        response = Response(status_code=204)
-        response.headers["Set-Cookie"] = self.sessions.clear_cookie(request.scope, "/ui")
-        return response
+        cleared = self.sessions.sign_out(request.scope, "/ui")
+        return Response(status_code=204, headers={"Set-Cookie": cleared})
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -124,6 +124,13 @@ class Sessions(Generic[T]):
     def clear_cookie(self, scope: Scope, path: str = "/") -> str:
         return f"{self.cookie_name(scope)}=; Path={path}; Max-Age=0; HttpOnly; SameSite=Strict"
 
+    def sign_out(self, scope: Scope, path: str = "/") -> str:
+        """End the request's session, if any; the ``Set-Cookie`` value that clears it."""
+        session = self.get(scope)
+        if session is not None:
+            self.drop(session)
+        return self.clear_cookie(scope, path)
+
 
 def header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
