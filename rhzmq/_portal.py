@@ -9,6 +9,10 @@ Why not anyio's ``BlockingPortal``: it measured 80 µs per round trip here again
 portal bookkeeping per call), and sync stubs pay it on every call. The loop is ours alone, so
 we need none of that machinery: submit a coroutine, wait on its future, cancel it on Ctrl-C.
 
+Not every blocking call comes here: a blocking *stub call* on a connected cluster skips the
+thread hand-off altogether and makes the round trip on a socket of the calling thread
+(:mod:`rhzmq.wire.blocking`); what comes here is what needs the loop (connecting, SSH, streams).
+
 Blocking calls from inside a running event loop. The call runs on the portal's loop, not the
 caller's, so blocking the caller's loop cannot deadlock it, and blocking calls work everywhere,
 as in Runhouse: in ``async def`` code (the caller's loop waits, as for any blocking library
@@ -60,6 +64,11 @@ def portal() -> asyncio.AbstractEventLoop:
                 thread.start()
                 _loop = loop
                 atexit.register(_shutdown)
+    return _loop
+
+
+def started() -> asyncio.AbstractEventLoop | None:
+    """The loop thread's loop if it runs (never starts it)."""
     return _loop
 
 

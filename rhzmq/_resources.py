@@ -28,6 +28,7 @@ from .wire.code import call_kind, code_ref, construct_spec, load_code, object_sp
 if TYPE_CHECKING:
     from ._runs import Run
     from .clusters import Cluster
+    from .wire.client import Client
 
 
 class Function(Resource):
@@ -525,6 +526,9 @@ class _ClassMethod(RemoteMethod):
             module.cluster, module.name, method, kind, f"{module.cls.__name__}.{method}"
         )
         self._module = module
+
+    def _connected(self) -> Client | None:
+        return super()._connected() if self._module._placed else None
 
     async def _call(
         self,

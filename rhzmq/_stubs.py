@@ -25,8 +25,9 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._portal import iter_sync, run_sync
+from ._portal import _running_loop, check_loop, iter_sync, run_sync
 from ._store import Resource, plain_name, save_config
+from .wire.blocking import blocking_call
 from .wire.client import STREAM_CREDIT, call_meta
 from .wire.protocol import RH_GETATTR, RH_SETATTR, RH_VALUE
 
@@ -50,6 +51,8 @@ class Reachable(Protocol):
     async def acall(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any: ...
 
     def config(self) -> dict[str, Any]: ...
+
+    def connected_client(self) -> Client | None: ...
 
 
 class RemoteMethod:
@@ -93,9 +96,27 @@ class RemoteMethod:
             return iter_sync(agen, hint=f"`async for x in {self._label}.aiter(...)`")
         if run_async or (kind == "async" and run_async is None):
             return self.acall(*args, timeout=timeout, stream_logs=stream_logs, **kwargs)
-        return run_sync(
-            self._call, args, kwargs, timeout, stream_logs, hint=lambda: self._hint(args)
+        client = self._connected()
+        if client is None:  # first contact, or reconnecting: the portal does that work
+            return run_sync(
+                self._call, args, kwargs, timeout, stream_logs, hint=lambda: self._hint(args)
+            )
+        if _running_loop() is not None:
+            check_loop(lambda: self._hint(args))
+        return blocking_call(
+            client,
+            self._target,
+            self._meta if stream_logs else self._meta_quiet,
+            args,
+            kwargs,
+            self._label,
+            timeout,
         )
+
+    def _connected(self) -> Client | None:
+        """The client a blocking call may use from its own thread, or None when the call needs
+        work on the portal first (connecting; a subclass's own preparation in ``_call``)."""
+        return self._cluster.connected_client()
 
     async def acall(
         self, *args: Any, timeout: float | None = None, stream_logs: bool = True, **kwargs: Any

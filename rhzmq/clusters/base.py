@@ -22,6 +22,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from .. import _portal
 from .._env import Env, EnvLike, as_env
 from .._portal import run_sync
 from .._resources import Function
@@ -29,7 +30,7 @@ from .._runs import Run, _keeper_call
 from .._store import Resource, list_saved, load, plain_name
 from .._stubs import RemoteMethod, RemoteObject
 from .._tasks import gather
-from ..wire.client import Client, call_meta
+from ..wire.client import Client, call_meta, connected_client
 from ..wire.code import object_spec
 from ..wire.exceptions import CallTimeout, ClusterError, ClusterNotRunning, ObjectNotFound
 from ..wire.protocol import RH_DESCRIBE, RH_VALUE, Cmd, name_problem, pack_meta
@@ -58,6 +59,18 @@ class Cluster(Resource, abc.ABC):
     async def aclient(self) -> Client:
         """This loop's client for the cluster's broker (connecting first where that takes work,
         e.g. an SSH tunnel)."""
+
+    def connected_client(self) -> Client | None:
+        """The portal's client for this cluster if it is connected and a call needs no
+        connecting work first: blocking stubs then call on a socket of their own thread beside
+        it (rhzmq.wire.blocking), and go through :meth:`aclient` on the portal otherwise."""
+        endpoint = self._connected_endpoint()
+        loop = _portal.started()
+        return None if endpoint is None or loop is None else connected_client(loop, endpoint)
+
+    def _connected_endpoint(self) -> str | None:
+        """The broker endpoint when reaching it needs no work (no tunnel to check or remake)."""
+        return None
 
     @abc.abstractmethod
     async def aup_if_not(self) -> Cluster:

@@ -80,6 +80,9 @@ class LocalCluster(Cluster):
     async def aclient(self) -> Client:
         return get_client(self.broker_endpoint, self.curve_keys())
 
+    def _connected_endpoint(self) -> str | None:
+        return self._endpoint
+
     @property
     def gateway_url(self) -> str | None:
         state = _config.read_state()

@@ -72,7 +72,7 @@ from .types import Frame
 from .version import PROTOCOL_VERSION
 
 _FINAL, _PARTIAL = Cmd.FINAL, Cmd.PARTIAL
-_NO_ARGS = dumps_call((), {})
+NO_ARGS = dumps_call((), {})
 _END = object()
 
 #: Items a stream may send ahead of its consumer, and how many more each CREDIT grants.
@@ -89,31 +89,18 @@ _HANDSHAKE_EVENTS = (
 )
 
 
-class _Pending:
-    """One call in flight: its future, how to show its output, where its items go."""
+class Output:
+    """Shows one call's streamed output here: prints prefixed by its label, re-emitted logs."""
 
-    __slots__ = ("capture_all", "future", "items", "label", "stderr", "stdout", "timer")
+    __slots__ = ("label", "stderr", "stdout")
 
-    def __init__(
-        self,
-        future: asyncio.Future[Any],
-        label: str,
-        items: asyncio.Queue[Any] | None,
-        capture_all: bool = False,
-    ) -> None:
-        self.future = future
+    def __init__(self, label: str) -> None:
         self.label = label
-        self.items = items  # (kind, frames) of generator items, or of every partial
-        self.capture_all = capture_all
         self.stdout: PrefixedWriter | None = None
         self.stderr: PrefixedWriter | None = None
-        self.timer: asyncio.TimerHandle | None = None
 
     def partial(self, kind: int, frames: list[bytes]) -> None:
-        if self.capture_all or kind == Partial.ITEM:
-            if self.items is not None:
-                self.items.put_nowait((kind, frames))
-        elif kind == Partial.STDOUT:
+        if kind == Partial.STDOUT:
             if self.stdout is None:
                 self.stdout = PrefixedWriter(self.label, "stdout")
             self.stdout.write(frames[0].decode(errors="replace"))
@@ -123,6 +110,32 @@ class _Pending:
             self.stderr.write(frames[0].decode(errors="replace"))
         elif kind == Partial.LOG:
             emit_log(msgpack.unpackb(frames[0]), self.label)
+
+
+class _Pending(Output):
+    """One call in flight: its future, how to show its output, where its items go."""
+
+    __slots__ = ("capture_all", "future", "items", "timer")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Any],
+        label: str,
+        items: asyncio.Queue[Any] | None,
+        capture_all: bool = False,
+    ) -> None:
+        super().__init__(label)
+        self.future = future
+        self.items = items  # (kind, frames) of generator items, or of every partial
+        self.capture_all = capture_all
+        self.timer: asyncio.TimerHandle | None = None
+
+    def partial(self, kind: int, frames: list[bytes]) -> None:
+        if self.capture_all or kind == Partial.ITEM:
+            if self.items is not None:
+                self.items.put_nowait((kind, frames))
+        else:
+            super().partial(kind, frames)
 
 
 def decode_final(status: int, frames: Sequence[bytes]) -> Any:
@@ -156,6 +169,7 @@ class Client:
 
     def __init__(self, endpoint: str, curve: dict[str, bytes] | None = None) -> None:
         self.endpoint = endpoint
+        self.curve = curve
         self.loop = asyncio.get_running_loop()
         sock = dealer(curve)
         # A refused CURVE handshake is silent on the socket itself (no message ever arrives):
@@ -272,12 +286,7 @@ class Client:
         if pending.items is not None:
             pending.items.put_nowait(_END)
         if not pending.future.done():
-            pending.future.set_exception(
-                CallTimeout(
-                    f"{pending.label or 'the call'} did not finish within timeout={timeout:g} s; "
-                    "it was cancelled on the worker. Pass a larger timeout= if it needs longer."
-                )
-            )
+            pending.future.set_exception(call_timed_out(pending.label, timeout))
 
     def _send_cancel(self, call_id: int) -> None:
         self.pump.send([pack_header(Cmd.CANCEL, call_id)])
@@ -302,13 +311,8 @@ class Client:
             status, frames = await asyncio.wait_for(asyncio.shield(pending.future), CONNECT_TIMEOUT)
         except TimeoutError:
             self._calls.pop(call_id, None)
-            raise ClusterNotRunning(
-                f"no rhzmq broker answered at {self.endpoint} within {CONNECT_TIMEOUT:g} s. "
-                "Start the cluster with cluster.up_if_not() (or `rhzmq start`)."
-            ) from None
-        info = decode_final(status, frames)
-        if info.get("protocol") != PROTOCOL_VERSION:
-            raise ProtocolError(version_message(info.get("protocol", 0)))
+            raise no_broker(self.endpoint) from None
+        check_hello(decode_final(status, frames))
         self._connected = True
         self._stop_monitor()
 
@@ -325,7 +329,7 @@ class Client:
         timeout: float | None = None,
     ) -> Any:
         """Call ``target``'s method (named in ``meta``, see :func:`call_meta`) and return its result."""
-        payload = dumps_call(args, kwargs or {}) if (args or kwargs) else _NO_ARGS
+        payload = dumps_call(args, kwargs or {}) if (args or kwargs) else NO_ARGS
         return decode_final(
             *await self.call_raw(target, meta, payload, label=label, timeout=timeout)
         )
@@ -362,7 +366,7 @@ class Client:
         """Call a generator method and yield its items as they arrive."""
         if not self._connected:
             await self.ensure_connected()
-        payload = dumps_call(args, kwargs or {}) if (args or kwargs) else _NO_ARGS
+        payload = dumps_call(args, kwargs or {}) if (args or kwargs) else NO_ARGS
         items: asyncio.Queue[Any] = asyncio.Queue()
         call_id, pending = self._start(Cmd.CALL, target, (meta, *payload), label, timeout, items)
         async for _, frames in self._queued(call_id, items):
@@ -445,13 +449,7 @@ class Client:
                 else:
                     silent += 1
                     if silent >= HEARTBEAT_LIVENESS:
-                        self._fail_all(
-                            ClusterNotRunning(
-                                f"lost the connection to the broker at {self.endpoint}: no answer "
-                                f"to {silent} pings in {silent * HEARTBEAT_INTERVAL:.0f} s. Check "
-                                "`rhzmq status`."
-                            )
-                        )
+                        self._fail_all(lost_broker(self.endpoint, silent))
                         break
                 self.pump.send(ping)  # its FINAL (call id 0) only counts as something heard
         finally:
@@ -476,6 +474,33 @@ class Client:
             self.pump.close()
 
 
+def call_timed_out(label: str, timeout: float) -> CallTimeout:
+    return CallTimeout(
+        f"{label or 'the call'} did not finish within timeout={timeout:g} s; "
+        "it was cancelled on the worker. Pass a larger timeout= if it needs longer."
+    )
+
+
+def no_broker(endpoint: str) -> ClusterNotRunning:
+    return ClusterNotRunning(
+        f"no rhzmq broker answered at {endpoint} within {CONNECT_TIMEOUT:g} s. "
+        "Start the cluster with cluster.up_if_not() (or `rhzmq start`)."
+    )
+
+
+def lost_broker(endpoint: str, silent: int) -> ClusterNotRunning:
+    return ClusterNotRunning(
+        f"lost the connection to the broker at {endpoint}: no answer to {silent} pings in "
+        f"{silent * HEARTBEAT_INTERVAL:.0f} s. Check `rhzmq status`."
+    )
+
+
+def check_hello(info: Any) -> None:
+    """The answer to a first PING: the broker must speak our protocol version."""
+    if info.get("protocol") != PROTOCOL_VERSION:
+        raise ProtocolError(version_message(info.get("protocol", 0)))
+
+
 def call_meta(method: str, stream_logs: bool = True, credit: int = 0) -> bytes:
     """The meta frame of a CALL; stubs build it once per method and reuse it.
 
@@ -496,6 +521,12 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Client]
 #: Loops that serve calls (a worker's): a blocking call made on one would wait for itself
 #: (rhzmq._portal raises there instead).
 SERVING_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def connected_client(loop: asyncio.AbstractEventLoop, endpoint: str) -> Client | None:
+    """``loop``'s client for ``endpoint`` if it is connected and open (any thread may ask)."""
+    client = _clients.get(loop, {}).get(endpoint)
+    return client if client is not None and client._connected and not client.closed else None
 
 
 def get_client(endpoint: str, curve: dict[str, bytes] | None = None) -> Client:

@@ -145,6 +145,10 @@ class SSHCluster(Cluster):
             await transport.on_portal(self._aconnect())
         return get_client(self.broker_endpoint, self.curve_keys())
 
+    def _connected_endpoint(self) -> str | None:
+        tunnel = self._tunnel
+        return None if tunnel is None or tunnel.conn.is_closed() else tunnel.endpoint
+
     async def _conn(self, index: int) -> asyncssh.SSHClientConnection:
         return await transport.connect(self.hosts[index], self.creds)
 

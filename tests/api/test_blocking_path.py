@@ -1,0 +1,190 @@
+"""Blocking stubs call on a socket of the caller's own thread (rhzmq/wire/blocking.py), not
+through the portal's loop: the same promises, tested on that path. Output, logs and remote
+exceptions of blocking calls are covered by test_core.py, which now runs on it too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import remote_objects as ro
+
+import rhzmq as rh
+from rhzmq.wire import blocking
+
+
+def test_each_thread_calls_on_its_own_socket(cluster: rh.Cluster) -> None:
+    echo = rh.function(ro.echo).to(cluster)
+    echo(0)  # connected: every later blocking call takes the thread's own socket
+    sockets: dict[int, object] = {}
+    errors: list[BaseException] = []
+
+    def caller(k: int) -> None:
+        try:
+            for i in range(200):
+                assert echo((k, i)) == (k, i)
+            sockets[k] = blocking._local.__dict__[cluster.broker_endpoint]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len({id(s) for s in sockets.values()}) == 8, "threads shared a socket"
+    assert cluster.broker_endpoint in blocking._local.__dict__  # this thread's, from echo(0)
+
+
+def test_blocking_timeout_cancels_the_call_on_the_worker(cluster: rh.Cluster) -> None:
+    c = rh.module(ro.Counter).to(cluster)(name="blocking_spinner")
+    t = time.monotonic()
+    with pytest.raises(rh.CallTimeout, match=r"timeout=0\.3"):
+        c.spin_sync(timeout=0.3)
+    assert time.monotonic() - t < 2
+    time.sleep(0.1)  # the CANCEL reaches the worker
+    before = c.ticks
+    time.sleep(0.3)
+    assert c.ticks == before, "the remote thread kept running after the timeout"
+    assert c.incr() == 1  # the same socket goes on with the next call
+    cluster.delete("blocking_spinner")
+
+
+CTRL_C = """
+import sys
+import rhzmq as rh
+c = rh.cluster("local")
+spinner = c.get("blocking_ctrl_c", remote=True)
+spinner.incr()  # connected: the next call takes the blocking path
+print("CALLING", flush=True)
+try:
+    spinner.spin_sync()
+except KeyboardInterrupt:
+    print("INTERRUPTED", flush=True)
+"""
+
+
+def test_ctrl_c_cancels_the_blocking_call(cluster: rh.Cluster, tmp_path: Path) -> None:
+    c = rh.module(ro.Counter).to(cluster)(name="blocking_ctrl_c")
+    script = tmp_path / "client.py"
+    script.write_text(CTRL_C)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "CALLING"
+        deadline = time.monotonic() + 10
+        while c.ticks < 5:
+            assert time.monotonic() < deadline, "the call never started"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+        assert "INTERRUPTED" in out
+        time.sleep(0.2)  # the CANCEL reaches the worker
+        before = c.ticks
+        time.sleep(0.3)
+        assert c.ticks == before, "Ctrl-C left the remote call running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        cluster.delete("blocking_ctrl_c")
+
+
+LOST = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import remote_objects as ro
+import rhzmq as rh
+c = rh.cluster("local", gateway_port=None).up_if_not()
+sleeps = rh.function(ro.sleeps).to(c)
+sleeps(0)
+st = c.status()
+print("CALLING", st["pid"], *[w["pid"] for w in st["workers"]], flush=True)
+t = time.monotonic()
+try:
+    sleeps(60)
+except rh.ClusterNotRunning as exc:
+    print("LOST", round(time.monotonic() - t, 1), exc, flush=True)
+"""
+
+
+def test_blocking_call_fails_when_the_broker_dies(tmp_path: Path) -> None:
+    """SIGKILL the daemon mid-call: the caller hears ClusterNotRunning after the liveness
+    intervals (3 x 1 s), instead of waiting for its 60 s call forever."""
+    home = tmp_path / "home"
+    script = tmp_path / "client.py"
+    script.write_text(LOST.format(tests=str(Path(__file__).parents[1])))
+    env = {**os.environ, "RHZMQ_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    pids: list[int] = []
+    try:
+        assert proc.stdout is not None
+        words = proc.stdout.readline().split()
+        assert words[0] == "CALLING"
+        pids = [int(w) for w in words[1:]]
+        time.sleep(0.3)  # the call is in flight on the worker
+        os.kill(pids[0], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=20)
+        assert out.startswith("LOST"), out
+        seconds = float(out.split()[1])
+        assert 2.5 <= seconds < 10, out
+        assert "lost the connection to the broker" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _stop(pids)
+
+
+def _stop(pids: list[int]) -> None:
+    """Workers leave by themselves when their daemon died; whatever is left is killed by PID."""
+    deadline = time.monotonic() + 10
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+
+
+def test_teardown_then_up_again_in_the_same_thread(tmp_path: Path) -> None:
+    """A torn-down cluster's socket is not reused: the next cluster's first blocking call
+    connects afresh (through the portal), later ones take the new socket."""
+    code = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+import remote_objects as ro
+import rhzmq as rh
+from rhzmq.wire import blocking
+for round in range(2):
+    c = rh.cluster("local", gateway_port=None).up_if_not()
+    f = rh.function(ro.echo).to(c)
+    assert [f(i) for i in range(50)] == list(range(50))
+    first = blocking._local.__dict__[c.broker_endpoint]
+    c.teardown()
+    assert first.parent.closed
+print("OK", len(blocking._local.__dict__))
+"""
+    env = {**os.environ, "RHZMQ_HOME": str(tmp_path / "home")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.stdout.strip() == "OK 1", out.stderr[-2000:]
