@@ -2,15 +2,16 @@
 
     python -m perf [--quick] [--only baselines,core,clients,payloads,logs,memory,replicas,gateway,ssh,data]
     python -m perf [--quick] --only scaling,tails     # issue 20: not in the default run
+    python -m perf peers [--quick] [--rebuild-peers]  # Ray, Pyro5, zerorpc beside rhzmq
 
 Results go to ``perf/results/<UTC timestamp>.json``, ``.md`` and ``-*.png``. Run with nothing
 else busy on the machine: every figure is the median of several rounds with the range beside it,
 and the table warns where the rounds disagree by more than 25 % (a noisy machine).
 
 Sections only run when named, because they take long (see ``EXTRA``): ``scaling`` (its six
-parts, perf.scaling; each can be named alone, e.g. ``scaling.objects``) and ``tails`` (64 in
-flight for 60 s). Naming sections as arguments (``python -m perf tails``) is the same as
-``--only``.
+parts, perf.scaling; each can be named alone, e.g. ``scaling.objects``), ``tails`` (64 in flight
+for 60 s) and ``peers`` (perf.peers: builds a throwaway venv with Ray, Pyro5 and zerorpc the
+first time). Naming sections as arguments (``python -m perf peers``) is the same as ``--only``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from rhzmq import __version__
 
-from . import baselines, bench, charts, data, scaling
+from . import baselines, bench, charts, data, peers, scaling
 
 RESULTS = Path(__file__).parent / "results"
 NOISY = 0.25
@@ -42,6 +43,7 @@ EXTRA = {
     "scaling.inflight": "calls in flight from one client, 1 -> 4,096 (~30 s)",
     "scaling.hosts": "SSH-cluster hosts on loopback sshd, 1 -> 6 (~1.5 min, mostly bootstrap)",
     "tails": "64 in flight for 60 s, per-call p50/p99/p99.9 (~1 min)",
+    "peers": "Ray, Pyro5, zerorpc and rhzmq, same workloads (~2 min; the first run builds a venv)",
 }
 
 
@@ -88,6 +90,8 @@ def render(report: dict[str, Any], pngs: list[str]) -> str:
             "",
             f"**Warning: noisy machine** — rounds differ by more than {NOISY:.0%} for: {', '.join(noisy)}.",
         ]
+    if isinstance(report.get("peers"), dict) and "skipped" not in report["peers"]:
+        lines += ["", "## Peers, same sitting", "", *peers.table(report["peers"])]
     lines += ["", *[f"![{Path(p).stem}]({p})" for p in pngs]]
     return "\n".join(lines) + "\n"
 
@@ -102,6 +106,9 @@ def main() -> None:
     parser.add_argument("sections", nargs="*", help="sections to run (the same as --only)")
     parser.add_argument("--quick", action="store_true", help="fewer calls and rounds (a smoke run)")
     parser.add_argument("--only", default=None, help=f"comma-separated sections (default: {ALL})")
+    parser.add_argument(
+        "--rebuild-peers", action="store_true", help="make the peers' venv anew (peers section)"
+    )
     args = parser.parse_args()
     quick = args.quick
     scale = 0.1 if quick else 1.0
@@ -242,6 +249,11 @@ def main() -> None:
         "tails",
         f"64 in flight for {5 if quick else 60} s, p50/p99/p99.9",
         lambda: scaling.tails(5.0 if quick else 60.0),
+    )
+    step(
+        "peers",
+        "rhzmq, Ray, Pyro5 and zerorpc, the same three workloads",
+        lambda: peers.peers(quick, args.rebuild_peers),
     )
 
     RESULTS.mkdir(exist_ok=True)

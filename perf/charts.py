@@ -1,6 +1,6 @@
 """PNG charts of a perf report: latency histogram, calls/s against calls in flight, and echo
 throughput against payload size (rhzmq and the zmq.proxy baseline); one chart per scaling
-section (perf.scaling), when the report has them."""
+section (perf.scaling) and one for the peers (perf.peers), when the report has them."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def draw(report: dict[str, Any], latencies: list[float], prefix: Path) -> list[P
         )
         ax.legend()
         out.append(_save(fig, prefix, "payloads"))
-    return out + draw_scaling(report, prefix)
+    return out + draw_scaling(report, prefix) + draw_peers(report, prefix)
 
 
 def _parse_size(label: str) -> int:
@@ -216,4 +216,40 @@ def draw_scaling(report: dict[str, Any], prefix: Path) -> list[Path]:
         ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="best")
         ax.set_title(title)
         out.append(_save(fig, prefix, name.replace(".", "-")))
+    return out
+
+
+def draw_peers(report: dict[str, Any], prefix: Path) -> list[Path]:
+    """Three bar panels (sequential p50, calls/s at 64 in flight, 1 MiB echo MiB/s), a bar per
+    system, with each bar's min-max range as an error bar."""
+    import matplotlib.pyplot as plt
+
+    from .peers import FIGURES
+
+    section = report.get("peers")
+    if not isinstance(section, dict) or "skipped" in section:
+        return []
+    systems = [k.split(" ", 1)[0] for k in section if k.endswith(" version")]
+    if not systems:
+        return []
+    labels = {
+        "sequential_p50_us": "sequential p50, µs (lower is better)",
+        "calls_per_s_64_in_flight": "calls/s, 64 in flight",
+        "echo_1MiB_MiB_per_s": "1 MiB echo, MiB/s each way",
+    }
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for ax, figure in zip(axes, FIGURES, strict=True):
+        vals = [section[f"{s} {figure}"] for s in systems]
+        med = [v["median"] for v in vals]
+        err = [
+            [m - v["min"] for m, v in zip(med, vals, strict=True)],
+            [v["max"] - m for m, v in zip(med, vals, strict=True)],
+        ]
+        colors = ["#3b7dd8" if s == "rhzmq" else "#999999" for s in systems]
+        ax.bar(systems, med, yerr=err, color=colors, capsize=3)
+        ax.set_title(labels[figure], fontsize=10)
+    fig.suptitle(
+        f"rhzmq {report['version']} and peers, {report['date'][:10]}, {report['machine']['cpus']} CPUs, same sitting"
+    )
+    out = [_save(fig, prefix, "peers")]
     return out
