@@ -1,10 +1,17 @@
 """Run every benchmark and its baselines in one sitting; write JSON, a markdown table and charts.
 
     python -m perf [--quick] [--only baselines,core,clients,payloads,logs,memory,replicas,gateway,ssh,data]
+    python -m perf [--quick] --only scaling,tails     # issue 20: not in the default run
+    python -m perf peers [--quick] [--rebuild-peers]  # Ray, Pyro5, zerorpc beside rhzmq
 
 Results go to ``perf/results/<UTC timestamp>.json``, ``.md`` and ``-*.png``. Run with nothing
 else busy on the machine: every figure is the median of several rounds with the range beside it,
 and the table warns where the rounds disagree by more than 25 % (a noisy machine).
+
+Sections only run when named, because they take long (see ``EXTRA``): ``scaling`` (its six
+parts, perf.scaling; each can be named alone, e.g. ``scaling.objects``), ``tails`` (64 in flight
+for 60 s) and ``peers`` (perf.peers: builds a throwaway venv with Ray, Pyro5 and zerorpc the
+first time). Naming sections as arguments (``python -m perf peers``) is the same as ``--only``.
 """
 
 from __future__ import annotations
@@ -20,11 +27,24 @@ from typing import Any
 
 from rhzmq import __version__
 
-from . import baselines, bench, charts, data
+from . import baselines, bench, charts, data, peers, scaling
 
 RESULTS = Path(__file__).parent / "results"
 NOISY = 0.25
 ALL = "baselines,core,clients,payloads,logs,memory,replicas,gateway,ssh,data"
+#: Sections run only when named, with how long each should take in full on the 2-core machine
+#: (estimated from the smoke runs' rates: they have not been run in full yet).
+EXTRA = {
+    "scaling": "all six scaling.* parts below (perf/scaling.py), about 7 minutes (estimated)",
+    "scaling.replicas": "worker replicas of a no-op, 1 -> 64 (~1 min)",
+    "scaling.clients": "client processes, 1 -> 64 (~1 min)",
+    "scaling.objects": "named objects on one worker, 1 -> 100,000 (~3 min: 100,000 puts)",
+    "scaling.payload": "echo 64 B -> 64 MiB, MiB/s and peak RSS per process (~30 s)",
+    "scaling.inflight": "calls in flight from one client, 1 -> 4,096 (~30 s)",
+    "scaling.hosts": "SSH-cluster hosts on loopback sshd, 1 -> 6 (~1.5 min, mostly bootstrap)",
+    "tails": "64 in flight for 60 s, per-call p50/p99/p99.9 (~1 min)",
+    "peers": "Ray, Pyro5, zerorpc and rhzmq, same workloads (~2 min; the first run builds a venv)",
+}
 
 
 def _num(v: float) -> str:
@@ -70,18 +90,36 @@ def render(report: dict[str, Any], pngs: list[str]) -> str:
             "",
             f"**Warning: noisy machine** — rounds differ by more than {NOISY:.0%} for: {', '.join(noisy)}.",
         ]
+    if isinstance(report.get("peers"), dict) and "skipped" not in report["peers"]:
+        lines += ["", "## Peers, same sitting", "", *peers.table(report["peers"])]
     lines += ["", *[f"![{Path(p).stem}]({p})" for p in pngs]]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m perf")
+    parser = argparse.ArgumentParser(
+        prog="python -m perf",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="sections run only when named (--only or as arguments):\n"
+        + "\n".join(f"  {k:18} {v}" for k, v in EXTRA.items()),
+    )
+    parser.add_argument("sections", nargs="*", help="sections to run (the same as --only)")
     parser.add_argument("--quick", action="store_true", help="fewer calls and rounds (a smoke run)")
-    parser.add_argument("--only", default=ALL)
+    parser.add_argument("--only", default=None, help=f"comma-separated sections (default: {ALL})")
+    parser.add_argument(
+        "--rebuild-peers", action="store_true", help="make the peers' venv anew (peers section)"
+    )
     args = parser.parse_args()
-    scale = 0.1 if args.quick else 1.0
-    rounds = 1 if args.quick else 3
-    wanted = set(args.only.split(","))
+    quick = args.quick
+    scale = 0.1 if quick else 1.0
+    rounds = 1 if quick else 3
+    named = [s for part in [args.only or "", *args.sections] for s in part.split(",") if s]
+    wanted = set(named or ALL.split(","))
+    if "scaling" in wanted:
+        wanted |= set(scaling.SECTIONS)
+    unknown = wanted - set(ALL.split(",")) - set(EXTRA)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     report: dict[str, Any] = {
         "version": __version__,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -165,10 +203,63 @@ def main() -> None:
         lambda: data.data_copies(rounds, files=int(64 * max(scale, 0.25))),
     )
 
+    # -- issue 20, only when named (perf.scaling); --quick: seconds each, a smoke run -----------
+    step(
+        "scaling.replicas",
+        "a no-op on 1 -> 64 worker replicas, 64 in flight",
+        lambda: scaling.replicas(rounds, (1, 4) if quick else scaling.REPLICAS, int(20000 * scale)),
+    )
+    step(
+        "scaling.clients",
+        "1 -> 64 client processes, 64 in flight each",
+        lambda: scaling.clients(rounds, (1, 4) if quick else scaling.CLIENTS, int(40000 * scale)),
+    )
+    step(
+        "scaling.objects",
+        "calls to one of 1 -> 100,000 named objects on one worker",
+        lambda: scaling.objects(
+            rounds,
+            (1, 100, 2000) if quick else scaling.OBJECTS,
+            int(20000 * scale),
+            int(2000 * scale),
+        ),
+    )
+    step(
+        "scaling.payload",
+        "echo 64 B -> 64 MiB, MiB/s and peak RSS per process",
+        lambda: scaling.payload(
+            rounds,
+            (64, 16 << 10, 1 << 20, 4 << 20) if quick else scaling.PAYLOADS,
+            (16 << 20) if quick else (512 << 20),
+        ),
+    )
+    step(
+        "scaling.inflight",
+        "1 -> 4,096 calls in flight from one client",
+        lambda: scaling.inflight(
+            rounds, (1, 16, 256, 1024) if quick else scaling.IN_FLIGHT, int(20000 * scale)
+        ),
+    )
+    step(
+        "scaling.hosts",
+        "SSH cluster on loopback sshd, the no-op on 1 -> 6 hosts",
+        lambda: scaling.hosts(rounds, (1, 2) if quick else scaling.HOSTS, int(20000 * scale)),
+    )
+    step(
+        "tails",
+        f"64 in flight for {5 if quick else 60} s, p50/p99/p99.9",
+        lambda: scaling.tails(5.0 if quick else 60.0),
+    )
+    step(
+        "peers",
+        "rhzmq, Ray, Pyro5 and zerorpc, the same three workloads",
+        lambda: peers.peers(quick, args.rebuild_peers),
+    )
+
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2))
-    pngs = charts.draw(report, bench.LATENCIES, RESULTS / stamp) if not args.quick else []
+    pngs = charts.draw(report, bench.LATENCIES, RESULTS / stamp) if not quick else []
     table = render(report, [p.name for p in pngs])
     (RESULTS / f"{stamp}.md").write_text(table)
     print(table)

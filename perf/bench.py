@@ -176,7 +176,9 @@ def many_clients(rounds: int = 3, processes: int = 8, calls: int = 10000) -> dic
         rh.function(targets.noop).to(c)
         home = os.environ["RHZMQ_HOME"]
         for _ in range(rounds):
-            ready, start, out = mp.Queue(), mp.Event(), mp.Queue()
+            ready: Any = mp.Queue()
+            out: Any = mp.Queue()
+            start = mp.Event()
             procs = [
                 mp.Process(target=_client_process, args=(home, calls, 64, ready, start, out))
                 for _ in range(processes)
