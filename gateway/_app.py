@@ -84,6 +84,7 @@ from rhzmq.wire.exceptions import (
     WorkerDiedError,
 )
 from rhzmq.wire.http import HostCheck, allowed_hosts, error_response
+from rhzmq.wire.limits import Limits
 from rhzmq.wire.protocol import (
     RH_DESCRIBE,
     RH_GETATTR,
@@ -94,7 +95,7 @@ from rhzmq.wire.protocol import (
     is_internal,
 )
 from rhzmq.wire.serialization import dumps_call
-from rhzmq.wire.settings import DESCRIBE_TTL, HTTP_BODY_TIMEOUT, MAX_HTTP_BODY
+from rhzmq.wire.settings import DESCRIBE_TTL, MAX_HTTP_BODY
 from rhzmq.wire.version import __version__
 
 from ._codec import (
@@ -202,6 +203,7 @@ class Gateway:
         # Its own key: the broker lets the gateway's role call objects only (rhzmq.wire.curve).
         self.curve = client_keys(Path(curve_dir), who=GATEWAY) if curve_dir else None
         self.max_body = max_body
+        self.body_timeout = Limits.from_env().http_body_timeout
         self._describe_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._meta: dict[str, bytes] = {}
 
@@ -364,7 +366,7 @@ class Gateway:
         try:
             # asyncio's timeout, not anyio's cancel scope: this runs once per call, and the
             # scope's bookkeeping measured several times the cost (the gateway runs on uvloop).
-            async with asyncio.timeout(HTTP_BODY_TIMEOUT):
+            async with asyncio.timeout(self.body_timeout):
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > self.max_body:
@@ -378,7 +380,7 @@ class Gateway:
             raise HTTPError(
                 408,
                 "RequestTimeout",
-                f"the body did not arrive within {HTTP_BODY_TIMEOUT:g} s",
+                f"the body did not arrive within {self.body_timeout:g} s",
             ) from None
         return parse_body(b"".join(chunks), content_type)
 

@@ -10,6 +10,8 @@ seconds a call waits for a     ``RHZMQ_REBUILD_TIMEOUT``       30
 restarting worker's rebuild
 seconds the gateway waits for  ``RHZMQ_HTTP_HEADER_TIMEOUT``   10
 a request's headers
+seconds the gateway waits for  ``RHZMQ_HTTP_BODY_TIMEOUT``     30
+a call's request body
 =============================  ==============================  ==========================
 
 The daemon passes its environment to its workers, so setting a variable before ``rhzmq start``
@@ -52,6 +54,7 @@ class Limits:
     max_objects: int = 10_000
     rebuild_timeout: float = 30.0
     http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -61,6 +64,7 @@ class Limits:
             _env_number("RHZMQ_MAX_OBJECTS", cls.max_objects, int),
             _env_number("RHZMQ_REBUILD_TIMEOUT", cls.rebuild_timeout, float),
             _env_number("RHZMQ_HTTP_HEADER_TIMEOUT", cls.http_header_timeout, float),
+            _env_number("RHZMQ_HTTP_BODY_TIMEOUT", cls.http_body_timeout, float),
         )
 
 

@@ -58,11 +58,10 @@ DESCRIBE_TTL = 2.0  # how long the gateway caches an object's description
 REAP_INTERVAL = 2.0
 UNREGISTERED_GRACE = 10.0
 
-#: The gateway's request caps: the largest body it reads, how long a body may take to arrive
-#: (headers: rhzmq.wire.limits), and how many connections it serves at once (more get a 503,
-#: not a slower everything).
+#: The gateway's request caps: the largest body it reads and how many connections it serves at
+#: once (more get a 503, not a slower everything). How long headers and a body may take to
+#: arrive: rhzmq.wire.limits.
 MAX_HTTP_BODY = 64 * 1024 * 1024
-HTTP_BODY_TIMEOUT = 30.0
 HTTP_MAX_CONCURRENCY = 256
 
 #: The web UIs' browser sessions (rhzmq.wire.websession): how long one lasts, and how many one

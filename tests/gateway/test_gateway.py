@@ -431,6 +431,31 @@ def test_slow_request_heads_are_cut_off(cluster: rh.Cluster) -> None:
         stop(proc)
 
 
+@pytest.mark.usefixtures("deployed")
+def test_a_body_that_stops_arriving_gets_408(cluster: rh.Cluster) -> None:
+    """A call whose body stops half-way is answered 408 after RHZMQ_HTTP_BODY_TIMEOUT (30 s;
+    1 s here) instead of holding its connection and task forever."""
+    import socket
+
+    proc, url = start_gateway(cluster, token=TOKEN, RHZMQ_HTTP_BODY_TIMEOUT="1")
+    try:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as conn:
+            conn.settimeout(5)
+            started = time.monotonic()
+            conn.sendall(
+                "POST /greet HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+                'Content-Length: 100\r\n\r\n{"args": ['.encode()
+            )
+            answer = conn.recv(4096).decode()
+            assert answer.startswith("HTTP/1.1 408"), answer
+            assert "did not arrive within 1 s" in answer
+            assert 0.9 < time.monotonic() - started < 4
+    finally:
+        stop(proc)
+
+
 def test_the_clusters_machinery_is_not_reachable_over_http(
     cluster: rh.Cluster, deployed: str, api: httpx.Client
 ) -> None:
