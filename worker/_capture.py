@@ -6,7 +6,9 @@ in the context of the task running an async one. A write belongs to that call an
 with no current call (the worker's own output), it goes to the real stream, i.e. the daemon's log.
 
 Text is not line-buffered: a write is forwarded as it is, so ``\\r`` progress redraws (tqdm) reach
-the caller unchanged; writes that happen before the loop gets to flush are merged into one frame.
+the caller unchanged. Writes are queued on the call without waking the worker's loop; consecutive
+writes to one stream leave as one frame, with the call's FINAL or, while it runs on, at the
+worker's next output tick (``OUTPUT_INTERVAL``, 15 ms; see ``worker._worker.Call``).
 """
 
 from __future__ import annotations

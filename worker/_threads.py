@@ -3,7 +3,7 @@
 ``concurrent.futures.ThreadPoolExecutor`` plus one ``loop.call_soon_threadsafe`` per result cost
 about half the worker's throughput for a no-op sync function in profiles: a Future per call, and
 a self-pipe write plus a loop wake-up per completion. Here a call is a plain tuple on a
-``SimpleQueue``, and threads post results (and streamed output) to a deque; the loop is woken
+``SimpleQueue``, and threads post results (and generator items) to a deque; the loop is woken
 only if no wake-up is already pending, then runs every posted callback in one go.
 """
 

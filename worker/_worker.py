@@ -3,7 +3,9 @@
 ``async def`` methods run as tasks on the worker's loop (uvloop), so thousands can wait at once;
 sync methods and generators run in a thread pool so they never block heartbeats or other calls.
 While a call runs, its output, log records and generator items travel back as PARTIAL messages (in
-the order they happened), then exactly one FINAL carries the result or the error.
+the order they happened), then exactly one FINAL carries the result or the error. Output is held
+back a little so that it costs fewer messages: a quick call's output leaves with its FINAL, a long
+call's every 15 ms (``OUTPUT_INTERVAL``); generator items leave at once.
 
 Cancelling a sync call: Python cannot stop a thread from outside, but it can schedule an exception
 in it (``PyThreadState_SetAsyncExc``), delivered at the next bytecode. That stops pure-Python work
@@ -72,6 +74,12 @@ from ._threads import CallThreads
 log = logging.getLogger("rhzmq.worker")
 
 _NONE = dumps(None)
+_PARTIAL, _STDOUT, _STDERR = int(Cmd.PARTIAL), int(Partial.STDOUT), int(Partial.STDERR)
+
+#: Seconds between two sends of the output of calls still running. Output of a call that ends
+#: sooner leaves with its FINAL; a line printed by a long call reaches the caller within about this
+#: long (plus the way there).
+OUTPUT_INTERVAL = 0.015
 
 
 class _ThreadCancelled(BaseException):
@@ -229,12 +237,21 @@ class Credit:
 
 
 class Call:
-    """One running call: queues its output and items in order, sends its FINAL once."""
+    """One running call: queues its output and items in order, sends its FINAL once.
+
+    Output (prints, log records) and generator items share one queue, ``_out``, so they leave in
+    the order they happened. Appending to it takes no lock (``list.append`` is atomic) and output
+    wakes nothing: a call's output leaves with its FINAL, in the same loop iteration (the pump
+    batches both into one ZeroMQ message), or, while the call runs on, at the worker's next output
+    tick (:meth:`Worker.output_pending`), a few milliseconds later. A generator item is different:
+    its consumer waits for it, so it asks the loop to flush at once.
+    """
 
     __slots__ = (
         "_lock",
-        "_pending",
-        "_scheduled",
+        "_on_tick",
+        "_out",
+        "_wake",
         "call_id",
         "cancelled",
         "cid",
@@ -264,50 +281,99 @@ class Call:
         self.cancelled = False
         self.done = False
         self.started = False
-        self._lock = threading.Lock()
-        self._pending: list[list[Any]] = []
-        self._scheduled = False
+        self._lock = threading.Lock()  # thread_id vs cancel(); the output queue needs none
+        # In the order produced: stdout text as a bare str, else (kind, text) for stderr and
+        # (kind, frames) for a log record or an item. Only ever appended to (any thread) and cut
+        # from the front (the loop), never replaced: a writer holding it while the loop flushes
+        # can then never append to a list that is gone.
+        self._out: list[str | tuple[int, Any]] = []
+        # _on_tick: the call is on the worker's output tick list. _wake: a flush is posted to the
+        # loop (for an item). Each is set by a producer *after* its append and cleared by the
+        # loop *before* it takes the queue, so a producer that sees it set knows its entry will
+        # be taken; one that sees it clear registers again, at worst once too many.
+        self._on_tick = False
+        self._wake = False
 
     # Called from any thread -------------------------------------------------------------------
 
-    def _queue(self, kind: int, data: Any, mergeable: bool) -> None:
-        with self._lock:
-            pending = self._pending
-            if mergeable and pending and pending[-1][0] == kind:
-                pending[-1][1].append(data)
-            else:
-                pending.append([kind, [data] if mergeable else data])
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self.worker.call_soon_any_thread(self.flush)
-
     def output(self, kind: int, text: str) -> None:
-        self._queue(kind, text, True)
+        # stdout, by far the most common, is queued as the bare str (see _send_out).
+        self._out.append(text if kind == _STDOUT else (kind, text))
+        if not self._on_tick:
+            self._on_tick = True
+            self.worker.output_pending(self)
 
     def log_record(self, record: dict[str, Any]) -> None:
-        self._queue(Partial.LOG, [msgpack.packb(record)], False)
+        self._out.append((Partial.LOG, [msgpack.packb(record)]))
+        if not self._on_tick:
+            self._on_tick = True
+            self.worker.output_pending(self)
 
     def item(self, value: Any) -> None:
-        self._queue(Partial.ITEM, dumps(value), False)
+        self._out.append((Partial.ITEM, dumps(value)))
+        if not self._wake:
+            self._wake = True
+            self.worker.call_soon_any_thread(self.flush)
 
     # Loop thread only ------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-            self._scheduled = False
-        send = self.worker.pump.send
-        for kind, data in pending:
-            if kind == Partial.STDOUT or kind == Partial.STDERR:
-                data = ["".join(data).encode()]
-            send([pack_header(Cmd.PARTIAL, self.call_id, kind), self.cid, *data])
+        """Send what the call queued so far."""
+        if not self.done:
+            self._send_out()
+        else:
+            # Its FINAL went. What is queued now came from code still running in the call's
+            # context (a task an async call started): dropped, as the broker would drop it.
+            self._on_tick = False
+            del self._out[:]
+
+    def _send_out(self) -> None:
+        self._wake = False
+        self._on_tick = False
+        out = self._out
+        n = len(out)
+        if not n:
+            return
+        # Producers may append meanwhile; they only ever add after index n, which stays queued.
+        entries = out[:n]
+        del out[:n]
+        try:
+            # Nothing but stdout (the usual case): one PARTIAL, joined in C. Any other entry is
+            # a tuple, and join raises.
+            text = "".join(entries)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+        else:
+            return self._send_text(_STDOUT, text)
+        # Mixed: in order, consecutive writes to one stream merged into one PARTIAL.
+        texts: list[str] = []
+        texts_kind = _STDOUT
+        for entry in entries:
+            kind, data = (_STDOUT, entry) if isinstance(entry, str) else entry
+            if texts and kind != texts_kind:
+                self._send_text(texts_kind, "".join(texts))
+                texts = []
+            if kind == _STDOUT or kind == _STDERR:
+                texts.append(data)
+                texts_kind = kind
+            else:
+                self.worker.pump.send([pack_header(_PARTIAL, self.call_id, kind), self.cid, *data])
+        if texts:
+            self._send_text(texts_kind, "".join(texts))
+
+    def _send_text(self, kind: int, text: str) -> None:
+        # backslashreplace: a lone surrogate printed by a call must not make the flush (and so
+        # the FINAL sent after it) raise on the loop.
+        data = text.encode("utf-8", "backslashreplace")
+        self.worker.pump.send([pack_header(_PARTIAL, self.call_id, kind), self.cid, data])
 
     def finish(self, status: int, frames: list[Any]) -> None:
         if self.done:
             return
         self.done = True
-        self.flush()
+        # Output still queued leaves now, in this loop iteration, just before the FINAL: the pump
+        # sends both as one ZeroMQ message.
+        self._send_out()
         self.worker.pump.send([pack_header(Cmd.FINAL, self.call_id, status), self.cid, *frames])
         self.worker.call_done(self)
 
@@ -364,6 +430,10 @@ class Worker:
         self.loop: asyncio.AbstractEventLoop
         self.pump: Pump
         self._loop_thread = 0
+        # Calls with output waiting for the output tick (appended by any thread, cut from the
+        # front by the loop, like a Call's queue), and whether the tick is running (loop only).
+        self._tick_calls: list[Call] = []
+        self._ticking = False
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -372,6 +442,39 @@ class Worker:
             self.loop.call_soon(fn)
         else:
             self.threads.post(fn)
+
+    def output_pending(self, call: Call) -> None:
+        """From any thread: ``call`` has output queued; it leaves at the next output tick.
+
+        The tick runs on the loop only while calls have output waiting; starting it is the only
+        time output wakes the loop from a call's thread, once per burst of output rather than
+        per call or line, and not at all when a wake-up is pending anyway (a FINAL's). No lock:
+        ``_tick_calls`` is handled like a call's queue, and ``_ticking`` is written by the loop
+        only, so a call thread stopped half-way here (a cancelled call gets an exception at any
+        bytecode) leaves no state that stops the tick for good: the next output starts it.
+        """
+        self._tick_calls.append(call)
+        if not self._ticking:
+            self.call_soon_any_thread(self._start_output_tick)
+
+    def _start_output_tick(self) -> None:
+        if not self._ticking:  # several threads may have asked for it
+            self._ticking = True
+            self.loop.call_later(OUTPUT_INTERVAL, self._output_tick)
+
+    def _output_tick(self) -> None:
+        tick_calls = self._tick_calls
+        # Cleared before looking: a producer that still saw it set appended before this look.
+        self._ticking = False
+        n = len(tick_calls)
+        if not n:
+            return  # no output waiting: the tick stops until the next output starts it
+        self._ticking = True
+        calls = tick_calls[:n]
+        del tick_calls[:n]
+        for call in calls:
+            call.flush()  # nothing to do for most: a call that ended sent its output then
+        self.loop.call_later(OUTPUT_INTERVAL, self._output_tick)
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
