@@ -15,28 +15,40 @@ from typing import Any
 class PrefixedWriter:
     """Writes one call's stream with ``(name) `` at each line start."""
 
-    __slots__ = ("at_line_start", "prefix", "stream_name")
+    __slots__ = ("at_line_start", "newline", "prefix", "stream_name")
 
     def __init__(self, name: str, stream_name: str) -> None:
         self.prefix = f"({name}) " if name else ""
+        self.newline = "\n" + self.prefix
         self.stream_name = stream_name
         self.at_line_start = True
 
     def write(self, text: str) -> None:
         stream = getattr(sys, self.stream_name)
-        if not self.prefix:
+        prefix = self.prefix
+        if not prefix or not text:
             stream.write(text)
+            stream.flush()
+            return
+        if "\r" not in text:
+            # The common case, plain lines: a prefix after every newline but a final one, in C
+            # (the loop below cost ~1.5 us per chunk of ten lines, a tenth of a call's cost).
+            out = text.replace("\n", self.newline)
+            if self.at_line_start:
+                out = prefix + out
+            self.at_line_start = text[-1] == "\n"
+            stream.write(out[: -len(prefix)] if self.at_line_start else out)
             stream.flush()
             return
         # splitlines(keepends=True) breaks after \n and \r alike, in C; the prefix goes before
         # every piece that starts a line.
-        out: list[str] = []
+        parts: list[str] = []
         for piece in text.splitlines(keepends=True):
             if self.at_line_start:
-                out.append(self.prefix)
-            out.append(piece)
+                parts.append(prefix)
+            parts.append(piece)
             self.at_line_start = piece[-1] in "\r\n"
-        stream.write("".join(out))
+        stream.write("".join(parts))
         stream.flush()
 
 
