@@ -56,6 +56,49 @@ def progress(steps: int) -> str:
     return "done"
 
 
+def prints_then_sleeps(lines: int, pause: float, then: float) -> int:
+    """Print ``lines`` lines stamped with the ``time.time()`` they were printed at, ``pause``
+    apart, then sleep ``then`` seconds: output that must reach the caller while the call runs."""
+    for i in range(lines):
+        print(f"{time.time()!r} line {i}")
+        time.sleep(pause)
+    time.sleep(then)
+    return lines
+
+
+async def aprints_then_sleeps(lines: int, pause: float, then: float) -> int:
+    """:func:`prints_then_sleeps` as an ``async def`` (its prints happen on the worker's loop)."""
+    for i in range(lines):
+        print(f"{time.time()!r} line {i}")
+        await asyncio.sleep(pause)
+    await asyncio.sleep(then)
+    return lines
+
+
+def interleaved(n: int) -> Iterator[int]:
+    """A line on stdout, an item, a line on stderr and a log record, ``n`` times over."""
+    for i in range(n):
+        print(f"out {i}")
+        yield i
+        print(f"err {i}", file=sys.stderr)
+        log.warning("log %d", i)
+
+
+async def ainterleaved(n: int) -> AsyncIterator[int]:
+    """:func:`interleaved` as an async generator."""
+    for i in range(n):
+        print(f"out {i}")
+        yield i
+        print(f"err {i}", file=sys.stderr)
+        log.warning("log %d", i)
+
+
+def prints_unencodable() -> str:
+    """Prints a lone surrogate, which UTF-8 cannot encode."""
+    print("bad \udcff text")
+    return "returned"
+
+
 def logs_things() -> int:
     log.warning("careful: %d", 42)
     log.debug("invisible at INFO")

@@ -6,13 +6,19 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import time
+from typing import Any
 
+import msgpack
 import pytest
 import remote_objects as ro
 from helpers import worker_pid
 
 import rhzmq as rh
+from rhzmq.wire.client import STREAM_CREDIT, call_meta, get_client, local_broker
+from rhzmq.wire.protocol import Partial, Status
+from rhzmq.wire.serialization import dumps_call, loads
 
 
 def test_issue_example_sync(cluster: rh.Cluster, capfd: pytest.CaptureFixture[str]) -> None:
@@ -216,6 +222,90 @@ def test_concurrent_calls_output_does_not_mix(
     assert a_lines == [f"(chatty_a) AAA line {i}" for i in range(20)]
     assert b_lines == [f"(chatty_b) BBB line {i}" for i in range(20)]
     assert len(lines) == 40
+
+
+class _Stamped:
+    """A stand-in for ``sys.stdout`` that notes when each write reached it."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[float, str]] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append((time.time(), text))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fn", [ro.prints_then_sleeps, ro.aprints_then_sleeps])
+def test_output_of_a_running_call_arrives_within_50ms(
+    cluster: rh.Cluster, monkeypatch: pytest.MonkeyPatch, fn: Any
+) -> None:
+    """Issue 20: a call's output is held back so it can leave with the FINAL (one message instead
+    of several), but output of a call that runs on leaves at the worker's next output tick: a
+    printed line is shown within 50 ms, long before the call returns."""
+    remote = rh.function(fn).to(cluster)
+    out = _Stamped()
+    monkeypatch.setattr(sys, "stdout", out)  # where the client's PrefixedWriter writes
+    assert remote(3, 0.2, 1.0, run_async=False) == 3
+    returned = time.time()
+    monkeypatch.undo()
+    delays = []
+    for arrived, text in out.writes:
+        for line in text.splitlines():
+            _, stamp, word, _ = line.split()  # "(prints_then_sleeps) <time> line <i>"
+            assert word == "line"
+            delays.append(arrived - float(stamp))
+    assert len(delays) == 3, out.writes
+    assert max(delays) < 0.05, f"lines took {[round(d * 1000, 1) for d in delays]} ms"
+    assert returned - out.writes[-1][0] > 0.9, "the output waited for the call to end"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fn", [ro.interleaved, ro.ainterleaved])
+async def test_items_and_output_arrive_in_the_order_produced(cluster: rh.Cluster, fn: Any) -> None:
+    """Items, stdout, stderr and log records of one call share the worker's queue: they reach
+    the client in the order the call produced them, however the worker batched them. Read at
+    the wire (the gateway's NDJSON stream and runs record them the same way)."""
+    remote = await rh.function(fn).ato(cluster)
+    client = get_client(*local_broker())
+    meta = call_meta("", credit=STREAM_CREDIT)
+    seen: list[tuple[str, object]] = []
+    text = {Partial.STDOUT: "stdout", Partial.STDERR: "stderr"}
+    pending = ""  # a line may come in pieces (print writes the text, then "\n")
+    async for kind, data in client.events(remote.name.encode(), meta, dumps_call((30,), {})):
+        if kind in text:
+            pending += data[0].decode()
+            *lines, pending = pending.split("\n")
+            seen += [(text[kind], line) for line in lines]
+            continue
+        assert not pending, f"{pending!r} was cut off by a {kind}"
+        if kind == Partial.ITEM:
+            seen.append(("item", loads(data)))
+        elif kind == Partial.LOG:
+            seen.append(("log", msgpack.unpackb(data[0])["msg"]))
+        else:
+            assert kind == -1 and data[0] == Status.OK, data
+    expected: list[tuple[str, object]] = []
+    for i in range(30):
+        expected += [
+            ("stdout", f"out {i}"),
+            ("item", i),
+            ("stderr", f"err {i}"),
+            ("log", f"log {i}"),
+        ]
+    assert seen == expected
+
+
+def test_unencodable_output_does_not_lose_the_result(
+    cluster: rh.Cluster, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A lone surrogate cannot be UTF-8: encoding the output raised on the worker's loop, before
+    the FINAL was sent, and the call never returned."""
+    fn = rh.function(ro.prints_unencodable).to(cluster)
+    assert fn(timeout=10) == "returned"
+    assert "(prints_unencodable) bad \\udcff text" in capfd.readouterr().out
 
 
 def test_blocking_calls_work_inside_a_running_event_loop(cluster: rh.Cluster) -> None:
