@@ -23,6 +23,15 @@ class CallSink(Protocol):
     """What a running call offers the capture layer (implemented by the worker's Call)."""
 
     stream_logs: bool
+    #: What the call produced and has not sent yet, in order. stdout text goes in as a bare str,
+    #: appended here directly: a method call per write cost about as much as the rest of the
+    #: capture (a ``print`` is two writes).
+    out: list[Any]
+    #: Whether the worker knows ``out`` has something waiting; if not, call :meth:`note` after
+    #: appending (never before: the worker clears it just before it takes what is waiting).
+    noted: bool
+
+    def note(self) -> None: ...
 
     def output(self, kind: int, text: str) -> None: ...
 
@@ -58,6 +67,20 @@ class _Redirect:
 
     def __getattr__(self, name: str) -> Any:  # encoding, fileno, ... of the real stream
         return getattr(self.real, name)
+
+
+class _Stdout(_Redirect):
+    """sys.stdout: the hot path, the same as ``_Redirect.write`` with ``Call.output`` inlined."""
+
+    def write(self, text: str) -> int:
+        call = current_call.get()
+        if call is None:
+            return self.real.write(text)
+        if call.stream_logs and text:
+            call.out.append(text)
+            if not call.noted:
+                call.note()
+        return len(text)
 
 
 class _CallLogHandler(logging.Handler):
@@ -99,7 +122,7 @@ def install(
     """Redirect this process's stdout/stderr and root logging through the per-call capture;
     outside calls, log records go to the real stderr tagged ``[label pid]``."""
     real_err = sys.stderr
-    sys.stdout = _Redirect(stdout_kind, sys.stdout)
+    sys.stdout = _Stdout(stdout_kind, sys.stdout)
     sys.stderr = _Redirect(stderr_kind, real_err)
     root = logging.getLogger()
     root.setLevel(level)

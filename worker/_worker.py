@@ -239,7 +239,7 @@ class Credit:
 class Call:
     """One running call: queues its output and items in order, sends its FINAL once.
 
-    Output (prints, log records) and generator items share one queue, ``_out``, so they leave in
+    Output (prints, log records) and generator items share one queue, ``out``, so they leave in
     the order they happened. Appending to it takes no lock (``list.append`` is atomic) and output
     wakes nothing: a call's output leaves with its FINAL, in the same loop iteration (the pump
     batches both into one ZeroMQ message), or, while the call runs on, at the worker's next output
@@ -249,8 +249,6 @@ class Call:
 
     __slots__ = (
         "_lock",
-        "_on_tick",
-        "_out",
         "_wake",
         "call_id",
         "cancelled",
@@ -259,6 +257,8 @@ class Call:
         "done",
         "entry",
         "header_id",
+        "noted",
+        "out",
         "started",
         "stream_logs",
         "task",
@@ -286,31 +286,35 @@ class Call:
         # (kind, frames) for a log record or an item. Only ever appended to (any thread) and cut
         # from the front (the loop), never replaced: a writer holding it while the loop flushes
         # can then never append to a list that is gone.
-        self._out: list[str | tuple[int, Any]] = []
-        # _on_tick: the call is on the worker's output tick list. _wake: a flush is posted to the
+        self.out: list[str | tuple[int, Any]] = []
+        # noted: the call is on the worker's output tick list. _wake: a flush is posted to the
         # loop (for an item). Each is set by a producer *after* its append and cleared by the
         # loop *before* it takes the queue, so a producer that sees it set knows its entry will
         # be taken; one that sees it clear registers again, at worst once too many.
-        self._on_tick = False
+        self.noted = False
         self._wake = False
 
     # Called from any thread -------------------------------------------------------------------
 
+    # (The capture layer appends stdout to ``out`` itself, then calls note(): see CallSink.)
+
+    def note(self) -> None:
+        self.noted = True
+        self.worker.output_pending(self)
+
     def output(self, kind: int, text: str) -> None:
-        # stdout, by far the most common, is queued as the bare str (see _send_out).
-        self._out.append(text if kind == _STDOUT else (kind, text))
-        if not self._on_tick:
-            self._on_tick = True
-            self.worker.output_pending(self)
+        # stdout is queued as the bare str (see _send_out).
+        self.out.append(text if kind == _STDOUT else (kind, text))
+        if not self.noted:
+            self.note()
 
     def log_record(self, record: dict[str, Any]) -> None:
-        self._out.append((Partial.LOG, [msgpack.packb(record)]))
-        if not self._on_tick:
-            self._on_tick = True
-            self.worker.output_pending(self)
+        self.out.append((Partial.LOG, [msgpack.packb(record)]))
+        if not self.noted:
+            self.note()
 
     def item(self, value: Any) -> None:
-        self._out.append((Partial.ITEM, dumps(value)))
+        self.out.append((Partial.ITEM, dumps(value)))
         if not self._wake:
             self._wake = True
             self.worker.call_soon_any_thread(self.flush)
@@ -324,13 +328,13 @@ class Call:
         else:
             # Its FINAL went. What is queued now came from code still running in the call's
             # context (a task an async call started): dropped, as the broker would drop it.
-            self._on_tick = False
-            del self._out[:]
+            self.noted = False
+            del self.out[:]
 
     def _send_out(self) -> None:
         self._wake = False
-        self._on_tick = False
-        out = self._out
+        self.noted = False
+        out = self.out
         n = len(out)
         if not n:
             return
