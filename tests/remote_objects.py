@@ -76,12 +76,15 @@ async def aprints_then_sleeps(lines: int, pause: float, then: float) -> int:
 
 
 def interleaved(n: int) -> Iterator[int]:
-    """A line on stdout, an item, a line on stderr and a log record, ``n`` times over."""
+    """A line on stdout, an item, a line on stderr and a log record, ``n`` times over; then an
+    item and a last line, which may travel inside the FINAL."""
     for i in range(n):
         print(f"out {i}")
         yield i
         print(f"err {i}", file=sys.stderr)
         log.warning("log %d", i)
+    yield n
+    print("done")
 
 
 async def ainterleaved(n: int) -> AsyncIterator[int]:
@@ -91,6 +94,8 @@ async def ainterleaved(n: int) -> AsyncIterator[int]:
         yield i
         print(f"err {i}", file=sys.stderr)
         log.warning("log %d", i)
+    yield n
+    print("done")
 
 
 def prints_unencodable() -> str:

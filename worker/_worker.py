@@ -4,8 +4,8 @@
 sync methods and generators run in a thread pool so they never block heartbeats or other calls.
 While a call runs, its output, log records and generator items travel back as PARTIAL messages (in
 the order they happened), then exactly one FINAL carries the result or the error. Output is held
-back a little so that it costs fewer messages: a quick call's output leaves with its FINAL, a long
-call's every 15 ms (``OUTPUT_INTERVAL``); generator items leave at once.
+back a little so that it costs fewer messages: a quick call's output leaves inside its FINAL, a
+long call's every 15 ms (``OUTPUT_INTERVAL``); generator items leave at once.
 
 Cancelling a sync call: Python cannot stop a thread from outside, but it can schedule an exception
 in it (``PyThreadState_SetAsyncExc``), delivered at the next bytecode. That stops pure-Python work
@@ -43,6 +43,7 @@ from rhzmq.wire.limits import Limits, check_size
 from rhzmq.wire.protocol import (
     CALL_ID,
     COMMAND,
+    FINAL_OUTPUT,
     FLAGS,
     RH_DESCRIBE,
     RH_GETATTR,
@@ -74,7 +75,15 @@ from ._threads import CallThreads
 log = logging.getLogger("rhzmq.worker")
 
 _NONE = dumps(None)
-_PARTIAL, _STDOUT, _STDERR = int(Cmd.PARTIAL), int(Partial.STDOUT), int(Partial.STDERR)
+_PARTIAL, _FINAL = int(Cmd.PARTIAL), int(Cmd.FINAL)
+_STDOUT, _STDERR = int(Partial.STDOUT), int(Partial.STDERR)
+
+
+def _encode(text: str) -> bytes:
+    # backslashreplace: a lone surrogate printed by a call must not make the flush (and so the
+    # FINAL sent with or after it) raise on the loop.
+    return text.encode("utf-8", "backslashreplace")
+
 
 #: Seconds between two sends of the output of calls still running. Output of a call that ends
 #: sooner leaves with its FINAL; a line printed by a long call reaches the caller within about this
@@ -241,10 +250,11 @@ class Call:
 
     Output (prints, log records) and generator items share one queue, ``out``, so they leave in
     the order they happened. Appending to it takes no lock (``list.append`` is atomic) and output
-    wakes nothing: a call's output leaves with its FINAL, in the same loop iteration (the pump
-    batches both into one ZeroMQ message), or, while the call runs on, at the worker's next output
-    tick (:meth:`Worker.output_pending`), a few milliseconds later. A generator item is different:
-    its consumer waits for it, so it asks the loop to flush at once.
+    wakes nothing: a call's output leaves with its FINAL (inside it, see FINAL_OUTPUT, or just
+    before it in the same loop iteration, which the pump sends as one ZeroMQ message), or, while
+    the call runs on, at the worker's next output tick (:meth:`Worker.output_pending`), a few
+    milliseconds later. A generator item is different: its consumer waits for it, so it asks the
+    loop to flush at once.
     """
 
     __slots__ = (
@@ -256,6 +266,7 @@ class Call:
         "credit",
         "done",
         "entry",
+        "fold",
         "header_id",
         "noted",
         "out",
@@ -274,6 +285,7 @@ class Call:
         self.call_id = call_id
         self.header_id = header_id
         self.stream_logs = stream_logs
+        self.fold = False  # the caller reads its last stdout inside the FINAL (CallMeta "o")
         self.credit: Credit | None = None
         self.entry: Entry | None = None
         self.task: asyncio.Task[None] | None = None
@@ -331,24 +343,29 @@ class Call:
             self.noted = False
             del self.out[:]
 
-    def _send_out(self) -> None:
+    def _send_out(self, final: bool = False) -> bytes | None:
+        """Send the queued output and items as PARTIALs. ``final`` (from :meth:`finish`): if
+        it is only stdout and the caller reads FINAL_OUTPUT, return it instead, for the FINAL."""
         self._wake = False
         self.noted = False
         out = self.out
         n = len(out)
         if not n:
-            return
+            return None
         # Producers may append meanwhile; they only ever add after index n, which stays queued.
         entries = out[:n]
         del out[:n]
         try:
-            # Nothing but stdout (the usual case): one PARTIAL, joined in C. Any other entry is
-            # a tuple, and join raises.
+            # Nothing but stdout (the usual case): one frame, joined in C. Any other entry is a
+            # tuple, and join raises.
             text = "".join(entries)  # type: ignore[arg-type]
         except TypeError:
             pass
         else:
-            return self._send_text(_STDOUT, text)
+            if final and self.fold:
+                return _encode(text)
+            self._send_text(_STDOUT, text)
+            return None
         # Mixed: in order, consecutive writes to one stream merged into one PARTIAL.
         texts: list[str] = []
         texts_kind = _STDOUT
@@ -364,21 +381,25 @@ class Call:
                 self.worker.pump.send([pack_header(_PARTIAL, self.call_id, kind), self.cid, *data])
         if texts:
             self._send_text(texts_kind, "".join(texts))
+        return None
 
     def _send_text(self, kind: int, text: str) -> None:
-        # backslashreplace: a lone surrogate printed by a call must not make the flush (and so
-        # the FINAL sent after it) raise on the loop.
-        data = text.encode("utf-8", "backslashreplace")
-        self.worker.pump.send([pack_header(_PARTIAL, self.call_id, kind), self.cid, data])
+        self.worker.pump.send([pack_header(_PARTIAL, self.call_id, kind), self.cid, _encode(text)])
 
     def finish(self, status: int, frames: list[Any]) -> None:
         if self.done:
             return
         self.done = True
-        # Output still queued leaves now, in this loop iteration, just before the FINAL: the pump
-        # sends both as one ZeroMQ message.
-        self._send_out()
-        self.worker.pump.send([pack_header(Cmd.FINAL, self.call_id, status), self.cid, *frames])
+        # Output still queued leaves now, in this loop iteration: inside the FINAL (stdout only,
+        # to a caller that reads that), else as PARTIALs just before it, which the pump sends
+        # with the FINAL as one ZeroMQ message. Either way the broker forwards it untouched.
+        stdout = self._send_out(final=True)
+        if stdout is None:
+            header = pack_header(_FINAL, self.call_id, status)
+            self.worker.pump.send([header, self.cid, *frames])
+        else:
+            header = pack_header(_FINAL, self.call_id, status | FINAL_OUTPUT)
+            self.worker.pump.send([header, self.cid, stdout, *frames])
         self.worker.call_done(self)
 
     def cancel(self) -> None:
@@ -618,6 +639,7 @@ class Worker:
             return
         if meta.get("c"):
             call.credit = Credit(int(meta["c"]))
+        call.fold = meta.get("o") is True
         entry = self.objects.get(target)
         if entry is None:
             body = final_error(

@@ -45,6 +45,7 @@ from .exceptions import ClusterNotRunning, ProtocolError
 from .limits import check_size
 from .protocol import (
     COMMAND,
+    FINAL_OUTPUT,
     FLAGS,
     MAGIC,
     MAGIC_BYTES,
@@ -218,7 +219,11 @@ class BlockingClient:
         if read_call_id(header) != call_id:
             return None
         if header[COMMAND] == _FINAL:
-            return header[FLAGS], frames[1:]
+            status = header[FLAGS]
+            if status & FINAL_OUTPUT:  # the call's last stdout came with its result
+                status ^= FINAL_OUTPUT
+                out.final_output(frames)
+            return status, frames[1:]
         if header[COMMAND] == _PARTIAL and header[FLAGS] != Partial.ITEM:
             out.partial(header[FLAGS], frames[1:])
         return None

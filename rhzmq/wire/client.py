@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import pickle
 import weakref
@@ -49,6 +50,7 @@ from .limits import Limits, check_size
 from .output import PrefixedWriter, emit_log
 from .protocol import (
     COMMAND,
+    FINAL_OUTPUT,
     FLAGS,
     MAGIC,
     MAGIC_BYTES,
@@ -70,6 +72,8 @@ from .serialization import OOB_THRESHOLD, dumps_call, loads
 from .settings import CONNECT_TIMEOUT, HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 from .types import Frame
 from .version import PROTOCOL_VERSION
+
+log = logging.getLogger("rhzmq.client")
 
 _FINAL, _PARTIAL = Cmd.FINAL, Cmd.PARTIAL
 NO_ARGS = dumps_call((), {})
@@ -110,6 +114,16 @@ class Output:
             self.stderr.write(frames[0].decode(errors="replace"))
         elif kind == Partial.LOG:
             emit_log(msgpack.unpackb(frames[0]), self.label)
+
+    def final_output(self, frames: list[bytes]) -> None:
+        """Show the stdout that a FINAL flagged FINAL_OUTPUT carries (``frames[1]``) and take it
+        out, leaving ``frames`` as they would be without it."""
+        if len(frames) > 1:
+            output = frames.pop(1)
+            try:
+                self.partial(Partial.STDOUT, [output])
+            except Exception:  # it came with the result, which must still reach the caller
+                log.exception("could not show the output of %s", self.label or "a call")
 
 
 class _Pending(Output):
@@ -214,10 +228,14 @@ class Client:
                 return  # answered already (timed out, cancelled)
             if pending.timer is not None:
                 pending.timer.cancel()
+            status = header[FLAGS]
+            if status & FINAL_OUTPUT:  # the call's last stdout came with its result
+                status ^= FINAL_OUTPUT
+                pending.final_output(frames)
             if pending.items is not None:
                 pending.items.put_nowait(_END)
             if not pending.future.done():
-                pending.future.set_result((header[FLAGS], frames[1:]))
+                pending.future.set_result((status, frames[1:]))
         elif header[COMMAND] == _PARTIAL:
             pending = self._calls.get(call_id)
             if pending is not None:
@@ -508,7 +526,9 @@ def call_meta(method: str, stream_logs: bool = True, credit: int = 0) -> bytes:
     more (flow control; see worker.Credit).
     """
     meta: CallMeta = {"m": method}
-    if not stream_logs:
+    if stream_logs:
+        meta["o"] = True  # this client reads output inside a FINAL (FINAL_OUTPUT)
+    else:
         meta["s"] = False
     if credit:
         meta["c"] = credit

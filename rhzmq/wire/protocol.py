@@ -20,7 +20,8 @@ Messages, as each socket sees them (``id`` frames are added/removed by the ROUTE
 
     client -> broker   [header(CALL),   meta, *payload]      meta: CallMeta (msgpack): "m" method,
                                                               "s": False silences output, "c"
-                                                              initial credit of a stream
+                                                              initial credit of a stream, "o":
+                                                              take output inside the FINAL
                        [header(CANCEL)]
                        [header(CREDIT)]                       flags: items the stream may send on
                                                               (a CALL's meta "c": initial credit)
@@ -46,7 +47,9 @@ Messages, as each socket sees them (``id`` frames are added/removed by the ROUTE
                        [header(HEARTBEAT), usage?]            usage: {"cpu", "rss"}
                        [header(DISCONNECT)]
     broker -> client   [header(PARTIAL), *payload]            any number, in order
-                       [header(FINAL), *payload]              exactly one per call
+                       [header(FINAL), *payload]              exactly one per call; flags with
+                                                              FINAL_OUTPUT: [header, stdout,
+                                                              *payload] (CallMeta "o" only)
 
 Any peer may wrap several messages for the same destination into one ``BATCH`` message:
 ``[header(BATCH), body]`` where body is a msgpack array of messages, each an array of its frames
@@ -154,6 +157,7 @@ class CallMeta(TypedDict, total=False):
     m: str  # the method; "" calls the object itself, RH_* names are answered by the worker
     s: bool  # False: do not stream the call's stdout/stderr/log records (default True)
     c: int  # a streamed call's initial credit: items the worker may send before more is granted
+    o: bool  # the caller reads FINAL_OUTPUT: the call's last stdout may come inside its FINAL
 
 
 class ReadyMeta(TypedDict, total=False):
@@ -245,6 +249,13 @@ class Status(enum.IntEnum):
     LIMIT = 9
     ENV = 10  # an environment could not be built or started
     DENIED = 11  # the sender's role may not send this command (rhzmq.wire.curve)
+
+
+#: FINAL flags bit: the first payload frame is the call's last stdout (UTF-8), sent with the
+#: result instead of as a PARTIAL just before it (which cost the broker and the client a message
+#: each per printing call); the status is the flags without it. A worker sets it only for a caller
+#: that announced it reads it (CallMeta "o"), so callers older than it never see it.
+FINAL_OUTPUT = 0x80
 
 
 #: The exception each error status raises (a FINAL names its kind, so clients raise the specific type).

@@ -17,7 +17,7 @@ from helpers import worker_pid
 
 import rhzmq as rh
 from rhzmq.wire.client import STREAM_CREDIT, call_meta, get_client, local_broker
-from rhzmq.wire.protocol import Partial, Status
+from rhzmq.wire.protocol import COMMAND, FINAL_OUTPUT, FLAGS, Cmd, Partial, Status, pack_meta
 from rhzmq.wire.serialization import dumps_call, loads
 
 
@@ -295,7 +295,62 @@ async def test_items_and_output_arrive_in_the_order_produced(cluster: rh.Cluster
             ("stderr", f"err {i}"),
             ("log", f"log {i}"),
         ]
-    assert seen == expected
+    assert seen == [*expected, ("item", 30), ("stdout", "done")]
+
+
+@pytest.mark.anyio
+async def test_a_quick_calls_output_travels_inside_its_final(cluster: rh.Cluster) -> None:
+    """Issue 20: a call's output still waiting when it ends goes in its FINAL (FINAL_OUTPUT), one
+    message through the broker and the client instead of two; the client shows it before the
+    result. A caller that does not announce it reads that (no CallMeta "o": an older client)
+    gets a PARTIAL and a plain FINAL, as before."""
+    await rh.function(ro.add).ato(cluster, name="folding_add")
+    client = get_client(*local_broker())
+    heard: list[tuple[int, int]] = []
+    handle = client.pump.on_message
+
+    def spy(frames: list[bytes]) -> None:
+        if frames[0][COMMAND] in (Cmd.PARTIAL, Cmd.FINAL):
+            heard.append((frames[0][COMMAND], frames[0][FLAGS]))
+        handle(frames)
+
+    client.pump.on_message = spy
+    try:
+        for meta, messages in [
+            (call_meta(""), [(Cmd.FINAL, Status.OK | FINAL_OUTPUT)]),
+            (pack_meta({"m": ""}), [(Cmd.PARTIAL, Partial.STDOUT), (Cmd.FINAL, Status.OK)]),
+        ]:
+            heard.clear()
+            events = [e async for e in client.events(b"folding_add", meta, dumps_call((1, 2), {}))]
+            assert heard == messages
+            assert events[0] == (Partial.STDOUT, [b"adding 1 and 2\n"])
+            assert events[1][0] == -1
+            status, frames = events[1][1]
+            assert status == Status.OK and loads(frames) == 3
+    finally:
+        client.pump.on_message = handle
+    await cluster.adelete("folding_add")
+
+
+def test_output_that_cannot_be_shown_does_not_lose_the_result(
+    cluster: rh.Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The output comes in the same message as the result: a stdout that raises must not keep
+    the result from the caller."""
+
+    class Closed:
+        def write(self, text: str) -> int:
+            raise ValueError("I/O operation on closed file")
+
+        def flush(self) -> None:
+            pass
+
+    add = rh.function(ro.add).to(cluster, name="closed_stdout_add")
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert add(1, 2) == 3
+    monkeypatch.undo()
+    assert "could not show the output" in caplog.text
+    cluster.delete("closed_stdout_add")
 
 
 def test_unencodable_output_does_not_lose_the_result(
