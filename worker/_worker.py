@@ -268,6 +268,7 @@ class Call:
         "entry",
         "fold",
         "header_id",
+        "key",
         "noted",
         "out",
         "started",
@@ -284,6 +285,7 @@ class Call:
         self.cid = cid
         self.call_id = call_id
         self.header_id = header_id
+        self.key = cid + header_id  # in Worker.calls while it runs
         self.stream_logs = stream_logs
         self.fold = False  # the caller reads its last stdout inside the FINAL (CallMeta "o")
         self.credit: Credit | None = None
@@ -334,14 +336,9 @@ class Call:
     # Loop thread only ------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Send what the call queued so far."""
+        """Send what the call queued so far (nothing once its FINAL went)."""
         if not self.done:
             self._send_out()
-        else:
-            # Its FINAL went. What is queued now came from code still running in the call's
-            # context (a task an async call started): dropped, as the broker would drop it.
-            self.noted = False
-            del self.out[:]
 
     def _send_out(self, final: bool = False) -> bytes | None:
         """Send the queued output and items as PARTIALs. ``final`` (from :meth:`finish`): if
@@ -394,6 +391,9 @@ class Call:
         # to a caller that reads that), else as PARTIALs just before it, which the pump sends
         # with the FINAL as one ZeroMQ message. Either way the broker forwards it untouched.
         stdout = self._send_out(final=True)
+        # Code still running in the call's context (a task an async call started) may print on:
+        # the capture drops that now, as the broker would.
+        self.stream_logs = False
         if stdout is None:
             header = pack_header(_FINAL, self.call_id, status)
             self.worker.pump.send([header, self.cid, *frames])
@@ -455,9 +455,9 @@ class Worker:
         self.loop: asyncio.AbstractEventLoop
         self.pump: Pump
         self._loop_thread = 0
-        # Calls with output waiting for the output tick (appended by any thread, cut from the
-        # front by the loop, like a Call's queue), and whether the tick is running (loop only).
-        self._tick_calls: list[Call] = []
+        # Keys of calls with output waiting for the output tick (appended by any thread, cut from
+        # the front by the loop, like a Call's queue), and whether the tick is running (loop only).
+        self._tick_calls: list[bytes] = []
         self._ticking = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -478,7 +478,9 @@ class Worker:
         only, so a call thread stopped half-way here (a cancelled call gets an exception at any
         bytecode) leaves no state that stops the tick for good: the next output starts it.
         """
-        self._tick_calls.append(call)
+        # Its key, not the call: a call that ended meanwhile (most of them) is then let go at
+        # once, not kept alive until the tick, and the tick skips it with a dict lookup.
+        self._tick_calls.append(call.key)
         if not self._ticking:
             self.call_soon_any_thread(self._start_output_tick)
 
@@ -495,10 +497,13 @@ class Worker:
         if not n:
             return  # no output waiting: the tick stops until the next output starts it
         self._ticking = True
-        calls = tick_calls[:n]
+        keys = tick_calls[:n]
         del tick_calls[:n]
-        for call in calls:
-            call.flush()  # nothing to do for most: a call that ended sent its output then
+        running = self.calls.get
+        for key in keys:
+            call = running(key)
+            if call is not None:
+                call.flush()
         self.loop.call_later(OUTPUT_INTERVAL, self._output_tick)
 
     async def serve(self) -> None:
@@ -626,7 +631,7 @@ class Worker:
             log.warning("ignored a CALL/PUT without client id and meta frames")
             return None
         call = Call(self, frames[1], call_id, header[CALL_ID], stream_logs)
-        self.calls[call.cid + call.header_id] = call
+        self.calls[call.key] = call
         return call
 
     def _on_call(self, header: bytes, call_id: int, target: bytes, frames: list[bytes]) -> None:
@@ -716,7 +721,7 @@ class Worker:
             start()
 
     def call_done(self, call: Call) -> None:
-        self.calls.pop(call.cid + call.header_id, None)
+        self.calls.pop(call.key, None)
         entry = call.entry
         if entry is not None and call.started:
             entry.running -= 1
