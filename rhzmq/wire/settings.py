@@ -17,6 +17,8 @@ ENVIRONMENT: dict[str, str] = {
     "RHZMQ_REBUILD_TIMEOUT": "seconds calls wait for a restarting worker, 30 (rhzmq.wire.limits)",
     "RHZMQ_HTTP_HEADER_TIMEOUT": "seconds the gateway waits for a request's headers, 10 "
     "(rhzmq.wire.limits)",
+    "RHZMQ_HTTP_BODY_TIMEOUT": "seconds the gateway waits for a call's request body, 30 "
+    "(rhzmq.wire.limits)",
     "RHZMQ_SYNC_LIMIT_MB": "largest project synced to an SSH cluster, 500 (clusters.ssh.code_sync)",
     "RHZMQ_RUNS_MAX_BYTES": "bytes of finished runs a cluster keeps, 512 MiB (rhzmq._runs)",
     "RHZMQ_RUNS_MAX_AGE": "seconds a finished run is kept, 7 days (rhzmq._runs)",
