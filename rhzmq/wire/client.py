@@ -23,6 +23,7 @@ awake for, each with a PING sent, count.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import os
@@ -104,6 +105,9 @@ class Output:
         self.stderr: PrefixedWriter | None = None
 
     def partial(self, kind: int, frames: list[bytes]) -> None:
+        self._show(kind, frames)
+
+    def _show(self, kind: int, frames: list[bytes]) -> None:
         if kind == Partial.STDOUT:
             if self.stdout is None:
                 self.stdout = PrefixedWriter(self.label, "stdout")
@@ -127,9 +131,14 @@ class Output:
 
 
 class _Pending(Output):
-    """One call in flight: its future, how to show its output, where its items go."""
+    """One call in flight: its future, how to show its output, where its items go.
 
-    __slots__ = ("capture_all", "future", "items", "timer")
+    Output is shown in the caller's context (``ctx``), not in the context of the socket's
+    reader callback, which is whichever call first made this loop's client: in a worker, a
+    nested call's prints must reach the call that made it (worker/_capture.py routes writes by
+    a context variable), not the long-finished call that happened to connect first."""
+
+    __slots__ = ("capture_all", "ctx", "future", "items", "timer")
 
     def __init__(
         self,
@@ -143,6 +152,10 @@ class _Pending(Output):
         self.items = items  # (kind, frames) of generator items, or of every partial
         self.capture_all = capture_all
         self.timer: asyncio.TimerHandle | None = None
+        self.ctx = contextvars.copy_context()  # O(1): contexts are immutable maps
+
+    def _show(self, kind: int, frames: list[bytes]) -> None:
+        self.ctx.run(Output._show, self, kind, frames)
 
     def partial(self, kind: int, frames: list[bytes]) -> None:
         if self.capture_all or kind == Partial.ITEM:

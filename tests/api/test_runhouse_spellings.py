@@ -189,7 +189,13 @@ def test_nested_call_in_the_same_worker_streams_its_output(
     aouter = rh.function(ro.acall_inner).to(cluster)
     assert outer(3) == 4
     assert asyncio.run(aouter.acall(5)) == 6
+    # Again: the worker's own clients now exist, made during the calls above, which ended. The
+    # output of these inner calls belongs to these calls (it once went to the first ones).
+    assert outer(7) == 8
+    assert asyncio.run(aouter.acall(9)) == 10
     out, _ = capfd.readouterr()
     assert "(call_inner) (add) adding 3 and 1" in out
     assert "(acall_inner) (add) adding 5 and 1" in out
+    assert "(call_inner) (add) adding 7 and 1" in out
+    assert "(acall_inner) (add) adding 9 and 1" in out
     assert out.index("outer before") < out.index("adding 3 and 1") < out.index("outer after 4")
