@@ -124,12 +124,21 @@ def dumps_call(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Frame]:
     return [body, *enc.frames]
 
 
-def loads(frames: Sequence[Frame]) -> Any:
-    """Inverse of :func:`dumps` (and of :func:`dumps_call`, giving ``[args, kwargs]``)."""
+class _ExtHook:
+    """msgpack's ``ext_hook`` for one payload. An object, not a closure: a nested function that
+    calls itself for nested tuples refers to itself through its own closure cell, a reference
+    cycle holding the payload's frames until the cyclic GC ran (measured: back-to-back 4 MiB
+    calls piled up ~3 MiB each in the client and the worker, 392 MiB after 128 calls)."""
 
-    def ext_hook(code: int, data: bytes) -> Any:
+    __slots__ = ("frames",)
+
+    def __init__(self, frames: Sequence[Frame]) -> None:
+        self.frames = frames
+
+    def __call__(self, code: int, data: bytes) -> Any:
+        frames = self.frames
         if code == EXT_TUPLE:
-            return tuple(msgpack.unpackb(data, ext_hook=ext_hook, strict_map_key=False))
+            return tuple(msgpack.unpackb(data, ext_hook=self, strict_map_key=False))
         if code == EXT_BUFFER:
             kind, index = msgpack.unpackb(data)
             buf = frames[index] if type(index) is int else index
@@ -143,6 +152,10 @@ def loads(frames: Sequence[Frame]) -> Any:
             return pickle.loads(data, buffers=buffers)
         raise SerializationError(f"unknown msgpack extension type {code} in a payload")
 
+
+def loads(frames: Sequence[Frame]) -> Any:
+    """Inverse of :func:`dumps` (and of :func:`dumps_call`, giving ``[args, kwargs]``)."""
+    ext_hook = _ExtHook(frames)
     try:
         return msgpack.unpackb(frames[0], ext_hook=ext_hook, strict_map_key=False)
     except SerializationError:
