@@ -27,7 +27,7 @@ from typing import Any
 
 from rhzmq import __version__
 
-from . import baselines, bench, charts, data, peers, scaling
+from . import baselines, bench, charts, data, goals, peers, scaling
 
 RESULTS = Path(__file__).parent / "results"
 NOISY = 0.25
@@ -90,6 +90,9 @@ def render(report: dict[str, Any], pngs: list[str]) -> str:
             "",
             f"**Warning: noisy machine** — rounds differ by more than {NOISY:.0%} for: {', '.join(noisy)}.",
         ]
+    goals_table = goals.check(report)
+    if goals_table:
+        lines += ["", "## Targets, against figures of this run", "", *goals_table]
     if isinstance(report.get("peers"), dict) and "skipped" not in report["peers"]:
         lines += ["", "## Peers, same sitting", "", *peers.table(report["peers"])]
     lines += ["", *[f"![{Path(p).stem}]({p})" for p in pngs]]

@@ -91,7 +91,8 @@ def core(
     tput_calls: int = 40000,
     widths: tuple[int, ...] = (1, 8, 64, 256),
 ) -> dict[str, Any]:
-    """Sequential p50/p99 (sync stub and acall) and calls/s with 64 in flight, no-op sync and async."""
+    """Sequential p50/p99 (sync stub and acall), 1 MiB echo one call at a time (sync stub and
+    acall), and calls/s with 1 to 256 in flight, no-op sync and async."""
     results: dict[str, list[float]] = {}
 
     def add(key: str, value: float) -> None:
@@ -100,16 +101,31 @@ def core(
     with local_cluster() as c:
         noop = rh.function(targets.noop).to(c)
         anoop = rh.function(targets.anoop).to(c)
+        echo = rh.function(targets.echo).to(c)
+        # Random bytes: a run of b"x" hides costs that depend on content (a repr() of the
+        # arguments per blocking call once cost 10 ms for 1 MiB of random bytes, half for b"x").
+        mib = os.urandom(1 << 20)
+        big_calls = max(8, calls // 30)
         for _ in range(rounds):
             s = sequential_sync(noop, calls)
             LATENCIES.extend(s.pop("samples"))  # type: ignore[arg-type]
             add("sync_stub_p50_us", s["p50_us"])
             add("sync_stub_p99_us", s["p99_us"])
+            echo(mib)
+            t = time.perf_counter()
+            for _ in range(big_calls):
+                echo(mib)
+            add("sync_1MiB_MiB_per_s", big_calls / (time.perf_counter() - t))
 
             async def run() -> None:
                 a = await sequential_async(noop, calls)
                 add("acall_p50_us", a["p50_us"])
                 add("acall_p99_us", a["p99_us"])
+                await echo.acall(mib)
+                t = time.perf_counter()
+                for _ in range(big_calls):
+                    await echo.acall(mib)
+                add("acall_1MiB_MiB_per_s", big_calls / (time.perf_counter() - t))
                 for width in widths:
                     add(
                         f"calls_per_s_{width}_in_flight",
