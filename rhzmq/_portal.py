@@ -1,4 +1,4 @@
-"""The sync facade: every blocking call runs the async code on one loop thread.
+"""The sync facade: blocking calls that need the event loop run the async code on one loop thread.
 
 There is one implementation of every operation, the ``async`` one; ``run_sync`` and ``iter_sync``
 drive it from plain code on a single process-wide event loop (uvloop) running in a daemon thread,

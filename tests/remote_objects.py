@@ -456,3 +456,16 @@ def secret_view() -> dict[str, object]:
 
 def path_exists(path: str) -> bool:
     return os.path.exists(path)
+
+
+def writes_bytes(then_print: bool) -> str:
+    """Writes bytes to stdout, as a text stream refuses; optionally carries on and prints."""
+    try:
+        sys.stdout.write(b"not text")  # type: ignore[arg-type]
+    except TypeError as exc:
+        if not then_print:
+            raise
+        print(f"refused: {exc}")
+    time.sleep(0.1)  # output waits for the output tick, not the FINAL
+    print("still printing")
+    return "done"

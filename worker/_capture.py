@@ -54,6 +54,8 @@ class _Redirect:
         call = current_call.get()
         if call is None:
             return self.real.write(text)
+        if type(text) is not str:
+            _not_text(text)
         if call.stream_logs and text:
             call.output(self.kind, text)
         return len(text)
@@ -69,6 +71,14 @@ class _Redirect:
         return getattr(self.real, name)
 
 
+def _not_text(value: object) -> None:
+    """What a real text stream says to ``write(b"...")``: a call's queue takes text only (bytes
+    queued there once failed on the loop and lost the call's FINAL)."""
+    if isinstance(value, str):
+        return  # a str subclass
+    raise TypeError(f"write() argument must be str, not {type(value).__name__}")
+
+
 class _Stdout(_Redirect):
     """sys.stdout: the hot path, the same as ``_Redirect.write`` with ``Call.output`` inlined."""
 
@@ -76,6 +86,8 @@ class _Stdout(_Redirect):
         call = current_call.get()
         if call is None:
             return self.real.write(text)
+        if type(text) is not str:
+            _not_text(text)
         if call.stream_logs and text:
             call.out.append(text)
             if not call.noted:

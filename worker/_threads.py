@@ -10,11 +10,15 @@ only if no wake-up is already pending, then runs every posted callback in one go
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger("rhzmq.worker")
 
 
 class CallThreads:
@@ -65,7 +69,9 @@ class CallThreads:
             if self._wake_pending:
                 return
             self._wake_pending = True
-        self.loop.call_soon_threadsafe(self._drain)
+        # In an empty context, not the posting call's: the batch runs other calls' completions,
+        # and anything they log must not be routed to this call's caller (worker/_capture.py).
+        self.loop.call_soon_threadsafe(self._drain, context=contextvars.Context())
 
     def _drain(self) -> None:
         with self._lock:
@@ -73,7 +79,10 @@ class CallThreads:
         done = self._done
         while done:
             callback, args = done.popleft()
-            callback(*args)
+            try:
+                callback(*args)
+            except Exception:  # the rest of the batch (other calls' FINALs) still runs
+                log.exception("error in a completion posted by a call thread")
 
     @property
     def size(self) -> int:

@@ -390,7 +390,11 @@ class Call:
         # Output still queued leaves now, in this loop iteration: inside the FINAL (stdout only,
         # to a caller that reads that), else as PARTIALs just before it, which the pump sends
         # with the FINAL as one ZeroMQ message. Either way the broker forwards it untouched.
-        stdout = self._send_out(final=True)
+        try:
+            stdout = self._send_out(final=True)
+        except Exception:  # whatever the output held, the FINAL must go (the caller waits)
+            log.exception("could not send the output of a call")
+            stdout = None
         # Code still running in the call's context (a task an async call started) may print on:
         # the capture drops that now, as the broker would.
         self.stream_logs = False
@@ -487,7 +491,8 @@ class Worker:
     def _start_output_tick(self) -> None:
         if not self._ticking:  # several threads may have asked for it
             self._ticking = True
-            self.loop.call_later(OUTPUT_INTERVAL, self._output_tick)
+            # Its own empty context: the tick is the worker's, not the call's that started it.
+            self.loop.call_later(OUTPUT_INTERVAL, self._output_tick, context=contextvars.Context())
 
     def _output_tick(self) -> None:
         tick_calls = self._tick_calls
@@ -500,11 +505,18 @@ class Worker:
         keys = tick_calls[:n]
         del tick_calls[:n]
         running = self.calls.get
-        for key in keys:
-            call = running(key)
-            if call is not None:
-                call.flush()
-        self.loop.call_later(OUTPUT_INTERVAL, self._output_tick)
+        try:
+            for key in keys:
+                call = running(key)
+                if call is not None:
+                    try:
+                        call.flush()
+                    except Exception:  # one call's bad output must not stop the others'
+                        log.exception("could not send the output of a call")
+        finally:
+            # Re-armed whatever happened: a tick that died left every call's output waiting
+            # for its FINAL.
+            self.loop.call_later(OUTPUT_INTERVAL, self._output_tick, context=contextvars.Context())
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()

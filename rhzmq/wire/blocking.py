@@ -24,6 +24,7 @@ own thread on its next use.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -69,12 +70,17 @@ _MORE = int(zmq.SNDMORE)
 _POLLIN = int(zmq.POLLIN)
 
 _local = threading.local()
+log = logging.getLogger("rhzmq.client")
 
 
-def for_thread(client: Client) -> BlockingClient:
-    """This thread's blocking client beside ``client`` (the portal's, connected)."""
+def for_thread(client: Client) -> BlockingClient | None:
+    """This thread's blocking client beside ``client`` (the portal's, connected); None while
+    this thread's is in a call (a blocking call made by code that runs meanwhile, such as a
+    log handler showing the call's output, goes through the portal instead)."""
     mine: dict[str, BlockingClient] = _local.__dict__
     b = mine.get(client.endpoint)
+    if b is not None and b.busy:
+        return None
     if b is None or b.parent is not client or b.closed:
         # A new connection: close this thread's sockets whose clients were closed (torn down
         # clusters), so a long-lived thread does not keep reconnecting to dead brokers.
@@ -91,10 +97,15 @@ class BlockingClient:
 
     def __init__(self, parent: Client) -> None:
         self.closed = True  # until the socket exists (__del__ may see a failed __init__)
+        self.busy = False  # in a call: code run meanwhile (a log handler) must not reuse it
         self.parent = parent
         self.endpoint = parent.endpoint
         self.sock = dealer(parent.curve)
-        self.sock.connect(parent.endpoint)
+        try:
+            self.sock.connect(parent.endpoint)
+        except BaseException:
+            self.sock.close(linger=0)
+            raise
         self._ids = itertools.count(1)
         self._ping = parent._ping  # call id 0: a liveness probe, its answer only counts as heard
         self._hello = False
@@ -129,19 +140,24 @@ class BlockingClient:
                 f"the call to {label or target.decode()}",
             )
         call_id = next(self._ids)
-        self._send([pack_header(Cmd.CALL, call_id, 0, target), meta, *payload])
-        deadline = None if timeout is None else time.monotonic() + timeout
+        self.busy = True
         try:
+            self._send([pack_header(Cmd.CALL, call_id, 0, target), meta, *payload])
+            deadline = None if timeout is None else time.monotonic() + timeout
             try:
-                return self._wait(call_id, Output(label), deadline)
-            except TimeoutError:
-                raise call_timed_out(label, timeout or 0) from None
-        except BaseException:
-            # Ctrl-C, a timeout or a lost broker: the worker stops the call too. (After a lost
-            # broker this CANCEL goes nowhere, harmlessly: LINGER is 0.)
-            if not self.closed:
-                self._send([pack_header(Cmd.CANCEL, call_id)])
-            raise
+                try:
+                    return self._wait(call_id, Output(label), deadline)
+                except TimeoutError:
+                    raise call_timed_out(label, timeout or 0) from None
+            except BaseException:
+                # Ctrl-C, a timeout or a lost broker: the worker stops the call too. (After a
+                # lost broker the CANCEL waits in the socket and reaches the next broker at this
+                # endpoint, which ignores a CANCEL for a call it does not know.)
+                if not self.closed:
+                    self._send([pack_header(Cmd.CANCEL, call_id)])
+                raise
+        finally:
+            self.busy = False
 
     def _say_hello(self) -> None:
         """First contact: who we are (for the broker's client table) and which protocol."""
@@ -161,8 +177,15 @@ class BlockingClient:
             (f.nbytes if type(f) is memoryview else len(f)) >= OOB_THRESHOLD for f in frames
         )
         last = len(frames) - 1
-        for i, f in enumerate(frames):
-            send(f, _MORE if i < last else 0, copy=copy)
+        try:
+            for i, f in enumerate(frames):
+                send(f, _MORE if i < last else 0, copy=copy)
+        except BaseException:
+            # Interrupted between frames (Ctrl-C; a worker thread's cancellation is injected at
+            # any bytecode): the socket holds half a message, and the next one would be glued to
+            # it. This socket is done; the thread's next call makes a new one.
+            self.close()
+            raise
 
     def _wait(
         self,
@@ -170,25 +193,37 @@ class BlockingClient:
         out: Output,
         deadline: float | None,
     ) -> tuple[int, list[bytes]]:
-        """Until the FINAL of ``call_id``; TimeoutError at ``deadline``."""
+        """Until the FINAL of ``call_id``; TimeoutError at ``deadline``.
+
+        Liveness as the async client's watchdog: a PING every heartbeat interval while waiting
+        (the broker cancels the calls of a client it has not heard from, unless it can see the
+        client's process, which it cannot through a tunnel), and ClusterNotRunning after
+        ``HEARTBEAT_LIVENESS`` intervals in a row in which nothing at all arrived."""
         sock = self.sock
         silent = 0
+        heard = False
+        next_tick = time.monotonic() + HEARTBEAT_INTERVAL
         while True:
-            wait = HEARTBEAT_INTERVAL
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                wait = min(wait, left)
-            if not sock.poll(max(1, int(wait * 1000)), _POLLIN):
-                if wait < HEARTBEAT_INTERVAL:
-                    continue  # the deadline, not the broker's silence: checked above
-                silent += 1
-                if silent >= HEARTBEAT_LIVENESS:
-                    raise lost_broker(self.endpoint, silent)
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise TimeoutError
+            if now >= next_tick:
+                if heard:
+                    silent = 0
+                else:
+                    silent += 1
+                    if silent >= HEARTBEAT_LIVENESS:
+                        # The portal's client connects afresh for the next call (a clear "no
+                        # broker answered" if it is still gone) instead of trusting this one.
+                        self.parent._connected = False
+                        raise lost_broker(self.endpoint, silent)
+                heard = False
                 self._send(self._ping)
+                next_tick = now + HEARTBEAT_INTERVAL
+            wake = next_tick if deadline is None else min(next_tick, deadline)
+            if not sock.poll(max(1, int((wake - now) * 1000)), _POLLIN):
                 continue
-            silent = 0
+            heard = True
             while True:
                 try:
                     frames = sock.recv_multipart(_NOBLOCK)
@@ -225,7 +260,10 @@ class BlockingClient:
                 out.final_output(frames)
             return status, frames[1:]
         if header[COMMAND] == _PARTIAL and header[FLAGS] != Partial.ITEM:
-            out.partial(header[FLAGS], frames[1:])
+            try:
+                out.partial(header[FLAGS], frames[1:])
+            except Exception:  # a local stdout that fails must not lose the call's result
+                log.exception("could not show the output of %s", out.label or "a call")
         return None
 
 
@@ -238,6 +276,14 @@ def blocking_call(
     label: str,
     timeout: float | None,
 ) -> Any:
-    """:meth:`Client.call` from a plain thread, on its own socket beside ``parent``."""
+    """:meth:`Client.call` from a plain thread, on its own socket beside ``parent``; raises
+    :class:`Busy` when this thread's socket is in a call already."""
+    b = for_thread(parent)
+    if b is None:
+        raise Busy
     payload = dumps_call(args, kwargs) if (args or kwargs) else NO_ARGS
-    return decode_final(*for_thread(parent).call(target, meta, payload, label, timeout))
+    return decode_final(*b.call(target, meta, payload, label, timeout))
+
+
+class Busy(Exception):
+    """This thread's socket is in a call; make this one through the portal."""

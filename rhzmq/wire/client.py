@@ -1,4 +1,5 @@
 """The asyncio client: one DEALER socket per event loop and cluster, many calls in flight.
+(Blocking stub calls use a socket of their own thread beside it: :mod:`rhzmq.wire.blocking`.)
 
 Each call gets an id (a counter), a future and an entry in ``_calls``. Replies are matched by id in
 one plain callback that the :class:`~rhzmq.wire.pump.Pump` calls for every message it drains; PARTIAL

@@ -188,3 +188,93 @@ print("OK", len(blocking._local.__dict__))
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert out.stdout.strip() == "OK 1", out.stderr[-2000:]
+
+
+CHATTY_ELSEWHERE = """
+import sys
+sys.path.insert(0, {tests!r})
+from rhzmq.wire import config
+config.MACHINE_ID = "another-machine"  # as through an SSH tunnel: the broker cannot see our pid
+import remote_objects as ro
+import rhzmq as rh
+c = rh.cluster("local")
+f = rh.function(ro.chatty).to(c, name="blocking_chatty")
+f("warm", 1, 0)  # connected: the next call takes the blocking path
+print("RESULT", f("chat", 20, 0.25), flush=True)
+"""
+
+
+def test_a_chatty_blocking_call_keeps_pinging(cluster: rh.Cluster, tmp_path: Path) -> None:
+    """Found in review: the blocking client pinged only after a silent interval, so a call
+    printing more than once a second never pinged, and after 3 s the broker cancelled the
+    call of a client whose process it cannot see (any client through an SSH tunnel). It pings
+    every interval while waiting, as the async client's watchdog does."""
+    script = tmp_path / "chatty.py"
+    script.write_text(CHATTY_ELSEWHERE.format(tests=str(Path(__file__).parents[1])))
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=os.environ, timeout=60
+    )
+    assert "RESULT 20" in out.stdout, out.stderr[-2000:]
+    assert out.stdout.count("(blocking_chatty) chat line") == 20
+    cluster.delete("blocking_chatty")
+
+
+def test_output_this_process_cannot_show_does_not_lose_the_result(cluster: rh.Cluster) -> None:
+    """Found in review: on the blocking path, a local stdout that raised (closed, a broken pipe)
+    lost the result and cancelled the call. It is logged; the result arrives."""
+
+    class Broken:
+        def write(self, text: str) -> int:
+            raise ValueError("I/O operation on closed file")
+
+        def flush(self) -> None:
+            pass
+
+    f = rh.function(ro.prints_then_sleeps).to(cluster, name="blocking_broken_stdout")
+    f(0, 0, 0)
+    old = sys.stdout
+    sys.stdout = Broken()  # type: ignore[assignment]
+    try:
+        assert f(2, 0.01, 0.3) == 2  # the lines arrive as PARTIALs, before the FINAL
+    finally:
+        sys.stdout = old
+    cluster.delete("blocking_broken_stdout")
+
+
+def test_writing_bytes_to_stdout_in_a_call_is_a_type_error_not_a_hang(
+    cluster: rh.Cluster, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Found in review: bytes written to a worker's stdout were queued as output and failed on
+    the worker's loop, which then never sent the FINAL (the caller hung) and stopped the output
+    tick (no more live output on that worker). The write raises TypeError, as a text stream's
+    does, and output goes on."""
+    f = rh.function(ro.writes_bytes).to(cluster, name="blocking_bytes")
+    with pytest.raises(TypeError, match="must be str, not bytes"):
+        f(False, timeout=10)
+    assert f(True, timeout=10) == "done"
+    out, _ = capfd.readouterr()
+    assert "(blocking_bytes) refused: write() argument must be str, not bytes" in out
+    assert "(blocking_bytes) still printing" in out
+    # Live output still works on that worker (the output tick did not die): the line printed
+    # before a 0.5 s sleep arrives long before the call ends.
+    arrivals: list[tuple[float, str]] = []
+
+    class Recorder:
+        def write(self, text: str) -> int:
+            arrivals.append((time.time(), text))
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    stamp = rh.function(ro.prints_then_sleeps).to(cluster, name="blocking_live")
+    old = sys.stdout
+    sys.stdout = Recorder()  # type: ignore[assignment]
+    try:
+        assert stamp(1, 0, 0.5) == 1
+    finally:
+        sys.stdout = old
+    (arrived, text), *_ = [(t, x) for t, x in arrivals if "line 0" in x]
+    printed = float(text.split()[1])  # "(blocking_live) <time.time()> line 0"
+    assert arrived - printed < 0.2, "output waited for the FINAL: the output tick is dead"
+    cluster.delete(["blocking_bytes", "blocking_live"])
