@@ -214,6 +214,9 @@ class Broker:
         self.inflight: dict[bytes, tuple[Identity, bytes | None, Identity]] = {}
         self.endpoints: list[str] = []
         self.started = time.time()
+        # Told in every PING answer: a client that sees another value knows the broker it sent
+        # its calls to is gone (restarted at the same endpoint), and with it those calls.
+        self.instance = os.urandom(8).hex()
         self.calls_routed = 0
         self._pump: Pump | None = None
         self._shutdown_waiters: list[tuple[Identity, bytes]] = []
@@ -524,7 +527,12 @@ class Broker:
                         client[2] = int(hello.get("pid") or 0)
                 except Exception:
                     log.warning("client %s sent an undecodable PING", sender.hex())
-            body = {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
+            body = {
+                "version": __version__,
+                "protocol": PROTOCOL_VERSION,
+                "pid": os.getpid(),
+                "instance": self.instance,
+            }
             self._send([sender, pack_header(_FINAL, call_id, Status.OK), msgpack.packb(body)])
         elif cmd == Cmd.SHUTDOWN:
             self._shutdown_waiters.append((sender, header[CALL_ID]))

@@ -36,6 +36,8 @@ from .client import (
     NO_ARGS,
     Client,
     Output,
+    broker_instance,
+    broker_restarted,
     call_timed_out,
     check_hello,
     decode_final,
@@ -109,6 +111,7 @@ class BlockingClient:
         self._ids = itertools.count(1)
         self._ping = parent._ping  # call id 0: a liveness probe, its answer only counts as heard
         self._hello = False
+        self.instance: str | None = None  # the broker's, from the hello's answer
         self.closed = False
 
     def close(self) -> None:
@@ -168,7 +171,9 @@ class BlockingClient:
         except (TimeoutError, ClusterNotRunning):
             self.close()
             raise no_broker(self.endpoint) from None
-        check_hello(decode_final(status, frames))
+        info = decode_final(status, frames)
+        check_hello(info)
+        self.instance = info.get("instance")
         self._hello = True
 
     def _send(self, frames: Sequence[Frame]) -> None:
@@ -238,8 +243,9 @@ class BlockingClient:
                     if final is not None:
                         return final
 
-    @staticmethod
-    def _handle(frames: list[bytes], call_id: int, out: Output) -> tuple[int, list[bytes]] | None:
+    def _handle(
+        self, frames: list[bytes], call_id: int, out: Output
+    ) -> tuple[int, list[bytes]] | None:
         """A message from the broker: the FINAL of our call is returned, output is shown, the
         rest (answers to PINGs, late answers to calls given up on) is dropped."""
         header = frames[0]
@@ -252,6 +258,14 @@ class BlockingClient:
                 raise ProtocolError(version_message(header[VERSION_BYTE]))
             return None
         if read_call_id(header) != call_id:
+            if read_call_id(header) == 0 and header[COMMAND] == _FINAL and len(frames) > 1:
+                # A PING answered by another broker than the one our call went to: it
+                # restarted at this endpoint (too fast to look silent), and the call is lost.
+                instance = broker_instance(frames[1])
+                if instance is not None and self.instance is not None and instance != self.instance:
+                    self._hello = False
+                    self.parent._connected = False
+                    raise broker_restarted(self.endpoint)
             return None
         if header[COMMAND] == _FINAL:
             status = header[FLAGS]

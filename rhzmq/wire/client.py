@@ -219,6 +219,7 @@ class Client:
         self._heard = 0  # messages received: the watchdog looks for a change, not a time
         self._watchdog: asyncio.Task[None] | None = None
         self._connected = False
+        self.instance: str | None = None  # the broker's, from the first contact's PING answer
         self.closed = False
         self.limits = Limits.from_env()
 
@@ -239,6 +240,8 @@ class Client:
         if header[COMMAND] == _FINAL:
             pending = self._calls.pop(call_id, None)
             if pending is None:
+                if call_id == 0 and len(frames) > 1:  # the watchdog's PING answered
+                    self._check_instance(frames[1])
                 return  # answered already (timed out, cancelled)
             if pending.timer is not None:
                 pending.timer.cancel()
@@ -254,6 +257,13 @@ class Client:
             pending = self._calls.get(call_id)
             if pending is not None:
                 pending.partial(header[FLAGS], frames[1:])
+
+    def _check_instance(self, body: bytes) -> None:
+        """A PING answer from another broker than the one our calls went to (restarted at the
+        same endpoint within the liveness window, so never silent): those calls are lost."""
+        instance = broker_instance(body)
+        if instance is not None and self.instance is not None and instance != self.instance:
+            self._fail_all(broker_restarted(self.endpoint))
 
     def _on_monitor(self, frames: list[bytes]) -> None:
         event = parse_monitor_message(frames)
@@ -344,7 +354,9 @@ class Client:
         except TimeoutError:
             self._calls.pop(call_id, None)
             raise no_broker(self.endpoint) from None
-        check_hello(decode_final(status, frames))
+        info = decode_final(status, frames)
+        check_hello(info)
+        self.instance = info.get("instance")
         self._connected = True
         self._stop_monitor()
 
@@ -525,6 +537,24 @@ def lost_broker(endpoint: str, silent: int) -> ClusterNotRunning:
         f"lost the connection to the broker at {endpoint}: no answer to {silent} pings in "
         f"{silent * HEARTBEAT_INTERVAL:.0f} s. Check `rhzmq status`."
     )
+
+
+def broker_restarted(endpoint: str) -> ClusterNotRunning:
+    return ClusterNotRunning(
+        f"the broker at {endpoint} restarted while this call was in flight, and the call was "
+        "lost with it. Call again; check `rhzmq status` first: objects whose worker did not "
+        "outlive the old broker must be sent again"
+    )
+
+
+def broker_instance(body: bytes) -> str | None:
+    """The ``instance`` of a PING answer's body, or None (an older broker, or not a dict)."""
+    try:
+        info = msgpack.unpackb(body)
+    except Exception:
+        return None
+    instance = info.get("instance") if isinstance(info, dict) else None
+    return instance if isinstance(instance, str) else None
 
 
 def check_hello(info: Any) -> None:

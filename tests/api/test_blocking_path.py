@@ -278,3 +278,63 @@ def test_writing_bytes_to_stdout_in_a_call_is_a_type_error_not_a_hang(
     printed = float(text.split()[1])  # "(blocking_live) <time.time()> line 0"
     assert arrived - printed < 0.2, "output waited for the FINAL: the output tick is dead"
     cluster.delete(["blocking_bytes", "blocking_live"])
+
+
+RESTART = """
+import asyncio, os, signal, subprocess, sys, threading, time
+sys.path.insert(0, {tests!r})
+import remote_objects as ro
+import rhzmq as rh
+from rhzmq.wire import config
+c = rh.cluster("local", gateway_port=None).up_if_not()
+sleeps = rh.function(ro.sleeps).to(c)
+sleeps(0)
+pids = []
+for how in ("blocking", "async"):
+    result = {{}}
+    def caller():
+        t = time.monotonic()
+        try:
+            result["r"] = sleeps(6) if how == "blocking" else asyncio.run(sleeps.acall(6))
+        except rh.ClusterNotRunning as exc:
+            result["r"] = f"ClusterNotRunning: {{exc}}"
+        result["t"] = time.monotonic() - t
+    th = threading.Thread(target=caller)
+    th.start()
+    time.sleep(0.5)
+    state = config.read_state()
+    pids += [w["pid"] for w in c.status()["workers"]]
+    os.kill(int(state["pid"]), signal.SIGKILL)
+    time.sleep(0.2)
+    subprocess.run([sys.executable, "-c", "import rhzmq as rh; rh.cluster('local', gateway_port=None).up_if_not()"], check=True, capture_output=True)
+    th.join(20)
+    print(how, round(result.get("t", -1), 1), result.get("r", "STILL WAITING"), flush=True)
+    sleeps = rh.function(ro.sleeps).to(c)  # the old daemon's workers went with it
+    sleeps(0)
+print("PIDS", *pids, flush=True)
+c.teardown()
+"""
+
+
+def test_a_broker_restarted_within_the_liveness_window_fails_calls_in_flight(
+    tmp_path: Path,
+) -> None:
+    """Found in review (older than the blocking path, on both paths): a broker restarted at the
+    same endpoint within 3 s answers the PINGs, so the client never saw silence, and a call sent
+    to the old broker waited forever. PING answers name the broker's instance; another one fails
+    the calls in flight at once."""
+    script = tmp_path / "restart.py"
+    script.write_text(RESTART.format(tests=str(Path(__file__).parents[1])))
+    env = {**os.environ, "RHZMQ_HOME": str(tmp_path / "home")}
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
+    lines = {line.split()[0]: line for line in out.stdout.splitlines() if line}
+    try:
+        for how in ("blocking", "async"):
+            assert how in lines, out.stdout + out.stderr[-2000:]
+            words = lines[how].split(maxsplit=2)
+            assert "restarted while this call was in flight" in words[2], lines[how]
+            assert float(words[1]) < 5, lines[how]  # not the 6 s call, nor forever
+    finally:
+        _stop([int(p) for p in lines.get("PIDS", "PIDS").split()[1:]])

@@ -10,12 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rhzmq as rh
-from rhzmq.wire.protocol import pack_header
+from rhzmq.wire.protocol import Cmd, pack_header
 from rhzmq.wire.pump import BATCH_HEADER
 
 headers = st.builds(
     lambda cmd, cid, flags, target, cut: pack_header(cmd, cid, flags, target)[:cut],
-    st.integers(0, 20),
+    # Not SHUTDOWN: a well-formed one is the owner's own command (the socket is theirs alone
+    # without CURVE), and obeying it is right. Now and then hypothesis built one whole, the
+    # session's daemon stopped, and every later test failed (a flake seen twice).
+    st.integers(0, 20).filter(lambda cmd: cmd != Cmd.SHUTDOWN),
     st.integers(0, 2**64 - 1),
     st.integers(0, 255),
     st.binary(max_size=20),
