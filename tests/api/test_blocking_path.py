@@ -4,6 +4,7 @@ exceptions of blocking calls are covered by test_core.py, which now runs on it t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -338,3 +339,15 @@ def test_a_broker_restarted_within_the_liveness_window_fails_calls_in_flight(
             assert float(words[1]) < 5, lines[how]  # not the 6 s call, nor forever
     finally:
         _stop([int(p) for p in lines.get("PIDS", "PIDS").split()[1:]])
+        # Whatever daemon the script left (it stops its cluster only when it gets that far),
+        # stopped by the PID its state file names, with its workers.
+        state = tmp_path / "home" / "local" / "daemon.json"
+        if state.exists():
+            daemon = int(json.loads(state.read_text())["pid"])
+            workers = subprocess.run(
+                ["pgrep", "-P", str(daemon)], capture_output=True, text=True
+            ).stdout.split()
+            for pid in [daemon, *map(int, workers)]:
+                if _alive(pid) and b"rhzmq" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+            _stop([daemon, *map(int, workers)])
