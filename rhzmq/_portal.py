@@ -10,7 +10,7 @@ portal bookkeeping per call), and sync stubs pay it on every call. The loop is o
 we need none of that machinery: submit a coroutine, wait on its future, cancel it on Ctrl-C.
 
 Not every blocking call comes here: a blocking *stub call* on a connected cluster skips the
-thread hand-off altogether and makes the round trip on a socket of the calling thread
+thread hand-off altogether: the calling thread makes the round trip on a pooled socket
 (:mod:`rhzmq.wire.blocking`); what comes here is what needs the loop (connecting, SSH, streams).
 
 Blocking calls from inside a running event loop. The call runs on the portal's loop, not the

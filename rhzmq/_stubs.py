@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._portal import _running_loop, check_loop, iter_sync, run_sync
 from ._store import Resource, plain_name, save_config
-from .wire.blocking import Busy, blocking_call
+from .wire.blocking import blocking_call
 from .wire.client import STREAM_CREDIT, call_meta
 from .wire.protocol import RH_GETATTR, RH_SETATTR, RH_VALUE
 
@@ -100,18 +100,15 @@ class RemoteMethod:
         if client is not None:
             if _running_loop() is not None:
                 check_loop(lambda: self._hint(args))
-            try:
-                return blocking_call(
-                    client,
-                    self._target,
-                    self._meta if stream_logs else self._meta_quiet,
-                    args,
-                    kwargs,
-                    self._label,
-                    timeout,
-                )
-            except Busy:
-                pass  # this thread's socket is in a call (we run inside its output handling)
+            return blocking_call(
+                client,
+                self._target,
+                self._meta if stream_logs else self._meta_quiet,
+                args,
+                kwargs,
+                self._label,
+                timeout,
+            )
         # First contact, reconnecting or a subclass's preparation: the portal does that work.
         return run_sync(
             self._call, args, kwargs, timeout, stream_logs, hint=lambda: self._hint(args)

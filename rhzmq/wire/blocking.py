@@ -1,10 +1,10 @@
-"""Blocking calls made in the caller's own thread: one DEALER socket per thread and broker.
+"""Blocking calls made in the caller's own thread, on DEALER sockets pooled per broker client.
 
 A blocking stub ``f(x)`` used to run ``acall`` on the portal's loop thread and wait for it: two
 thread hand-offs per call (wake the loop, then wake the caller), which cost 50 to 130 µs on top
 of ``acall`` on a 2-core machine, a third of the call. Here the calling thread does the whole
-round trip itself on a socket of its own, as a plain blocking ZeroMQ client does: send, poll,
-receive. No event loop, no future, no other thread is woken.
+round trip itself on a socket checked out for the call, as a plain blocking ZeroMQ client does:
+send, poll, receive. No event loop, no future, no other thread is woken.
 
 It is only the fast path of a connection the portal's :class:`~rhzmq.wire.client.Client`
 already made: that one did the connecting work (an SSH tunnel, the first contact's errors, the
@@ -15,17 +15,17 @@ remote call, Ctrl-C cancels it too, and a broker that stops answering fails the 
 ``HEARTBEAT_LIVENESS`` silent intervals instead of hanging (a PING every interval, Paranoid
 Pirate, as :mod:`rhzmq.wire.client` explains).
 
-ZeroMQ sockets belong to one thread, hence one socket per thread (``threading.local``); a
-thread's first call says hello (a PING with its pid) and checks the protocol version, like the
-async client's first contact. A socket whose parent client was closed (teardown) is closed by its
-own thread on its next use.
+A ZeroMQ socket is used by one thread at a time: the sockets are pooled per client and checked
+out for a call (:func:`checkout`). A socket's first call is preceded by a hello (a PING with the
+process's pid), not waited for: the portal's client checked the protocol version when it
+connected. Closing the client (teardown) closes its idle sockets; one in a call is closed when
+it comes back.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -39,10 +39,8 @@ from .client import (
     broker_instance,
     broker_restarted,
     call_timed_out,
-    check_hello,
     decode_final,
     lost_broker,
-    no_broker,
 )
 from .exceptions import ClusterNotRunning, ProtocolError
 from .limits import check_size
@@ -63,7 +61,7 @@ from .protocol import (
 )
 from .pump import BATCH_HEADER, dealer, split_batch
 from .serialization import OOB_THRESHOLD, dumps_call
-from .settings import CONNECT_TIMEOUT, HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
+from .settings import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 from .types import Frame
 
 _FINAL, _PARTIAL = Cmd.FINAL, Cmd.PARTIAL
@@ -71,35 +69,42 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _MORE = int(zmq.SNDMORE)
 _POLLIN = int(zmq.POLLIN)
 
-_local = threading.local()
 log = logging.getLogger("rhzmq.client")
 
 
-def for_thread(client: Client) -> BlockingClient | None:
-    """This thread's blocking client beside ``client`` (the portal's, connected); None while
-    this thread's is in a call (a blocking call made by code that runs meanwhile, such as a
-    log handler showing the call's output, goes through the portal instead)."""
-    mine: dict[str, BlockingClient] = _local.__dict__
-    b = mine.get(client.endpoint)
-    if b is not None and b.busy:
-        return None
-    if b is None or b.parent is not client or b.closed:
-        # A new connection: close this thread's sockets whose clients were closed (torn down
-        # clusters), so a long-lived thread does not keep reconnecting to dead brokers.
-        for endpoint, old in list(mine.items()):
-            if old.parent.closed or endpoint == client.endpoint:
-                old.close()
-                del mine[endpoint]
-        b = mine[client.endpoint] = BlockingClient(client)
-    return b
+def checkout(client: Client) -> BlockingClient:
+    """An idle socket beside ``client`` (the portal's, connected), or a new one.
+
+    A pool per client, not a socket per thread: a socket may move between threads with a full
+    memory barrier between its users (ZeroMQ's rule), which the pool's lock is. So there are only
+    as many sockets as blocking calls ever ran at once, a thread-per-request server does not
+    connect anew for every request, and a call made while another of the same thread is in
+    flight (from a log handler showing its output) simply takes a second socket."""
+    with client.blocking_lock:
+        pool = client.blocking_pool
+        while pool:
+            b: BlockingClient = pool.pop()
+            if not b.closed:
+                return b
+    return BlockingClient(client)
+
+
+def checkin(b: BlockingClient) -> None:
+    """Give a socket back after its call (a closed one, or one of a closed client, is dropped)."""
+    parent = b.parent
+    if not b.closed:
+        with parent.blocking_lock:
+            if not parent.closed:
+                parent.blocking_pool.append(b)
+                return
+        b.close()
 
 
 class BlockingClient:
-    """One thread's socket to one broker; see the module docstring."""
+    """One socket to one broker, used by one thread at a time; see the module docstring."""
 
     def __init__(self, parent: Client) -> None:
         self.closed = True  # until the socket exists (__del__ may see a failed __init__)
-        self.busy = False  # in a call: code run meanwhile (a log handler) must not reuse it
         self.parent = parent
         self.endpoint = parent.endpoint
         self.sock = dealer(parent.curve)
@@ -119,7 +124,7 @@ class BlockingClient:
             self.closed = True
             self.sock.close(linger=0)
 
-    def __del__(self) -> None:  # its thread ended (threading.local let go of it)
+    def __del__(self) -> None:  # dropped from its pool (its client was closed)
         self.close()
 
     def call(
@@ -143,37 +148,29 @@ class BlockingClient:
                 f"the call to {label or target.decode()}",
             )
         call_id = next(self._ids)
-        self.busy = True
+        self._send([pack_header(Cmd.CALL, call_id, 0, target), meta, *payload])
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._send([pack_header(Cmd.CALL, call_id, 0, target), meta, *payload])
-            deadline = None if timeout is None else time.monotonic() + timeout
             try:
-                try:
-                    return self._wait(call_id, Output(label), deadline)
-                except TimeoutError:
-                    raise call_timed_out(label, timeout or 0) from None
-            except BaseException:
-                # Ctrl-C, a timeout or a lost broker: the worker stops the call too. (After a
-                # lost broker the CANCEL waits in the socket and reaches the next broker at this
-                # endpoint, which ignores a CANCEL for a call it does not know.)
-                if not self.closed:
-                    self._send([pack_header(Cmd.CANCEL, call_id)])
-                raise
-        finally:
-            self.busy = False
+                return self._wait(call_id, Output(label), deadline)
+            except TimeoutError:
+                raise call_timed_out(label, timeout or 0) from None
+        except BaseException:
+            # Ctrl-C, a timeout or a lost broker: the worker stops the call too. (After a lost
+            # broker the CANCEL waits in the socket and reaches the next broker at this
+            # endpoint, which ignores a CANCEL for a call it does not know.)
+            if not self.closed:
+                self._send([pack_header(Cmd.CANCEL, call_id)])
+            raise
 
     def _say_hello(self) -> None:
-        """First contact: who we are (for the broker's client table) and which protocol."""
-        call_id = next(self._ids)
-        self._send([pack_header(Cmd.PING, call_id), *self._ping[1:]])
-        try:
-            status, frames = self._wait(call_id, Output(""), time.monotonic() + CONNECT_TIMEOUT)
-        except (TimeoutError, ClusterNotRunning):
-            self.close()
-            raise no_broker(self.endpoint) from None
-        info = decode_final(status, frames)
-        check_hello(info)
-        self.instance = info.get("instance")
+        """Who we are, for the broker's client table (it does not give up on the calls of a
+        silent client whose process it can see alive). Sent just ahead of the first call, not
+        waited for: the portal's client already checked the protocol and learnt the broker's
+        instance when it connected, so a thread's first call costs no extra round trip (a
+        thread-per-request server makes a new thread for every request)."""
+        self._send(self._ping)
+        self.instance = self.parent.instance
         self._hello = True
 
     def _send(self, frames: Sequence[Frame]) -> None:
@@ -290,14 +287,11 @@ def blocking_call(
     label: str,
     timeout: float | None,
 ) -> Any:
-    """:meth:`Client.call` from a plain thread, on its own socket beside ``parent``; raises
-    :class:`Busy` when this thread's socket is in a call already."""
-    b = for_thread(parent)
-    if b is None:
-        raise Busy
+    """:meth:`Client.call` from a plain thread, on an idle socket beside ``parent``."""
     payload = dumps_call(args, kwargs) if (args or kwargs) else NO_ARGS
-    return decode_final(*b.call(target, meta, payload, label, timeout))
-
-
-class Busy(Exception):
-    """This thread's socket is in a call; make this one through the portal."""
+    b = checkout(parent)
+    try:
+        status, frames = b.call(target, meta, payload, label, timeout)
+    finally:
+        checkin(b)
+    return decode_final(status, frames)

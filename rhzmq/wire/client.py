@@ -1,5 +1,5 @@
 """The asyncio client: one DEALER socket per event loop and cluster, many calls in flight.
-(Blocking stub calls use a socket of their own thread beside it: :mod:`rhzmq.wire.blocking`.)
+(Blocking stub calls use pooled sockets beside it, from the caller's thread: :mod:`rhzmq.wire.blocking`.)
 
 Each call gets an id (a counter), a future and an entry in ``_calls``. Replies are matched by id in
 one plain callback that the :class:`~rhzmq.wire.pump.Pump` calls for every message it drains; PARTIAL
@@ -29,6 +29,7 @@ import itertools
 import logging
 import os
 import pickle
+import threading
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -220,6 +221,9 @@ class Client:
         self._watchdog: asyncio.Task[None] | None = None
         self._connected = False
         self.instance: str | None = None  # the broker's, from the first contact's PING answer
+        # Idle sockets for blocking calls from plain threads (rhzmq.wire.blocking), any thread's.
+        self.blocking_pool: list[Any] = []
+        self.blocking_lock = threading.Lock()
         self.closed = False
         self.limits = Limits.from_env()
 
@@ -516,6 +520,12 @@ class Client:
                 self._watchdog.cancel()
             self._stop_monitor()
             self.pump.close()
+            # Pooled sockets are idle, so this thread may close them (the lock is the barrier
+            # ZeroMQ asks for when a socket changes threads).
+            with self.blocking_lock:
+                pool, self.blocking_pool = self.blocking_pool, []
+            for b in pool:
+                b.close()
 
 
 def call_timed_out(label: str, timeout: float) -> CallTimeout:
