@@ -405,18 +405,54 @@ def gateway(rounds: int = 3, requests: int = 20000, concurrency: int = 64) -> di
     return out
 
 
-def ssh_cluster(rounds: int = 3, calls: int = 2000, tput_calls: int = 20000) -> dict[str, Any]:
-    """The same no-op through an SSH cluster on a loopback ``sshd`` (SSH port forward + CURVE)
-    and through the local daemon (ipc, no encryption), in one run: what the tunnel costs."""
+def have_sshd() -> bool:
     import shutil
+
+    return bool(shutil.which("sshd")) or os.path.exists("/usr/sbin/sshd")
+
+
+@contextlib.contextmanager
+def loopback_ssh_cluster(name: str, hosts: int) -> Iterator[rh.Cluster]:
+    """An SSH cluster bootstrapped for real on ``hosts`` OpenSSH ``sshd`` hosts on 127.0.0.N (the
+    tests' helper, tests/sshd.py), with a temporary RHZMQ_HOME; torn down and every sshd stopped
+    by PID afterwards."""
     import sys
     from pathlib import Path
 
-    if not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists():
-        return {"skipped": "no sshd on this machine (apt-get install openssh-server)"}
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from sshd import free_port, start_hosts
+
+    with tempfile.TemporaryDirectory(prefix=f"rhzmq-{name}-") as root:
+        old = os.environ.get("RHZMQ_HOME")
+        os.environ["RHZMQ_HOME"] = str(Path(root) / "client")
+        sshds = start_hosts(Path(root) / "hosts", hosts)
+        try:
+            c = rh.cluster(
+                name=name,
+                host=sshds.addresses,
+                ssh_creds=sshds.creds(),
+                server_port=free_port(["127.0.0.1"]),
+                gateway_port=None,
+                autostop_mins=-1,
+            ).up_if_not()
+            try:
+                yield c
+            finally:
+                c.teardown()
+        finally:
+            sshds.stop()
+            if old is None:
+                os.environ.pop("RHZMQ_HOME", None)
+            else:
+                os.environ["RHZMQ_HOME"] = old
+
+
+def ssh_cluster(rounds: int = 3, calls: int = 2000, tput_calls: int = 20000) -> dict[str, Any]:
+    """The same no-op through an SSH cluster on a loopback ``sshd`` (SSH port forward + CURVE)
+    and through the local daemon (ipc, no encryption), in one run: what the tunnel costs."""
+    if not have_sshd():
+        return {"skipped": "no sshd on this machine (apt-get install openssh-server)"}
     import uvloop
-    from sshd import free_port, start_hosts  # the tests' real-sshd helper
 
     results: dict[str, list[float]] = {}
 
@@ -432,29 +468,8 @@ def ssh_cluster(rounds: int = 3, calls: int = 2000, tput_calls: int = 20000) -> 
 
             uvloop.run(run())
 
-    with tempfile.TemporaryDirectory(prefix="rhzmq-perf-ssh-") as root:
-        old = os.environ.get("RHZMQ_HOME")
-        os.environ["RHZMQ_HOME"] = str(Path(root) / "client")
-        hosts = start_hosts(Path(root) / "hosts", 1)
-        try:
-            c = rh.cluster(
-                name="perf-ssh",
-                host=hosts.addresses,
-                ssh_creds=hosts.creds(),
-                server_port=free_port(["127.0.0.1"]),
-                gateway_port=None,
-                autostop_mins=-1,
-            ).up_if_not()
-            try:
-                measure("ssh", c)
-            finally:
-                c.teardown()
-        finally:
-            hosts.stop()
-            if old is None:
-                os.environ.pop("RHZMQ_HOME", None)
-            else:
-                os.environ["RHZMQ_HOME"] = old
+    with loopback_ssh_cluster("perf-ssh", 1) as c:
+        measure("ssh", c)
     with local_cluster() as c:
         measure("local", c)
     out = summarize(results)

@@ -37,11 +37,8 @@ import gc
 import multiprocessing as mp
 import os
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import rhzmq as rh
@@ -441,51 +438,29 @@ def hosts(rounds: int = 3, counts: tuple[int, ...] = HOSTS, calls: int = 20000) 
     ``noop_h<i>``, and the client spreads its calls over the n names: the same work a
     per-host replica would do, routed by the client instead of the broker. All hosts' daemons
     run for every n (the cluster is bootstrapped once; n only says how many hold the no-op)."""
-    import shutil
-
-    if not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists():
+    if not bench.have_sshd():
         return {"skipped": "no sshd on this machine (apt-get install openssh-server)"}
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import uvloop
-    from sshd import free_port, start_hosts  # the tests' real-sshd helper
 
     results: dict[str, list[float]] = {}
     out: dict[str, Any] = {}
-    with (
-        tempfile.TemporaryDirectory(prefix="rhzmq-perf-hosts-") as root,
-        _environ(RHZMQ_HOME=str(Path(root) / "client")),
-    ):
-        t = time.monotonic()
-        sshds = start_hosts(Path(root) / "hosts", max(counts))
-        try:
-            c = rh.cluster(
-                name="perf-hosts",
-                host=sshds.addresses,
-                ssh_creds=sshds.creds(),
-                server_port=free_port(["127.0.0.1"]),
-                gateway_port=None,
-                autostop_mins=-1,
-            ).up_if_not()
-            out["bootstrap_s"] = time.monotonic() - t
-            try:
-                stubs = [
-                    rh.function(targets.noop).to(
-                        c, name=f"noop_h{i}", env=rh.env(name=f"h{i}", compute={"node": i})
-                    )
-                    for i in range(max(counts))
-                ]
-                where = {w["env"]: w.get("node") for w in c.status()["workers"]}
-                out["nodes_of_envs"] = ", ".join(f"{e}: {where.get(e)}" for e in sorted(where))
-                for n in counts:
-                    for _ in range(rounds):
-                        rate, lat = uvloop.run(_spread(stubs[:n], calls, 64))
-                        lat.sort()
-                        _add(results, key("hosts", n, "calls_per_s_64_in_flight"), rate)
-                        _add(results, key("hosts", n, "p50_us"), _pct_us(lat, 0.5))
-            finally:
-                c.teardown()
-        finally:
-            sshds.stop()
+    t = time.monotonic()
+    with bench.loopback_ssh_cluster("perf-hosts", max(counts)) as c:
+        out["bootstrap_s"] = time.monotonic() - t
+        stubs = [
+            rh.function(targets.noop).to(
+                c, name=f"noop_h{i}", env=rh.env(name=f"h{i}", compute={"node": i})
+            )
+            for i in range(max(counts))
+        ]
+        where = {w["env"]: w.get("node") for w in c.status()["workers"]}
+        out["nodes_of_envs"] = ", ".join(f"{e}: {where.get(e)}" for e in sorted(where))
+        for n in counts:
+            for _ in range(rounds):
+                rate, lat = uvloop.run(_spread(stubs[:n], calls, 64))
+                lat.sort()
+                _add(results, key("hosts", n, "calls_per_s_64_in_flight"), rate)
+                _add(results, key("hosts", n, "p50_us"), _pct_us(lat, 0.5))
     return {**bench.summarize(results), **out}
 
 
