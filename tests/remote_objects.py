@@ -135,6 +135,28 @@ async def asleeps(seconds: float) -> str:
     return "slept"
 
 
+def gc_pause() -> None:
+    """Collect, then leave the cyclic GC off: :func:`gc_resume` counts what calls left to it."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+
+
+def gc_resume() -> int:
+    """Objects in reference cycles made since :func:`gc_pause` (found and freed now)."""
+    import gc
+
+    try:
+        return gc.collect()
+    finally:
+        gc.enable()
+
+
+async def anoop(x: int) -> int:
+    return x
+
+
 def countdown(n: int, pause: float = 0.0) -> Iterator[int]:
     for i in range(n, 0, -1):
         yield i

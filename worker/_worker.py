@@ -387,6 +387,10 @@ class Call:
         if self.done:
             return
         self.done = True
+        # The task's context holds this call (current_call): dropping the task now breaks that
+        # cycle, so the call, its task and context are freed at once, not by the cyclic GC
+        # (measured: 8 objects per async call left to it, ~1 µs per call in collections).
+        self.task = None
         # Output still queued leaves now, in this loop iteration: inside the FINAL (stdout only,
         # to a caller that reads that), else as PARTIALs just before it, which the pump sends
         # with the FINAL as one ZeroMQ message. Either way the broker forwards it untouched.

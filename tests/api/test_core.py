@@ -424,6 +424,30 @@ def test_sync_calls_run_concurrently(cluster: rh.Cluster) -> None:
     assert time.monotonic() - t < 2.0  # 8 x 0.3 s in sequence would be 2.4 s
 
 
+def test_calls_leave_nothing_for_the_cyclic_gc(cluster: rh.Cluster) -> None:
+    # An async call once left its Call, Task and Context in a reference cycle (the task's context
+    # held the call): 8 objects per call that only the cyclic GC freed, ~20 % of the worker's
+    # CPU per no-op call. A sync call, a streamed one and an async one, each 60 times.
+    env = rh.env(name="gc_env")
+    pause = rh.function(ro.gc_pause).to(cluster, env=env)
+    resume = rh.function(ro.gc_resume).to(cluster, env=env)
+    fns = [rh.function(f).to(cluster, env=env) for f in (ro.anoop, ro.add, ro.countdown)]
+    try:
+
+        async def calls() -> None:
+            await asyncio.gather(*(fns[0].acall(i) for i in range(60)))
+            await asyncio.gather(*(fns[1].acall(i, 1) for i in range(60)))
+
+        pause()
+        asyncio.run(calls())
+        for _ in range(60):
+            assert list(fns[2](2)) == [2, 1]
+        left = resume()
+        assert left < 60, f"{left} objects in reference cycles after 180 calls"
+    finally:
+        cluster.delete("gc_env")
+
+
 def test_by_value_code_from_main(cluster: rh.Cluster, tmp_path: os.PathLike[str]) -> None:
     import subprocess
     import sys
