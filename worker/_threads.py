@@ -1,10 +1,23 @@
-"""Threads for sync calls, with completions handed back to the event loop in batches.
+"""Threads for sync calls: woken only when needed, with completions handed back to the loop in batches.
 
-``concurrent.futures.ThreadPoolExecutor`` plus one ``loop.call_soon_threadsafe`` per result cost
-about half the worker's throughput for a no-op sync function in profiles: a Future per call, and
-a self-pipe write plus a loop wake-up per completion. Here a call is a plain tuple on a
-``SimpleQueue``, and threads post results (and generator items) to a deque; the loop is woken
-only if no wake-up is already pending, then runs every posted callback in one go.
+Two costs shaped this module, both measured with no-op sync functions:
+
+* ``concurrent.futures.ThreadPoolExecutor`` plus one ``loop.call_soon_threadsafe`` per result cost
+  about half the worker's throughput: a Future per call, and a self-pipe write plus a loop wake-up
+  per completion. Here a call is a plain tuple on a deque, and threads post results (and generator
+  items) to another deque; the loop is woken only if no wake-up is already pending, then runs
+  every posted callback in one go.
+* Waking a thread per call: 64 calls arriving together woke 64 threads, which then took turns at
+  the GIL (and with the loop) to run a few microseconds of work each. Now a thread that finishes a
+  call takes the next queued one itself, and a submit wakes (or starts) a thread only when no
+  thread is running calls. So a burst of short calls runs on one thread, back to back.
+
+What keeps concurrency: while calls wait in the queue, a check on the loop every
+:data:`STALL_CHECK` seconds looks whether any was taken since the last look. If none was, the
+running threads are blocked (sleeping, waiting on I/O or on another call, or holding the GIL in a
+long computation) and a thread is woken for every waiting call. A sync call that arrives while
+another one blocks thus starts about a millisecond later, not at once; a call that arrives while
+no call runs starts at once.
 """
 
 from __future__ import annotations
@@ -20,52 +33,112 @@ from typing import Any
 
 log = logging.getLogger("rhzmq.worker")
 
+#: Seconds between two looks at a queue that is not moving (see the module docstring).
+STALL_CHECK = 0.001
+
 
 class CallThreads:
-    """Up to ``max_threads`` daemon threads running submitted callables FIFO."""
+    """Up to ``max_threads`` daemon threads running submitted callables FIFO; ``stall_check``:
+    seconds between looks at a queue that is not moving."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, max_threads: int = 64, name: str = "rhzmq-call"
+        self,
+        loop: asyncio.AbstractEventLoop,
+        max_threads: int = 64,
+        name: str = "rhzmq-call",
+        stall_check: float = STALL_CHECK,
     ) -> None:
         self.loop = loop
         self.max_threads = max_threads
         self.name = name
-        self._work: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
-            queue.SimpleQueue()
-        )
+        self.stall_check = stall_check
+        self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        # One True per wake-up of an idle thread; False asks a thread to exit.
+        self._wakeups: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        # Guards _idle, _running and _check_armed, and orders a submit against a thread that
+        # finds the queue empty: see _run.
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._idle = 0  # threads waiting for a wake-up, none sent to them yet
+        self._running = 0  # threads woken or started and not idle again yet
+        self._taken = 0  # calls taken from the queue so far: the stall check compares it
+        self._check_armed = False
         self._done: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._post_lock = threading.Lock()
         self._wake_pending = False
 
+    # -- the loop's side ------------------------------------------------------------------------
+
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on a call thread (starting one if none is idle)."""
+        """Run ``fn(*args)`` on a call thread: at once if none is running calls, else after
+        them (or after one stall check, if they are blocked)."""
+        self._queue.append((fn, args))  # before the lock: see _run
         with self._lock:
-            if self._idle == 0 and len(self._threads) < self.max_threads:
+            if not self._running:
+                self._wake(1)
+                return
+            if self._check_armed:
+                return
+            self._check_armed = True
+        self.loop.call_later(self.stall_check, self._check_stall, self._taken)
+
+    def _wake(self, n: int) -> None:
+        """Wake idle threads (or start new ones) for ``n`` queued calls; holds ``_lock``."""
+        for _ in range(n):
+            if self._idle:
+                self._idle -= 1
+                self._wakeups.put(True)
+            elif len(self._threads) < self.max_threads:
                 t = threading.Thread(
                     target=self._run, name=f"{self.name}-{len(self._threads)}", daemon=True
                 )
                 self._threads.append(t)
                 t.start()
-            self._idle -= 1  # claimed now, so a burst of submits starts enough threads
-        self._work.put((fn, args))
+            else:
+                return  # every thread is running calls: they take the rest when free
+            self._running += 1
+
+    def _check_stall(self, taken: int) -> None:
+        with self._lock:
+            if not self._queue:
+                self._check_armed = False
+                return
+            if self._taken == taken:
+                # Nothing taken for a whole interval: the running threads are blocked.
+                self._wake(len(self._queue))
+        self.loop.call_later(self.stall_check, self._check_stall, self._taken)
+
+    # -- a call thread's side -------------------------------------------------------------------
 
     def _run(self) -> None:
-        get = self._work.get
+        calls = self._queue
+        wait = self._wakeups.get
         while True:
-            with self._lock:
-                self._idle += 1
-            item = get()
-            if item is None:
+            while True:
+                try:
+                    fn, args = calls.popleft()
+                except IndexError:
+                    # Empty: under the lock, look again before going idle. A submit appends
+                    # before taking the lock, so either we see its call here, or it sees us
+                    # idle (no threads running) and wakes one.
+                    with self._lock:
+                        if calls:
+                            continue
+                        self._running -= 1
+                        self._idle += 1
+                    break
+                self._taken += 1  # read by the stall check only; a lost update is harmless
+                try:
+                    fn(*args)
+                except BaseException:  # _run_sync reports its own errors; keep the thread
+                    log.exception("error in a call thread")
+            if not wait():
                 return
-            fn, args = item
-            fn(*args)
 
     def post(self, callback: Callable[..., Any], *args: Any) -> None:
         """From a call thread: run ``callback(*args)`` on the loop, in posting order."""
         self._done.append((callback, args))
-        with self._lock:
+        with self._post_lock:
             if self._wake_pending:
                 return
             self._wake_pending = True
@@ -74,7 +147,7 @@ class CallThreads:
         self.loop.call_soon_threadsafe(self._drain, context=contextvars.Context())
 
     def _drain(self) -> None:
-        with self._lock:
+        with self._post_lock:
             self._wake_pending = False
         done = self._done
         while done:
@@ -91,4 +164,4 @@ class CallThreads:
     def shutdown(self) -> None:
         """Ask idle threads to exit (busy ones are daemon threads: they do not block exit)."""
         for _ in self._threads:
-            self._work.put(None)
+            self._wakeups.put(False)
