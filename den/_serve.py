@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from rhzmq.wire import handshake
-from rhzmq.wire.http import allowed_hosts
+from rhzmq.wire.http import allowed_hosts, header_timeout_protocol
+from rhzmq.wire.limits import Limits
 from rhzmq.wire.settings import DEFAULT_DEN_PORT, HTTP_MAX_CONCURRENCY
 
 from ._app import MAX_BODY, create_app
@@ -72,6 +73,8 @@ async def serve(
         timeout_graceful_shutdown=2,
         limit_concurrency=HTTP_MAX_CONCURRENCY,  # more connections get a 503 at once
         log_config=None,  # keep the root handler set up by __main__
+        # Slow request heads are cut off, as on the gateway (RHZMQ_HTTP_HEADER_TIMEOUT).
+        http=header_timeout_protocol(Limits.from_env().http_header_timeout),
     )
     server = uvicorn.Server(config)
     log.info("registry serving at %s", address)

@@ -6,7 +6,6 @@ a connection made after ``READY <url>`` is printed waits in the backlog and is s
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sys
@@ -51,46 +50,6 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol, closing a connection whose request head is not complete within
-    ``seconds`` (RHZMQ_HTTP_HEADER_TIMEOUT) (uvicorn has no such limit: a client sending a header byte now
-    and then, or nothing at all, held its connection forever, and the connection cap let 256 of
-    them shut everyone else out)."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class HeaderTimeoutProtocol(H11Protocol):
-        _head_timer: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)  # type: ignore[arg-type]
-            self._arm()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self.conn.their_state is h11.IDLE:
-                self._arm()  # a request head under way: it has until the timer
-            elif self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-            super().connection_lost(exc)
-
-        def _arm(self) -> None:
-            if self._head_timer is None:
-                self._head_timer = self.loop.call_later(seconds, self._expired)
-
-        def _expired(self) -> None:
-            self._head_timer = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self.transport.close()
-
-    return HeaderTimeoutProtocol
-
-
 async def serve(
     broker: str,
     host: str,
@@ -103,7 +62,7 @@ async def serve(
 ) -> None:
     import uvicorn
 
-    from rhzmq.wire.http import allowed_hosts
+    from rhzmq.wire.http import allowed_hosts, header_timeout_protocol
 
     from ._app import MAX_BODY, create_app
 
