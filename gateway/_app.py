@@ -263,16 +263,27 @@ class Gateway:
         self._describe_cache[name] = (now + DESCRIBE_TTL, info)
         return info  # type: ignore[no-any-return]
 
+    def cached_post_target(self, path: str) -> tuple[str, str, str] | None:
+        """``(name, method, kind)`` a ``POST path`` calls, decided from a fresh describe-cache
+        entry alone; None if that needs more (no entry, a refusal to explain, no such route)."""
+        name, sep, method = path[1:].partition("/")
+        if not name or "/" in method or (sep and not method):
+            return None
+        cached = self._describe_cache.get(name)
+        if cached is None or cached[0] <= time.monotonic():
+            return None
+        target = post_target(cached[1], method if sep else None)
+        return None if target is None else (name, *target)
+
     async def call_object(self, request: Request) -> Response:
         name = request.path_params["name"]
         info = await self.describe(name)
         if request.method == "GET":
             keys = ("type", "qualname", "doc", "signature", "methods", "attributes", "call")
             return self.respond(request, {k: info[k] for k in keys if k in info})
-        if info.get("type") == "function":
-            return await self.invoke(request, name, "", str(info.get("call") or "sync"))
-        if info.get("call"):
-            return await self.invoke(request, name, "__call__", str(info["call"]))
+        target = post_target(info, None)
+        if target is not None:
+            return await self.invoke(request, name, *target)
         methods = ", ".join(sorted(info.get("methods", {}))) or "none"
         raise HTTPError(
             405,
@@ -295,7 +306,7 @@ class Gateway:
                     f"{name!r} is a function: call it with POST /{name}/call (or POST /{name}) "
                     'and a JSON body {"args": [...], "kwargs": {...}}; a GET never calls',
                 )
-            return await self.invoke(request, name, "", str(info.get("call") or "sync"))
+            return await self.invoke(request, name, "", _function_kind(info))
         if info.get("type") == "function":
             raise HTTPError(
                 404,
@@ -331,6 +342,8 @@ class Gateway:
         )
 
     def timeout(self, request: Request) -> float | None:
+        if not request.scope["query_string"]:
+            return None  # the usual call: no query to parse
         raw = request.query_params.get("timeout")
         if raw is None:
             return None
@@ -395,7 +408,10 @@ class Gateway:
         stream = (
             kind in ("gen", "agen")
             or NDJSON in accept
-            or request.query_params.get("stream", "").lower() in ("1", "true", "yes")
+            or (
+                bool(request.scope["query_string"])
+                and request.query_params.get("stream", "").lower() in ("1", "true", "yes")
+            )
         )
         if stream:
             return StreamingResponse(self.ndjson(name, method, payload, timeout), media_type=NDJSON)
@@ -531,6 +547,46 @@ class BearerAuth:
         await response(scope, receive, send)
 
 
+def _function_kind(info: dict[str, Any]) -> str:
+    return str(info.get("call") or "sync")
+
+
+def post_target(info: dict[str, Any], method: str | None) -> tuple[str, str] | None:
+    """``(method, kind)`` a POST calls on the object ``info`` describes: ``method`` is None for
+    ``POST /{name}``, else the path's second part. None when it calls nothing (the routed
+    handlers say why: 404, 405)."""
+    if info.get("type") == "function":
+        return ("", _function_kind(info)) if method in (None, "call") else None
+    if method is None:
+        return ("__call__", str(info["call"])) if info.get("call") else None
+    kind = (info.get("methods") or {}).get(method)
+    return None if kind is None else (method, str(kind))
+
+
+class FastCalls:
+    """Pure ASGI: a ``POST`` without a query string that calls an object whose description is
+    cached goes straight to :meth:`Gateway.invoke`, past Starlette's middleware stack and its
+    seven routes (measured: ~20 % of the gateway's time per call went there). The same handler
+    and the same error table as the routed path; anything else (GETs, options in the query, the
+    first call of an object, a refusal to explain) takes the routed path."""
+
+    def __init__(self, app: ASGIApp, gw: Gateway) -> None:
+        self.app = app
+        self.gw = gw
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
+            target = self.gw.cached_post_target(scope["path"])
+            if target is not None:
+                request = Request(scope, receive)
+                try:
+                    response = await self.gw.invoke(request, *target)
+                except Exception as exc:
+                    response = await error_for(request, exc)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 def _plain(frames: list[bytes]) -> Any:
     """A result as plain data, or a 406 (a pickled value: only a Python client could read it)."""
     try:
@@ -574,6 +630,26 @@ async def _crash(request: Request, exc: Exception) -> Response:
     )
 
 
+# Errors become JSON at the edge, by type (the handler of the nearest class in the exception's
+# MRO, as Starlette picks them); anything else is a gateway bug, logged, never shown to the caller.
+HANDLERS: dict[Any, Any] = {
+    HTTPException: _not_found,
+    HTTPError: _http_error,
+    BadRequest: _bad_request,
+    RhzmqError: _rhzmq_error,
+    Exception: _crash,
+}
+
+
+async def error_for(request: Request, exc: Exception) -> Response:
+    """The response :data:`HANDLERS` gives ``exc`` (FastCalls: the routed path's answer)."""
+    for cls in type(exc).__mro__:
+        handler = HANDLERS.get(cls)
+        if handler is not None:
+            return await handler(request, exc)  # type: ignore[no-any-return]
+    return await _crash(request, exc)
+
+
 def create_app(
     broker: str,
     *,
@@ -599,19 +675,10 @@ def create_app(
         Route("/{name}", gw.call_object, methods=["GET", "POST"]),
         Route("/{name}/{method}", gw.call_method, methods=["GET", "POST"]),
     ]
-    # Errors become JSON at the edge, by type (Starlette picks the handler of the nearest class
-    # in the exception's MRO); anything else is a gateway bug, logged, never shown to the caller.
-    handlers: dict[Any, Any] = {
-        HTTPException: _not_found,
-        HTTPError: _http_error,
-        BadRequest: _bad_request,
-        RhzmqError: _rhzmq_error,
-        Exception: _crash,
-    }
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=routes, exception_handlers=HANDLERS)
     # /ui and /ui/... (BearerAuth sends them there): nine routes no object call should try first.
-    ui_app = Starlette(routes=ui.routes(), exception_handlers=handlers)
-    return HostCheck(BearerAuth(app, token, ui, ui_app), hosts)
+    ui_app = Starlette(routes=ui.routes(), exception_handlers=HANDLERS)
+    return HostCheck(BearerAuth(FastCalls(app, gw), token, ui, ui_app), hosts)
 
 
 __all__ = ["create_app"]

@@ -398,6 +398,53 @@ def test_node_fetch(deployed: str, tmp_path: Path, api: httpx.Client) -> None:
     assert result["missing"] == 404
 
 
+def test_calls_answer_the_same_on_the_fast_and_the_routed_path(
+    deployed: str, api: httpx.Client
+) -> None:
+    """A POST to an object whose description is cached skips Starlette's routing
+    (gateway._app.FastCalls); any query string sends it the routed way. Both must answer every
+    call alike: results, remote errors, bad bodies, refused types and sizes, msgpack, streams."""
+    auth = dict(api.headers)
+    as_json = {**auth, "content-type": "application/json"}
+    cases: list[tuple[str, dict[str, str], bytes]] = [
+        ("/greet", as_json, b'{"args": ["ada"], "kwargs": {"punctuation": "?"}}'),
+        ("/greet/call", as_json, b'{"data": {"args": ["bob"]}}'),
+        ("/store/put", as_json, b'{"args": ["k", [1, 2]]}'),
+        ("/store/get", as_json, b'{"args": ["k"]}'),
+        ("/store/get", as_json, b'{"args": ["missing"]}'),  # KeyError: 500 with its traceback
+        ("/fails", as_json, b'{"args": ["no luck"]}'),
+        ("/greet", as_json, b'{"args": [}'),  # not JSON: 400
+        ("/greet", as_json, b'{"args": "ada"}'),  # args not a list
+        ("/greet", as_json, b'{"args": [], "kwargs": {"nope": 1}}'),  # wrong arguments: 422
+        ("/greet", {**auth, "content-type": "text/plain"}, b'{"args": ["x"]}'),  # 415
+        ("/greet", as_json, b'{"args": ["' + b"x" * 5000 + b'"]}'),  # a body in several chunks
+        ("/store/nope", as_json, b"{}"),  # no such method: the routed path explains (404)
+        ("/greet/nope", as_json, b"{}"),
+        ("/raw_bytes", {**as_json, "accept": "application/msgpack"}, b'{"args": [16]}'),
+        ("/raw_bytes", as_json, b'{"args": [16]}'),  # bytes as JSON: 406
+        ("/ticker", as_json, b'{"args": [2, 0]}'),  # a generator: NDJSON
+        ("/greet", {**as_json, "accept": "application/x-ndjson"}, b'{"args": ["nd"]}'),
+    ]
+    for path, _, _ in cases:  # describe every object once: the fast path needs the cache
+        api.get(f"{deployed}/{path.split('/')[1]}")
+
+    def answer(r: httpx.Response) -> tuple[int, str, object]:
+        kind = r.headers["content-type"]
+        if "msgpack" in kind:
+            return r.status_code, kind, msgpack.unpackb(r.content)
+        if "ndjson" in kind:
+            return r.status_code, kind, [json.loads(line) for line in r.text.splitlines()]
+        return r.status_code, kind, r.json()
+
+    for path, headers, body in cases:
+        with httpx.Client(timeout=30) as plain:  # headers exactly as given, nothing added
+            routed = answer(
+                plain.post(f"{deployed}{path}?via=routes", headers=headers, content=body)
+            )
+            fast = answer(plain.post(f"{deployed}{path}", headers=headers, content=body))
+        assert fast == routed, path
+
+
 def test_slow_request_heads_are_cut_off(cluster: rh.Cluster) -> None:
     """Issue 13, finding 8 (slowloris): uvicorn has no limit on how long a request's headers may
     take, so connections sending nothing, or a header byte now and then, stayed open forever and
