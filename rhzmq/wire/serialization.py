@@ -99,8 +99,21 @@ class _Encoder:
         return bytes(msgpack.packb(obj, default=self.default, strict_types=True))
 
 
+#: Types msgpack packs exactly as the full encoder does (exact types: ``strict_types`` sends
+#: subclasses to ``default``); a value of one of them skips the encoder object, the common case
+#: of a result or an argument list. Anything msgpack refuses (an int past 64 bits, a lone
+#: surrogate) takes the full path, which says what is wrong.
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+_packb = msgpack.packb
+
+
 def dumps(value: Any) -> list[Frame]:
     """Serialize one value (a result, a generator item) into frames."""
+    if type(value) in _SCALARS:
+        try:
+            return [_packb(value)]
+        except Exception:
+            pass
     enc = _Encoder()
     value = enc.lift(value)
     if type(value) is list:
@@ -114,6 +127,15 @@ def dumps(value: Any) -> list[Frame]:
 
 def dumps_call(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Frame]:
     """Serialize a call's arguments as ``[args, kwargs]``; errors name the bad argument."""
+    if not kwargs:
+        for arg in args:
+            if type(arg) not in _SCALARS:
+                break
+        else:
+            try:
+                return [_packb([list(args), {}])]
+            except Exception:
+                pass
     enc = _Encoder()
     body_args = [enc.lift(a) for a in args]
     body_kwargs = {k: enc.lift(v) for k, v in kwargs.items()} if kwargs else {}

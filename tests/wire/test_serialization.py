@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from rhzmq import SerializationError
-from rhzmq.wire.serialization import OOB_THRESHOLD, dumps, dumps_call, loads
+from rhzmq.wire.serialization import OOB_THRESHOLD, _Encoder, dumps, dumps_call, loads
 
 
 @pytest.mark.parametrize(
@@ -91,3 +91,27 @@ def test_loads_leaves_no_reference_cycle() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    "value", [0, -1, 2**63, 2**64 - 1, 1.5, float("inf"), "", "é", "x" * 300, True, False, None]
+)
+def test_scalars_take_a_short_cut_with_the_same_bytes(value: object) -> None:
+    # dumps/dumps_call skip the encoder object for plain scalars: the bytes must be the ones
+    # the full encoder writes (a peer of another version reads them), and come back as sent.
+    enc = _Encoder()
+    assert dumps(value) == [enc.pack(value)]
+    assert loads(dumps(value)) == value and type(loads(dumps(value))) is type(value)
+    args = (value, 1, "a", None)
+    assert dumps_call(args, {}) == [_Encoder().pack([list(args), {}])]
+    assert loads(dumps_call(args, {})) == [list(args), {}]
+
+
+def test_what_msgpack_refuses_still_takes_the_full_path() -> None:
+    huge = 2**70  # past msgpack's 64 bits: pickled by the full encoder
+    assert loads(dumps(huge)) == huge
+    assert loads(dumps_call((huge,), {})) == [[huge], {}]
+    with pytest.raises(SerializationError, match="surrogates not allowed"):
+        dumps("\ud800")
+    with pytest.raises(SerializationError, match="argument 0"):
+        dumps_call(("\ud800",), {})
