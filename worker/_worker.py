@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 import traceback
+import types
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -245,6 +246,32 @@ class Credit:
             await self._granted.wait()
 
 
+#: Guards a call's ``thread_id`` against ``cancel()`` (which raises into that thread). One lock
+#: for every call: held for a few bytecodes, twice per sync call, and one lock object per call
+#: was a measurable share of a no-op call's cost.
+_THREAD_ID_LOCK = threading.Lock()
+
+#: Meta frames already decoded: a stub sends the same few bytes with every call.
+_METAS: dict[bytes, dict[str, Any]] = {}
+_MAX_METAS = 1024
+
+_CALL, _CANCEL, _CREDIT = int(Cmd.CALL), int(Cmd.CANCEL), int(Cmd.CREDIT)
+_COROUTINE, _GENERATOR = types.CoroutineType, types.GeneratorType
+
+
+def _call_meta(frame: bytes) -> dict[str, Any]:
+    """A CALL's meta, decoded once per distinct frame (read-only: shared between calls)."""
+    if type(frame) is not bytes:
+        return unpack_meta(frame)
+    meta = _METAS.get(frame)
+    if meta is None:
+        meta = unpack_meta(frame)  # ProtocolError when not a map: not kept
+        if len(_METAS) >= _MAX_METAS:
+            _METAS.clear()  # many distinct metas: a client making them up; start over
+        _METAS[bytes(frame)] = meta
+    return meta
+
+
 class Call:
     """One running call: queues its output and items in order, sends its FINAL once.
 
@@ -258,7 +285,6 @@ class Call:
     """
 
     __slots__ = (
-        "_lock",
         "_wake",
         "call_id",
         "cancelled",
@@ -295,7 +321,6 @@ class Call:
         self.cancelled = False
         self.done = False
         self.started = False
-        self._lock = threading.Lock()  # thread_id vs cancel(); the output queue needs none
         # In the order produced: stdout text as a bare str, else (kind, text) for stderr and
         # (kind, frames) for a log record or an item. Only ever appended to (any thread) and cut
         # from the front (the loop), never replaced: a writer holding it while the loop flushes
@@ -415,7 +440,7 @@ class Call:
         if self.task is not None:
             self.task.cancel()
             return
-        with self._lock:
+        with _THREAD_ID_LOCK:
             if self.thread_id is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(self.thread_id), ctypes.py_object(_ThreadCancelled)
@@ -450,6 +475,7 @@ class Worker:
         self.handle_signals = handle_signals
         self.on_shutdown = on_shutdown  # the broker's SHUTDOWN (sent to node agents only)
         self.registered = asyncio.Event()  # set once the broker answered us
+        self._registered = False  # the same, a plain bool: looked at for every message
         self.group = group or name
         self.parent_pid = parent_pid
         self.curve = curve
@@ -584,7 +610,9 @@ class Worker:
 
     def _on_message(self, frames: list[bytes]) -> None:
         self._last_heard = time.monotonic()
-        self.registered.set()
+        if not self._registered:
+            self._registered = True
+            self.registered.set()
         header = frames[0]
         problem = check_header(header)
         if problem:
@@ -592,13 +620,13 @@ class Worker:
             return
         # The target stays bytes: objects are keyed by it, so no decode/encode per call.
         cmd, call_id, target = header[COMMAND], read_call_id(header), header[TARGET]
-        if cmd == Cmd.CALL:
+        if cmd == _CALL:
             self._on_call(header, call_id, target, frames)
-        elif cmd == Cmd.CANCEL:
+        elif cmd == _CANCEL:
             call = self.calls.get(frames[1] + header[CALL_ID]) if len(frames) > 1 else None
             if call is not None:
                 call.cancel()
-        elif cmd == Cmd.CREDIT:
+        elif cmd == _CREDIT:
             call = self.calls.get(frames[1] + header[CALL_ID]) if len(frames) > 1 else None
             if call is not None and call.credit is not None:
                 call.credit.grant(header[FLAGS])
@@ -652,7 +680,7 @@ class Worker:
 
     def _on_call(self, header: bytes, call_id: int, target: bytes, frames: list[bytes]) -> None:
         try:
-            meta = unpack_meta(frames[2])
+            meta = _call_meta(frames[2])
         except Exception:
             meta = {}
         call = self._new_call(header, call_id, frames, bool(meta.get("s", True)))
@@ -676,7 +704,11 @@ class Worker:
         except BaseException as exc:
             return call.finish(*error_payload(exc))
         call.entry = entry
-        self._admit(entry, lambda: self._start(call, fn, kind, args, kwargs))
+        if entry.max_concurrency is None:
+            entry.running += 1
+            self._start(call, fn, kind, args, kwargs)
+        else:
+            self._admit(entry, lambda: self._start(call, fn, kind, args, kwargs))
 
     def _on_put(self, header: bytes, call_id: int, target: bytes, frames: list[bytes]) -> None:
         call = self._new_call(header, call_id, frames, True)
@@ -771,16 +803,16 @@ class Worker:
         frames: list[Any] = _NONE
         try:
             try:
-                with call._lock:
+                with _THREAD_ID_LOCK:
                     if call.cancelled:
                         raise _ThreadCancelled
                     call.thread_id = threading.get_ident()
                 result = fn(*args, **kwargs)
-                if inspect.iscoroutine(result):
+                if isinstance(result, _COROUTINE):
                     # A plain function returning a coroutine (a wrapper around an async one):
                     # its caller wants the value, so it is awaited here, on the worker's loop.
                     result = asyncio.run_coroutine_threadsafe(result, self.loop).result()
-                if inspect.isgenerator(result):
+                if isinstance(result, _GENERATOR):
                     credit = call.credit
                     if credit is None:
                         # Called without streaming (cluster.call, a plain CALL): its items are
@@ -793,7 +825,7 @@ class Worker:
                         result = None
                 frames = self._result(result)
             finally:
-                with call._lock:
+                with _THREAD_ID_LOCK:
                     call.thread_id = None
         except _ThreadCancelled:
             status, frames = _cancelled_frames(call.call_id)
