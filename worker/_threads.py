@@ -13,11 +13,12 @@ Two costs shaped this module, both measured with no-op sync functions:
   thread is running calls. So a burst of short calls runs on one thread, back to back.
 
 What keeps concurrency: while calls wait in the queue, a check on the loop every
-:data:`STALL_CHECK` seconds looks whether any was taken since the last look. If none was, the
-running threads are blocked (sleeping, waiting on I/O or on another call, or holding the GIL in a
-long computation) and a thread is woken for every waiting call. A sync call that arrives while
-another one blocks thus starts about a millisecond later, not at once; a call that arrives while
-no call runs starts at once.
+:data:`STALL_CHECK` seconds looks whether a call queued before its last look still waits. If one
+does, the running threads do not keep up (they sleep, wait on I/O or on another call, or hold the
+GIL in a long computation) and a thread is woken for every waiting call. So a burst of calls that
+each block for a moment (a 0.5 ms query) still runs side by side, not one after another; a sync
+call that arrives while others block starts about a millisecond later rather than at once; a call
+that arrives while no call runs starts at once.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class CallThreads:
         self._threads: list[threading.Thread] = []
         self._idle = 0  # threads waiting for a wake-up, none sent to them yet
         self._running = 0  # threads woken or started and not idle again yet
-        self._taken = 0  # calls taken from the queue so far: the stall check compares it
+        self._submitted = 0  # calls submitted so far (the loop's count): see _check_stall
         self._check_armed = False
         self._done: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._post_lock = threading.Lock()
@@ -73,6 +74,7 @@ class CallThreads:
         """Run ``fn(*args)`` on a call thread: at once if none is running calls, else after
         them (or after one stall check, if they are blocked)."""
         self._queue.append((fn, args))  # before the lock: see _run
+        self._submitted += 1
         with self._lock:
             if not self._running:
                 self._wake(1)
@@ -80,7 +82,7 @@ class CallThreads:
             if self._check_armed:
                 return
             self._check_armed = True
-        self.loop.call_later(self.stall_check, self._check_stall, self._taken)
+        self.loop.call_later(self.stall_check, self._check_stall, self._submitted)
 
     def _wake(self, n: int) -> None:
         """Wake idle threads (or start new ones) for ``n`` queued calls; holds ``_lock``."""
@@ -98,15 +100,17 @@ class CallThreads:
                 return  # every thread is running calls: they take the rest when free
             self._running += 1
 
-    def _check_stall(self, taken: int) -> None:
+    def _check_stall(self, mark: int) -> None:
+        """``mark``: calls submitted by the last look. More calls waiting than were submitted
+        since means one from before the last look still waits, a whole interval or more."""
         with self._lock:
-            if not self._queue:
+            waiting = len(self._queue)
+            if not waiting:
                 self._check_armed = False
                 return
-            if self._taken == taken:
-                # Nothing taken for a whole interval: the running threads are blocked.
-                self._wake(len(self._queue))
-        self.loop.call_later(self.stall_check, self._check_stall, self._taken)
+            if waiting > self._submitted - mark:
+                self._wake(waiting)
+        self.loop.call_later(self.stall_check, self._check_stall, self._submitted)
 
     # -- a call thread's side -------------------------------------------------------------------
 
@@ -127,7 +131,6 @@ class CallThreads:
                         self._running -= 1
                         self._idle += 1
                     break
-                self._taken += 1  # read by the stall check only; a lost update is harmless
                 try:
                     fn(*args)
                 except BaseException:  # _run_sync reports its own errors; keep the thread
