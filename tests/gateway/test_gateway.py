@@ -478,6 +478,45 @@ def test_slow_request_heads_are_cut_off(cluster: rh.Cluster) -> None:
         stop(proc)
 
 
+def test_head_requests_read_and_never_call(deployed: str, api: httpx.Client) -> None:
+    """Starlette answers HEAD on every GET route, and the handlers took anything but GET for a
+    call: a HEAD with a JSON body once stored a value. Only POST calls."""
+    body = {"args": ["from_head", 1]}
+    r = api.request("HEAD", f"{deployed}/store/put", json=body)
+    assert r.status_code == 405
+    r = api.request("HEAD", f"{deployed}/greet/call", json={"args": ["x"]})
+    assert r.status_code == 405
+    assert api.request("HEAD", f"{deployed}/greet").status_code == 200  # describes, as GET
+    missing = api.post(f"{deployed}/store/get", json={"args": ["from_head"]})
+    assert missing.status_code == 500 and err(missing)["type"] == "KeyError"
+
+
+def test_a_request_head_past_16_kib_gets_431(deployed: str, api: httpx.Client) -> None:
+    """httptools reads heads of any size, copying the head again on every read: a 4 MiB head sent
+    in small pieces cost the gateway's loop ~0.85 s before anyone looked at the token. A head
+    growing past 16 KiB (h11's old limit) is answered 431 and the connection closed; a request
+    with an 8 KiB header is answered as always."""
+    import socket
+
+    host, port = deployed.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as conn:
+        conn.settimeout(5)
+        conn.sendall(b"POST /greet HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+        answer = b""
+        try:
+            for _ in range(64):  # 64 KiB in 1 KiB pieces, unless the gateway stops it first
+                conn.sendall(b"a" * 1024)
+                time.sleep(0.002)
+        except OSError:
+            pass  # closed under us: what it should do
+        while chunk := conn.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert b"RequestHeaderFieldsTooLarge" in answer
+    r = api.get(f"{deployed}/health", headers={"X-Pad": "p" * 8192})
+    assert r.status_code == 200
+
+
 @pytest.mark.usefixtures("deployed")
 def test_a_body_that_stops_arriving_gets_408(cluster: rh.Cluster) -> None:
     """A call whose body stops half-way is answered 408 after RHZMQ_HTTP_BODY_TIMEOUT (30 s;
