@@ -278,7 +278,7 @@ class Gateway:
     async def call_object(self, request: Request) -> Response:
         name = request.path_params["name"]
         info = await self.describe(name)
-        if request.method == "GET":
+        if request.method in _READS:
             keys = ("type", "qualname", "doc", "signature", "methods", "attributes", "call")
             return self.respond(request, {k: info[k] for k in keys if k in info})
         target = post_target(info, None)
@@ -299,7 +299,7 @@ class Gateway:
             # Runhouse's route for calling a function: POST /{name}/call. Runhouse also called
             # on GET with the query as string arguments; a GET here never calls (a web page
             # can make a browser send one: docs/security.md).
-            if request.method == "GET":
+            if request.method in _READS:
                 raise HTTPError(
                     405,
                     "MethodNotAllowed",
@@ -315,7 +315,7 @@ class Gateway:
             )
         kind = methods.get(method)
         if kind is not None:
-            if request.method == "GET":
+            if request.method in _READS:
                 raise HTTPError(
                     405,
                     "MethodNotAllowed",
@@ -323,7 +323,7 @@ class Gateway:
                     'body {"args": [...], "kwargs": {...}} (GET only reads attributes)',
                 )
             return await self.invoke(request, name, method, kind)
-        if request.method == "GET" and not method.startswith("_"):
+        if request.method in _READS and not method.startswith("_"):
             status, frames = await self.client().call_raw(
                 name.encode(),
                 self.meta(RH_GETATTR),
@@ -545,6 +545,11 @@ class BearerAuth:
                 return await self.app(scope, receive, send)
             response = error_response(403, "Forbidden", "the bearer token is wrong")
         await response(scope, receive, send)
+
+
+#: Methods that read: Starlette answers HEAD on every GET route, and a HEAD once ran the call a
+#: POST makes. Only a POST calls.
+_READS = frozenset({"GET", "HEAD"})
 
 
 def _function_kind(info: dict[str, Any]) -> str:
