@@ -21,9 +21,11 @@ iteration as the send. Under load (many calls in flight) a dozen or more message
 ZeroMQ message, which is what lets one Python process route tens of thousands of calls per second.
 
 ZeroMQ's FD is *edge*-triggered and shared by reads and writes: it signals that ``EVENTS`` changed,
-not that a message is there, and a send can consume the edge for a pending read. Hence: always
-drain until ``recv`` says ``Again``, then read ``EVENTS`` (which re-arms the edge), and look at the
-socket again after every flush.
+not that a message is there, and a send can consume the edge for a pending read. Hence: drain
+until ``EVENTS`` (or a ``recv`` raising ``Again``) says nothing is waiting, read ``EVENTS``
+again after the last send of a wake-up (reading it re-arms the edge), and look at the socket
+again whenever it says a message is waiting. (``EVENTS`` rather than ``Again`` to end a drain:
+1.2 µs against 2.6 for the exception, and most wake-ups hold one message.)
 """
 
 from __future__ import annotations
@@ -197,33 +199,33 @@ class Pump:
             events = int(sock.getsockopt(_EVENTS))
         if self._outbox and events & _POLLOUT:
             self._flush_outbox()
+            events = int(sock.getsockopt(_EVENTS))  # those sends may have taken the edge too
         if events & _POLLIN:
             self._kick()
 
     def _dispatch(self, frames: list[Any], handle: OnMessage) -> int:
         """Hand one received message to the handler, a BATCH as the messages inside it;
-        returns how many messages that was."""
+        returns how many that was, at least one: a peer sending empty BATCHes must not keep
+        a drain from ever reaching DRAIN_BATCH."""
         n = 0
         try:
-            if self.router:
-                if len(frames) == 3 and frames[1] == BATCH_HEADER:
-                    peer = frames[0]
-                    for msg in split_batch(frames[2]):
-                        msg.insert(0, peer)
-                        n += 1
-                        handle(msg)
-                    return n
-            elif len(frames) == 2 and frames[0] == BATCH_HEADER:
+            if self.router and len(frames) == 3 and frames[1] == BATCH_HEADER:
+                peer = frames[0]
+                for msg in split_batch(frames[2]):
+                    msg.insert(0, peer)
+                    n += 1
+                    handle(msg)
+            elif not self.router and len(frames) == 2 and frames[0] == BATCH_HEADER:
                 for msg in split_batch(frames[1]):
                     n += 1
                     handle(msg)
-                return n
-            n += 1
-            handle(frames)
+            else:
+                n += 1
+                handle(frames)
         except Exception:
             # One bad message must not stop the pump; the handler reports what it can.
             log.exception("error handling a message")
-        return n
+        return max(n, 1)
 
     def _flush_queue(self) -> None:
         queue, self._queue = self._queue, []
