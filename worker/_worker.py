@@ -251,9 +251,11 @@ class Credit:
 #: was a measurable share of a no-op call's cost.
 _THREAD_ID_LOCK = threading.Lock()
 
-#: Meta frames already decoded: a stub sends the same few bytes with every call.
+#: Meta frames already decoded: a stub sends the same few bytes with every call. Only small
+#: ones are kept (a stub's are a dozen bytes), at most _MAX_METAS of them.
 _METAS: dict[bytes, dict[str, Any]] = {}
 _MAX_METAS = 1024
+_MAX_META_BYTES = 256
 
 _CALL, _CANCEL, _CREDIT = int(Cmd.CALL), int(Cmd.CANCEL), int(Cmd.CREDIT)
 _COROUTINE, _GENERATOR = types.CoroutineType, types.GeneratorType
@@ -261,7 +263,7 @@ _COROUTINE, _GENERATOR = types.CoroutineType, types.GeneratorType
 
 def _call_meta(frame: bytes) -> dict[str, Any]:
     """A CALL's meta, decoded once per distinct frame (read-only: shared between calls)."""
-    if type(frame) is not bytes:
+    if type(frame) is not bytes or len(frame) > _MAX_META_BYTES:
         return unpack_meta(frame)
     meta = _METAS.get(frame)
     if meta is None:

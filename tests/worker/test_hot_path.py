@@ -21,6 +21,13 @@ def test_a_meta_is_decoded_once_and_the_cache_stays_bounded() -> None:
         assert len(_worker._METAS) <= _worker._MAX_METAS
 
 
+def test_a_large_meta_is_decoded_but_not_kept() -> None:
+    _worker._METAS.clear()
+    frame = msgpack.packb({"m": "x" * 1000})
+    assert _worker._call_meta(frame) == {"m": "x" * 1000}
+    assert not _worker._METAS
+
+
 def test_a_meta_that_is_not_a_map_is_refused_and_not_kept() -> None:
     _worker._METAS.clear()
     with pytest.raises(ProtocolError):
