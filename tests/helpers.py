@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 
 import rhzmq as rh
@@ -52,3 +53,26 @@ SECRET_VALUES = {
     "db": "rhzmq-test-db-password-8c2d",
     "lambda": "rhzmq-test-lambda-key-44aa",
 }
+
+
+def assert_slow_heads_cut_off(url: str, request_line: bytes) -> None:
+    """For a server started with RHZMQ_HTTP_HEADER_TIMEOUT=1 (slowloris): a connection sending
+    nothing, and one sending a header line every 0.4 s after ``request_line``, are both closed
+    by the server within 4 s."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    silent = socket.create_connection((host, int(port)))
+    dribble = socket.create_connection((host, int(port)))
+    started = time.monotonic()
+    dribble.sendall(request_line + b"\r\nHost: 127.0.0.1\r\n")
+    for conn in (silent, dribble):
+        conn.settimeout(5)
+    for _ in range(3):  # a header line every 0.4 s: it would never have been cut off
+        time.sleep(0.4)
+        try:
+            dribble.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            break
+    with silent, dribble:
+        assert dribble.recv(100) == b""  # closed by the server
+        assert silent.recv(100) == b""
+    assert time.monotonic() - started < 4
