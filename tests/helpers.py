@@ -76,3 +76,13 @@ def assert_slow_heads_cut_off(url: str, request_line: bytes) -> None:
         assert dribble.recv(100) == b""  # closed by the server
         assert silent.recv(100) == b""
     assert time.monotonic() - started < 4
+
+
+class ClosedStream:
+    """A stdout that raises on every write, as a closed file or a broken pipe does."""
+
+    def write(self, text: str) -> int:
+        raise ValueError("I/O operation on closed file")
+
+    def flush(self) -> None:
+        pass

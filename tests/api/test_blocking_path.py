@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import remote_objects as ro
+from helpers import ClosedStream
 
 import rhzmq as rh
 
@@ -231,17 +232,10 @@ def test_output_this_process_cannot_show_does_not_lose_the_result(cluster: rh.Cl
     """Found in review: on the blocking path, a local stdout that raised (closed, a broken pipe)
     lost the result and cancelled the call. It is logged; the result arrives."""
 
-    class Broken:
-        def write(self, text: str) -> int:
-            raise ValueError("I/O operation on closed file")
-
-        def flush(self) -> None:
-            pass
-
     f = rh.function(ro.prints_then_sleeps).to(cluster, name="blocking_broken_stdout")
     f(0, 0, 0)
     old = sys.stdout
-    sys.stdout = Broken()  # type: ignore[assignment]
+    sys.stdout = ClosedStream()  # type: ignore[assignment]
     try:
         assert f(2, 0.01, 0.3) == 2  # the lines arrive as PARTIALs, before the FINAL
     finally:

@@ -13,7 +13,7 @@ from typing import Any
 import msgpack
 import pytest
 import remote_objects as ro
-from helpers import worker_pid
+from helpers import ClosedStream, worker_pid
 
 import rhzmq as rh
 from rhzmq.wire.client import STREAM_CREDIT, call_meta, get_client, local_broker
@@ -338,15 +338,8 @@ def test_output_that_cannot_be_shown_does_not_lose_the_result(
     """The output comes in the same message as the result: a stdout that raises must not keep
     the result from the caller."""
 
-    class Closed:
-        def write(self, text: str) -> int:
-            raise ValueError("I/O operation on closed file")
-
-        def flush(self) -> None:
-            pass
-
     add = rh.function(ro.add).to(cluster, name="closed_stdout_add")
-    monkeypatch.setattr(sys, "stdout", Closed())
+    monkeypatch.setattr(sys, "stdout", ClosedStream())
     assert add(1, 2) == 3
     monkeypatch.undo()
     assert "could not show the output" in caplog.text
