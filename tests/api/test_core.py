@@ -315,18 +315,27 @@ async def test_a_quick_calls_output_travels_inside_its_final(cluster: rh.Cluster
         handle(frames)
 
     client.pump.on_message = spy
+    folded = [(Cmd.FINAL, Status.OK | FINAL_OUTPUT)]
+    apart = [(Cmd.PARTIAL, Partial.STDOUT), (Cmd.FINAL, Status.OK)]
     try:
-        for meta, messages in [
-            (call_meta(""), [(Cmd.FINAL, Status.OK | FINAL_OUTPUT)]),
-            (pack_meta({"m": ""}), [(Cmd.PARTIAL, Partial.STDOUT), (Cmd.FINAL, Status.OK)]),
-        ]:
-            heard.clear()
-            events = [e async for e in client.events(b"folding_add", meta, dumps_call((1, 2), {}))]
-            assert heard == messages
-            assert events[0] == (Partial.STDOUT, [b"adding 1 and 2\n"])
-            assert events[1][0] == -1
-            status, frames = events[1][1]
-            assert status == Status.OK and loads(frames) == 3
+        for meta, wanted in [(call_meta(""), folded), (pack_meta({"m": ""}), apart)]:
+            seen = []
+            # A call descheduled for longer than the worker's 15 ms output tick between its
+            # print and its end (a loaded CI machine) has its output sent by the tick, apart,
+            # which is right too; the folded form must still show up within a few calls.
+            for _ in range(5):
+                heard.clear()
+                body = dumps_call((1, 2), {})
+                events = [e async for e in client.events(b"folding_add", meta, body)]
+                assert heard in (folded, apart)
+                assert events[0] == (Partial.STDOUT, [b"adding 1 and 2\n"])
+                assert events[1][0] == -1
+                status, frames = events[1][1]
+                assert status == Status.OK and loads(frames) == 3
+                seen.append(list(heard))
+                if heard == wanted:
+                    break
+            assert wanted in seen, seen
     finally:
         client.pump.on_message = handle
     await cluster.adelete("folding_add")
