@@ -38,13 +38,15 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgpack
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -195,6 +197,45 @@ def _final_error(status: int, frames: list[bytes]) -> HTTPError:
     return HTTPError(code, type_, message, **extra)
 
 
+@dataclass(frozen=True, slots=True)
+class CallHead:
+    """The three headers a call reads, from one pass over the request's raw headers (the first
+    of each wins, as Starlette's ``Headers.get``: the server lowercased the names)."""
+
+    content_type: str = ""
+    content_length: str | None = None
+    accept: str = ""
+
+    @classmethod
+    def of(cls, scope: Scope) -> CallHead:
+        found: dict[bytes, str] = {}
+        for key, value in scope["headers"]:
+            if key in _CALL_HEADERS and key not in found:
+                found[key] = value.decode("latin-1")
+        return cls(
+            found.get(b"content-type", ""), found.get(b"content-length"), found.get(b"accept", "")
+        )
+
+
+_CALL_HEADERS = frozenset({b"content-type", b"content-length", b"accept"})
+_JSON_BYTES = JSON.encode()
+_MSGPACK_BYTES = MSGPACK.encode()
+
+
+class Ready(Response):
+    """A 200 with a body already encoded: Starlette's ``Response`` sent as is, with the two
+    headers its ``init_headers`` would make (content-length, content-type), built directly."""
+
+    def __init__(self, body: bytes, content_type: bytes) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", content_type),
+        ]
+
+
 class Gateway:
     """Request handlers; one instance per app, one broker client per event loop."""
 
@@ -280,10 +321,12 @@ class Gateway:
         info = await self.describe(name)
         if request.method in _READS:
             keys = ("type", "qualname", "doc", "signature", "methods", "attributes", "call")
-            return self.respond(request, {k: info[k] for k in keys if k in info})
+            return self.respond(
+                request.headers.get("accept", ""), {k: info[k] for k in keys if k in info}
+            )
         target = post_target(info, None)
         if target is not None:
-            return await self.invoke(request, name, *target)
+            return await self.invoke(request.scope, request.receive, name, *target)
         methods = ", ".join(sorted(info.get("methods", {}))) or "none"
         raise HTTPError(
             405,
@@ -306,7 +349,7 @@ class Gateway:
                     f"{name!r} is a function: call it with POST /{name}/call (or POST /{name}) "
                     'and a JSON body {"args": [...], "kwargs": {...}}; a GET never calls',
                 )
-            return await self.invoke(request, name, "", _function_kind(info))
+            return await self.invoke(request.scope, request.receive, name, "", _function_kind(info))
         if info.get("type") == "function":
             raise HTTPError(
                 404,
@@ -322,16 +365,16 @@ class Gateway:
                     f"{name}.{method} is a method: call it with POST /{name}/{method} and a JSON "
                     'body {"args": [...], "kwargs": {...}} (GET only reads attributes)',
                 )
-            return await self.invoke(request, name, method, kind)
+            return await self.invoke(request.scope, request.receive, name, method, kind)
         if request.method in _READS and not method.startswith("_"):
             status, frames = await self.client().call_raw(
                 name.encode(),
                 self.meta(RH_GETATTR),
                 dumps_call([method], {}),
-                timeout=self.timeout(request),
+                timeout=self.timeout(request.scope),
             )
             if status == Status.OK:
-                return self.respond(request, _plain(frames))
+                return self.respond(request.headers.get("accept", ""), _plain(frames))
             err = _final_error(status, frames)
             if err.type != "AttributeError":
                 raise err
@@ -341,10 +384,10 @@ class Gateway:
             f"{name!r} ({info.get('qualname')}) has no method or attribute {method!r}; methods: {', '.join(sorted(methods)) or 'none'}",
         )
 
-    def timeout(self, request: Request) -> float | None:
-        if not request.scope["query_string"]:
+    def timeout(self, scope: Scope) -> float | None:
+        if not scope["query_string"]:
             return None  # the usual call: no query to parse
-        raw = request.query_params.get("timeout")
+        raw = QueryParams(scope["query_string"]).get("timeout")
         if raw is None:
             return None
         try:
@@ -359,17 +402,17 @@ class Gateway:
             )
         return value
 
-    async def arguments(self, request: Request) -> tuple[list[Any], dict[str, Any]]:
-        content_type = request.headers.get("content-type", "")
-        if not (is_json(content_type) or is_msgpack(content_type)):
+    async def body(self, receive: Receive, head: CallHead) -> bytes:
+        """The request body, checked: its type (415), size (413) and arrival time (408)."""
+        if not (is_json(head.content_type) or is_msgpack(head.content_type)):
             raise HTTPError(
                 415,
                 "UnsupportedMediaType",
                 f"a call's body must be JSON ('Content-Type: {JSON}') or msgpack "
-                f"('Content-Type: {MSGPACK}'), got {content_type or 'no Content-Type'}: a "
+                f"('Content-Type: {MSGPACK}'), got {head.content_type or 'no Content-Type'}: a "
                 "browser sends forms and text/plain from any web page, so they call nothing",
             )
-        length = request.headers.get("content-length")
+        length = head.content_length
         if length is not None and length.isdigit() and int(length) > self.max_body:
             raise HTTPError(
                 413, "PayloadTooLarge", f"the body is {length} bytes; the limit is {self.max_body}"
@@ -380,7 +423,11 @@ class Gateway:
             # asyncio's timeout, not anyio's cancel scope: this runs once per call, and the
             # scope's bookkeeping measured several times the cost (the gateway runs on uvloop).
             async with asyncio.timeout(self.body_timeout):
-                async for chunk in request.stream():
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        raise ClientDisconnect()  # http.disconnect: as Request.stream() does
+                    chunk = message.get("body", b"")
                     size += len(chunk)
                     if size > self.max_body:
                         raise HTTPError(
@@ -389,28 +436,35 @@ class Gateway:
                             f"the body exceeds the {self.max_body}-byte limit",
                         )
                     chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
         except TimeoutError:
             raise HTTPError(
                 408,
                 "RequestTimeout",
                 f"the body did not arrive within {self.body_timeout:g} s",
             ) from None
-        return parse_body(b"".join(chunks), content_type)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def invoke(self, request: Request, name: str, method: str, kind: str) -> Response:
-        timeout = self.timeout(request)
-        args, kwargs = await self.arguments(request)
+    async def invoke(
+        self, scope: Scope, receive: Receive, name: str, method: str, kind: str
+    ) -> Response:
+        """Call ``name.method`` (``kind``: sync, async, gen, agen) with the request's body as
+        its arguments: the one handler of both the routed path and :class:`FastCalls`."""
+        timeout = self.timeout(scope)
+        head = CallHead.of(scope)
+        args, kwargs = parse_body(await self.body(receive, head), head.content_type)
         try:
             payload = dumps_call(args, kwargs)
         except RhzmqError as exc:
             raise HTTPError(400, "BadRequest", str(exc)) from None
-        accept = request.headers.get("accept", "")
         stream = (
             kind in ("gen", "agen")
-            or NDJSON in accept
+            or NDJSON in head.accept
             or (
-                bool(request.scope["query_string"])
-                and request.query_params.get("stream", "").lower() in ("1", "true", "yes")
+                bool(scope["query_string"])
+                and QueryParams(scope["query_string"]).get("stream", "").lower()
+                in ("1", "true", "yes")
             )
         )
         if stream:
@@ -420,13 +474,15 @@ class Gateway:
         )
         if status != Status.OK:
             raise _final_error(status, frames)
-        return self.respond(request, _plain(frames))
+        return self.respond(head.accept, _plain(frames))
 
-    def respond(self, request: Request, result: Any) -> Response:
-        if is_msgpack(request.headers.get("accept", "")):
-            return Response(msgpack.packb({"result": result}), media_type=MSGPACK)
+    def respond(self, accept: str, result: Any) -> Response:
+        """``{"result": ...}`` as msgpack if ``accept`` asks for it, else JSON (406 if the
+        result is not JSON's)."""
+        if is_msgpack(accept):
+            return Ready(msgpack.packb({"result": result}), _MSGPACK_BYTES)
         try:
-            return Response(b'{"result":' + to_json(result) + b"}", media_type="application/json")
+            return Ready(b'{"result":' + to_json(result) + b"}", _JSON_BYTES)
         except NotPlainData as exc:
             raise HTTPError(
                 406, "NotAcceptable", f"{exc}. Ask for msgpack with 'Accept: {MSGPACK}'."
@@ -583,11 +639,10 @@ class FastCalls:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
             target = self.gw.cached_post_target(scope["path"])
             if target is not None:
-                request = Request(scope, receive)
                 try:
-                    response = await self.gw.invoke(request, *target)
+                    response = await self.gw.invoke(scope, receive, *target)
                 except Exception as exc:
-                    response = await error_for(request, exc)
+                    response = await error_for(Request(scope, receive), exc)
                 return await response(scope, receive, send)
         await self.app(scope, receive, send)
 

@@ -78,7 +78,8 @@ def parse_body(body: bytes, content_type: str) -> tuple[list[Any], dict[str, Any
             raise BadRequest(f"the body is nested deeper than {MAX_DEPTH} levels") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"the body is not valid JSON: {exc}") from None
-    _check_depth(data)
+    if len(body) > MAX_DEPTH:  # each level of nesting takes a byte at least: short bodies pass
+        _check_depth(data)
     if not isinstance(data, dict):
         raise BadRequest(
             f'the body must be an object like {{"args": [...], "kwargs": {{...}}}}, got {type(data).__name__}'
@@ -160,9 +161,7 @@ def _resolve_buffers(value: Any, frames: Sequence[bytes]) -> Any:
 def to_json(value: Any) -> bytes:
     """JSON bytes; NotPlainData for what JSON cannot carry (bytes, NaN, non-string keys)."""
     try:
-        return json.dumps(
-            value, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_json_default
-        ).encode()
+        return _ENCODER.encode(value).encode()
     except (TypeError, ValueError) as exc:
         raise NotPlainData(str(exc)) from None
 
@@ -171,3 +170,9 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         raise TypeError("the result holds bytes, which JSON cannot carry")
     raise TypeError(f"the result holds a {type(value).__name__}, which JSON cannot carry")
+
+
+# One encoder for every result: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_json_default
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import msgpack
 import pytest
 from hypothesis import given, settings
@@ -56,3 +58,23 @@ def test_gateway_refuses_pickles_hidden_in_msgpack() -> None:
     body = msgpack.packb({"args": [{"x": msgpack.ExtType(1, b"\x80\x05N.")}]})
     with pytest.raises(BadRequest, match="extension types"):
         parse_body(body, "application/msgpack")
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/msgpack"])
+def test_gateway_body_depth_limit_holds_at_its_edge(content_type: str) -> None:
+    """Bodies up to MAX_DEPTH bytes skip the depth walk (a level of nesting takes a byte at
+    least); the shallowest too-deep bodies are longer, so they are still refused."""
+    from gateway._codec import MAX_DEPTH
+
+    def body(depth: int) -> bytes:  # {"args": [ ... nested lists ... ]}: depth counts the dict
+        inner: object = []
+        for _ in range(depth - 2):
+            inner = [inner]
+        data = {"args": inner}
+        return json.dumps(data).encode() if "json" in content_type else msgpack.packb(data)
+
+    assert parse_body(body(MAX_DEPTH), content_type)[0] is not None
+    too_deep = body(MAX_DEPTH + 1)
+    assert len(too_deep) > MAX_DEPTH
+    with pytest.raises(BadRequest, match="nested deeper"):
+        parse_body(too_deep, content_type)

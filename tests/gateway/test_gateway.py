@@ -406,7 +406,8 @@ def test_calls_answer_the_same_on_the_fast_and_the_routed_path(
     call alike: results, remote errors, bad bodies, refused types and sizes, msgpack, streams."""
     auth = dict(api.headers)
     as_json = {**auth, "content-type": "application/json"}
-    cases: list[tuple[str, dict[str, str], bytes]] = [
+    twice = [*auth.items(), ("content-type", "application/json"), ("content-type", "text/plain")]
+    cases: list[tuple[str, dict[str, str] | list[tuple[str, str]], bytes]] = [
         ("/greet", as_json, b'{"args": ["ada"], "kwargs": {"punctuation": "?"}}'),
         ("/greet/call", as_json, b'{"data": {"args": ["bob"]}}'),
         ("/store/put", as_json, b'{"args": ["k", [1, 2]]}'),
@@ -424,6 +425,14 @@ def test_calls_answer_the_same_on_the_fast_and_the_routed_path(
         ("/raw_bytes", as_json, b'{"args": [16]}'),  # bytes as JSON: 406
         ("/ticker", as_json, b'{"args": [2, 0]}'),  # a generator: NDJSON
         ("/greet", {**as_json, "accept": "application/x-ndjson"}, b'{"args": ["nd"]}'),
+        # A header given twice: the first counts, on both paths (gateway._app.CallHead).
+        ("/greet", twice, b'{"args": ["two"]}'),
+        ("/greet", twice[::-1], b'{"args": ["two"]}'),
+        (
+            "/raw_bytes",
+            [*twice, ("accept", "application/msgpack"), ("accept", "application/json")],
+            b'{"args": [4]}',
+        ),
     ]
     for path, _, _ in cases:  # describe every object once: the fast path needs the cache
         api.get(f"{deployed}/{path.split('/')[1]}")
@@ -443,6 +452,11 @@ def test_calls_answer_the_same_on_the_fast_and_the_routed_path(
             )
             fast = answer(plain.post(f"{deployed}{path}", headers=headers, content=body))
         assert fast == routed, path
+    # And it is the first that counts, as Starlette's Headers.get reads one.
+    with httpx.Client(timeout=30) as plain:
+        body = b'{"args": ["two"]}'
+        assert plain.post(f"{deployed}/greet", headers=twice, content=body).status_code == 200
+        assert plain.post(f"{deployed}/greet", headers=twice[::-1], content=body).status_code == 415
 
 
 def test_slow_request_heads_are_cut_off(cluster: rh.Cluster) -> None:
