@@ -7,6 +7,9 @@ Two costs shaped this module, both measured with no-op sync functions:
   per completion. Here a call is a plain tuple on a deque, and threads post results (and generator
   items) to another deque; the loop is woken only if no wake-up is already pending, then runs
   every posted callback in one go.
+* A woken thread that preempts the loop waking it: the loop holds the GIL until it goes back to
+  ``epoll``, so the thread only blocks again at once. Call threads run under ``SCHED_BATCH``
+  (see :func:`batch_policy`), which does not preempt on wake-up.
 * A thread per call, and no more: a thread that finishes a call takes the next queued one
   itself, and a submit wakes (or starts) a thread only when no thread is running calls, so a
   burst of short calls runs on one thread, back to back, with a deque operation per call. (The
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import queue
 import threading
 from collections import deque
@@ -38,6 +42,44 @@ log = logging.getLogger("rhzmq.worker")
 
 #: Seconds between two looks at a queue that is not moving (see the module docstring).
 STALL_CHECK = 0.001
+
+#: RHZMQ_CALL_THREAD_POLICY: ``batch`` (the default) or ``default``; see :func:`batch_policy`.
+POLICIES = ("batch", "default")
+
+
+def call_thread_policy() -> str:
+    """The policy RHZMQ_CALL_THREAD_POLICY asks for (``batch`` if unset or not understood)."""
+    asked = os.environ.get("RHZMQ_CALL_THREAD_POLICY", "batch").strip().lower() or "batch"
+    if asked not in POLICIES:
+        log.warning(
+            "RHZMQ_CALL_THREAD_POLICY=%r is not one of %s; using 'batch'",
+            asked,
+            ", ".join(POLICIES),
+        )
+        return "batch"
+    return asked
+
+
+def batch_policy() -> bool:
+    """Put the calling thread under Linux's ``SCHED_BATCH`` scheduling policy; False where that
+    does not exist or is not allowed (it is the default policy's CPU share, without preempting
+    the running thread when woken).
+
+    Why call threads use it: a call thread is woken by the worker's loop, which holds the GIL
+    until it goes back to ``epoll``. Under the default policy the woken thread preempts the loop
+    on its CPU only to block on the GIL at once. Measured per sequential no-op call: 2.1
+    involuntary switches of the loop thread and 2 blocks of the call thread, against 0.02 and 1
+    with ``SCHED_BATCH``; the worker's CPU per call 30 µs less, acall p50 21-43 µs lower in
+    paired runs, 64 calls in flight 5 % more calls/s. Switching to the default policy around
+    each call's own code lost all of it (the switch itself lets the loop preempt). So the
+    threads and processes a sync call starts inherit ``SCHED_BATCH``; a call can set its own
+    (``os.sched_setscheduler``), and RHZMQ_CALL_THREAD_POLICY=default turns this off.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or refused (a sandbox): the default policy
+        return False
+    return True
 
 
 class CallThreads:
@@ -55,6 +97,7 @@ class CallThreads:
         self.max_threads = max_threads
         self.name = name
         self.stall_check = stall_check
+        self.batch = call_thread_policy() == "batch"
         self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         # One True per wake-up of an idle thread; False asks a thread to exit.
         self._wakeups: queue.SimpleQueue[bool] = queue.SimpleQueue()
@@ -117,6 +160,8 @@ class CallThreads:
     # -- a call thread's side -------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self.batch:
+            batch_policy()
         calls = self._queue
         wait = self._wakeups.get
         while True:

@@ -4,11 +4,13 @@ blocked ones, no lost wake-up. Real threads on a real event loop."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import threading
 import time
+from typing import Any
 
-from worker._threads import CallThreads
+from worker._threads import CallThreads, call_thread_policy
 
 
 async def _run_all(threads: CallThreads, fns: list[object], timeout: float = 20.0) -> list[object]:
@@ -138,3 +140,25 @@ def test_calls_that_each_block_a_moment_still_run_side_by_side() -> None:
         return names
 
     assert len(set(asyncio.run(main()))) >= 8
+
+
+def test_call_threads_run_under_sched_batch_unless_told_not_to(monkeypatch: Any) -> None:
+    # SCHED_BATCH: a woken call thread does not preempt the loop that woke it (and holds the
+    # GIL); see worker._threads.batch_policy. RHZMQ_CALL_THREAD_POLICY=default turns it off, a
+    # value it does not know keeps the default of this module (batch) and says so.
+    def policies() -> list[object]:
+        async def main() -> list[object]:
+            threads = CallThreads(asyncio.get_running_loop(), 4)
+            got = await _run_all(threads, [lambda: os.sched_getscheduler(0)] * 3)
+            threads.shutdown()
+            return got
+
+        return asyncio.run(main())
+
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the test's own thread: untouched
+    assert policies() == [os.SCHED_BATCH] * 3
+    monkeypatch.setenv("RHZMQ_CALL_THREAD_POLICY", "default")
+    assert policies() == [os.SCHED_OTHER] * 3
+    monkeypatch.setenv("RHZMQ_CALL_THREAD_POLICY", "fast")
+    assert call_thread_policy() == "batch"
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
