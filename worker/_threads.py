@@ -1,6 +1,6 @@
 """Threads for sync calls: woken only when needed, with completions handed back to the loop in batches.
 
-Two costs shaped this module, both measured with no-op sync functions:
+Three costs shaped this module, all measured with no-op sync functions:
 
 * ``concurrent.futures.ThreadPoolExecutor`` plus one ``loop.call_soon_threadsafe`` per result cost
   about half the worker's throughput: a Future per call, and a self-pipe write plus a loop wake-up
