@@ -181,8 +181,13 @@ class Pump:
         try:
             if events == -1 or events & _POLLIN:
                 events = self._drain()
-        finally:
+        except BaseException:
+            # Escaping the drain (a recv error, a handler's BaseException): what the handlers
+            # queued, and what still waits to be read, go on in the next pass.
             self._draining = False
+            self._kick()
+            raise
+        self._draining = False
         if self._closed:
             return  # a handler closed it
         sock = self.sock
