@@ -43,41 +43,52 @@ log = logging.getLogger("rhzmq.worker")
 #: Seconds between two looks at a queue that is not moving (see the module docstring).
 STALL_CHECK = 0.001
 
-#: RHZMQ_CALL_THREAD_POLICY: ``batch`` (the default) or ``default``; see :func:`batch_policy`.
-POLICIES = ("batch", "default")
+#: RHZMQ_CALL_THREAD_POLICY values: ``batch`` (the default), or one of these to turn it off.
+OFF = frozenset({"default", "off", "none", "no", "false", "0"})
 
 
 def call_thread_policy() -> str:
-    """The policy RHZMQ_CALL_THREAD_POLICY asks for (``batch`` if unset or not understood)."""
+    """``batch`` or ``default``, as RHZMQ_CALL_THREAD_POLICY asks (``batch`` if unset or not
+    understood, with a warning naming the values it takes)."""
     asked = os.environ.get("RHZMQ_CALL_THREAD_POLICY", "batch").strip().lower() or "batch"
-    if asked not in POLICIES:
+    if asked in OFF:
+        return "default"
+    if asked != "batch":
         log.warning(
-            "RHZMQ_CALL_THREAD_POLICY=%r is not one of %s; using 'batch'",
+            "RHZMQ_CALL_THREAD_POLICY=%r is not understood; using 'batch' (turn it off with "
+            "'default')",
             asked,
-            ", ".join(POLICIES),
         )
-        return "batch"
-    return asked
+    return "batch"
 
 
 def batch_policy() -> bool:
-    """Put the calling thread under Linux's ``SCHED_BATCH`` scheduling policy; False where that
-    does not exist or is not allowed (it is the default policy's CPU share, without preempting
-    the running thread when woken).
+    """Move the calling thread from the default scheduling policy to Linux's ``SCHED_BATCH``:
+    the same CPU share, but a woken ``SCHED_BATCH`` thread never preempts a running one (it runs
+    when a CPU is free or at the next time slice). False, and nothing changed, where that does
+    not exist, is refused, or the thread runs under another policy (an operator's ``chrt``:
+    real-time or idle stays as it is).
 
     Why call threads use it: a call thread is woken by the worker's loop, which holds the GIL
     until it goes back to ``epoll``. Under the default policy the woken thread preempts the loop
     on its CPU only to block on the GIL at once. Measured per sequential no-op call: 2.1
     involuntary switches of the loop thread and 2 blocks of the call thread, against 0.02 and 1
     with ``SCHED_BATCH``; the worker's CPU per call 30 µs less, acall p50 21-43 µs lower in
-    paired runs, 64 calls in flight 5 % more calls/s. Switching to the default policy around
-    each call's own code lost all of it (the switch itself lets the loop preempt). So the
-    threads and processes a sync call starts inherit ``SCHED_BATCH``; a call can set its own
-    (``os.sched_setscheduler``), and RHZMQ_CALL_THREAD_POLICY=default turns this off.
+    paired runs, 64 calls in flight 5 % more calls/s (on an otherwise idle machine; on a busy
+    one, a sync call woken from I/O may wait for a time slice where it would have preempted).
+    Switching to the default policy around each call's own code lost all of it (the switch
+    itself lets the loop preempt). So what a sync call starts (threads, processes, a library's
+    pool created lazily on a call thread) inherits ``SCHED_BATCH``, and a call that sets its
+    thread's policy sets it for the later calls that thread runs.
+    RHZMQ_CALL_THREAD_POLICY=default turns all this off.
     """
     try:
+        current = os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
+        if current != os.SCHED_OTHER:
+            return False
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux, or refused (a sandbox): the default policy
+    except (AttributeError, OSError) as exc:  # not Linux, or refused (a sandbox)
+        log.debug("call threads keep the default scheduling policy: %s", exc)
         return False
     return True
 

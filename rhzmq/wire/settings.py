@@ -23,9 +23,9 @@ ENVIRONMENT: dict[str, str] = {
     "RHZMQ_RUNS_MAX_BYTES": "bytes of finished runs a cluster keeps, 512 MiB (rhzmq._runs)",
     "RHZMQ_RUNS_MAX_AGE": "seconds a finished run is kept, 7 days (rhzmq._runs)",
     "RHZMQ_RUN_LOG_BYTES": "bytes of output kept per run, 64 MiB (rhzmq._runs)",
-    "RHZMQ_CALL_THREAD_POLICY": "batch (default): a worker's threads for sync calls run under "
-    "Linux's SCHED_BATCH, which threads and processes those calls start inherit; default: the "
-    "default policy (worker._threads)",
+    "RHZMQ_CALL_THREAD_POLICY": "batch (default): a worker's threads for sync calls move from "
+    "the default scheduling policy to Linux's SCHED_BATCH, which what those calls start "
+    "inherits; default (or off): they keep the worker's policy (worker._threads)",
     "RHZMQ_WORKER": "set in every worker process: its worker name (cluster.on_this_cluster())",
     "RHZMQ_ENV": "set in every worker process: its env's name (rh.module(C)().env there)",
     "RHZMQ_NODE_INDEX": "set in every worker of a cluster: its host's index (0 is the head)",

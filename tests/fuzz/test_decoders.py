@@ -78,3 +78,14 @@ def test_gateway_body_depth_limit_holds_at_its_edge(content_type: str) -> None:
     assert len(too_deep) > MAX_DEPTH
     with pytest.raises(BadRequest, match="nested deeper"):
         parse_body(too_deep, content_type)
+
+
+def test_msgpack_nesting_one_byte_a_level_is_still_refused_past_the_limit() -> None:
+    # The tightest case for the short-body skip: a one-byte array header per level, and the
+    # scalar inside counts as a level too. 64 levels in 64 bytes pass; 65 in 65 are refused.
+    from gateway._codec import MAX_DEPTH
+
+    with pytest.raises(BadRequest, match="nested deeper"):
+        parse_body(b"\x91" * MAX_DEPTH + b"\x01", "application/msgpack")
+    with pytest.raises(BadRequest, match="must be an object"):  # deep enough, not too deep
+        parse_body(b"\x91" * (MAX_DEPTH - 1) + b"\x01", "application/msgpack")

@@ -159,6 +159,32 @@ def test_call_threads_run_under_sched_batch_unless_told_not_to(monkeypatch: Any)
     assert policies() == [os.SCHED_BATCH] * 3
     monkeypatch.setenv("RHZMQ_CALL_THREAD_POLICY", "default")
     assert policies() == [os.SCHED_OTHER] * 3
+    monkeypatch.setenv("RHZMQ_CALL_THREAD_POLICY", "off")
+    assert call_thread_policy() == "default"
     monkeypatch.setenv("RHZMQ_CALL_THREAD_POLICY", "fast")
     assert call_thread_policy() == "batch"
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_a_policy_an_operator_chose_is_kept() -> None:
+    # A worker started under another policy (chrt --idle, a real-time one) keeps it on its call
+    # threads: only the default policy is moved to SCHED_BATCH.
+    def policy_seen() -> int:
+        async def main() -> object:
+            threads = CallThreads(asyncio.get_running_loop(), 2)
+            got = await _run_all(threads, [lambda: os.sched_getscheduler(0)])
+            threads.shutdown()
+            return got[0]
+
+        return asyncio.run(main())  # type: ignore[return-value]
+
+    result: list[int] = []
+
+    def under_idle() -> None:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        result.append(policy_seen())  # threads started from here inherit SCHED_IDLE
+
+    t = threading.Thread(target=under_idle)
+    t.start()
+    t.join()
+    assert result == [os.SCHED_IDLE]
