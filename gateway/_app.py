@@ -683,6 +683,14 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client closed its connection before its body arrived: nobody reads this answer, and it
+    # is no gateway error (it was logged as one, with a traceback).
+    return error_response(
+        400, "ClientDisconnect", "the connection closed before the request body arrived"
+    )
+
+
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("gateway error on %s %s", request.method, request.url.path)
     return error_response(
@@ -696,6 +704,7 @@ HANDLERS: dict[Any, Any] = {
     HTTPException: _not_found,
     HTTPError: _http_error,
     BadRequest: _bad_request,
+    ClientDisconnect: _client_gone,
     RhzmqError: _rhzmq_error,
     Exception: _crash,
 }
