@@ -166,6 +166,7 @@ class Pump:
     def _on_kick(self) -> None:
         """Scheduled by a send (or a drain that stopped early): ask EVENTS before reading, as
         most of the time only sends wait (1.2 µs, where a recv raising zmq.Again takes 2.5)."""
+        self._kicked = False  # first: a socket error below must not stop every later kick
         if not self._closed:
             self._run(int(self.sock.getsockopt(_EVENTS)))
 
