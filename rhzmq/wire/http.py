@@ -88,6 +88,19 @@ _HEAD_TOO_LARGE_BODY = json.dumps(
         }
     }
 ).encode()
+_NOT_HTTP_BODY = json.dumps(
+    {
+        "error": {
+            "type": "BadRequest",
+            "message": "the request is not valid HTTP/1.1: check its request line, its headers "
+            "and its Content-Length",
+        }
+    }
+).encode()
+_NOT_HTTP = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_NOT_HTTP_BODY) + _NOT_HTTP_BODY
+)
 _HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
     b"content-length: %d\r\nconnection: close\r\n\r\n"
@@ -129,6 +142,12 @@ def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
                 if self._head_bytes > MAX_HEAD_BYTES:
                     self.transport.write(_HEAD_TOO_LARGE)
                     self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:
+            # What the parser refuses (an empty Content-Length, a bad request line) gets the
+            # JSON error every other answer has, not uvicorn's text/plain one.
+            self.transport.write(_NOT_HTTP)
+            self.transport.close()
 
         def on_message_begin(self) -> None:
             self._in_head = True

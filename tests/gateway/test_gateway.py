@@ -513,6 +513,28 @@ def test_a_request_head_past_16_kib_gets_431(deployed: str, api: httpx.Client) -
     assert r.status_code == 200
 
 
+def test_a_request_that_is_not_http_gets_a_json_400(deployed: str) -> None:
+    """What the HTTP parser refuses (here an empty Content-Length, which the registry's fuzz
+    test found) is answered like every other error, in JSON, not with uvicorn's plain text."""
+    import socket
+
+    host, port = deployed.removeprefix("http://").rsplit(":", 1)
+    for request in (
+        b"POST /greet HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \r\n\r\n",
+        b"GET /health HTTP/9.x\r\n\r\n",
+    ):
+        with socket.create_connection((host, int(port))) as conn:
+            conn.settimeout(5)
+            conn.sendall(request)
+            answer = b""
+            while chunk := conn.recv(4096):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), answer
+        assert b"content-type: application/json" in head.lower(), head
+        assert json.loads(body)["error"]["type"] == "BadRequest"
+
+
 @pytest.mark.usefixtures("deployed")
 def test_a_body_that_stops_arriving_gets_408(cluster: rh.Cluster) -> None:
     """A call whose body stops half-way is answered 408 after RHZMQ_HTTP_BODY_TIMEOUT (30 s;
