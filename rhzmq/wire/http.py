@@ -80,32 +80,26 @@ def allowed_hosts(bind: str, extra: Sequence[str] = ()) -> frozenset[str]:
 #: loop for 4 MiB in 2 KiB pieces, from any client, before the token is looked at).
 MAX_HEAD_BYTES = 16 * 1024
 
-_HEAD_TOO_LARGE_BODY = json.dumps(
-    {
-        "error": {
-            "type": "RequestHeaderFieldsTooLarge",
-            "message": f"the request line and headers exceed {MAX_HEAD_BYTES} bytes",
-        }
-    }
-).encode()
-_NOT_HTTP_BODY = json.dumps(
-    {
-        "error": {
-            "type": "BadRequest",
-            "message": "the request is not valid HTTP/1.1: check its request line, its headers "
-            "and its Content-Length",
-        }
-    }
-).encode()
-_NOT_HTTP = (
-    b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
-    b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_NOT_HTTP_BODY) + _NOT_HTTP_BODY
+
+def _raw_error(status: bytes, type_: str, message: str) -> bytes:
+    """A whole HTTP/1.1 answer with the JSON error body of :func:`error_response`, closing the
+    connection: for the protocol, which answers before any app runs."""
+    body = json.dumps({"error": {"type": type_, "message": message}}).encode()
+    return (
+        b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n" % (status, len(body)) + body
+    )
+
+
+_HEAD_TOO_LARGE = _raw_error(
+    b"431 Request Header Fields Too Large",
+    "RequestHeaderFieldsTooLarge",
+    f"the request line and headers exceed {MAX_HEAD_BYTES} bytes",
 )
-_HEAD_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-    b"content-length: %d\r\nconnection: close\r\n\r\n"
-    % len(_HEAD_TOO_LARGE_BODY)
-    + _HEAD_TOO_LARGE_BODY
+_NOT_HTTP = _raw_error(
+    b"400 Bad Request",
+    "BadRequest",
+    "the request is not valid HTTP/1.1: check its request line, its headers and its Content-Length",
 )
 
 
