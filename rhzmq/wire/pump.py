@@ -58,6 +58,13 @@ _MORE = int(zmq.SNDMORE) | _NOBLOCK
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 _EVENTS = int(zmq.EVENTS)
+_RCVMORE = int(zmq.RCVMORE)
+_ALL = 1 << 30  # "every frame" for frame counts
+
+#: Frames before this index are small by the protocol (routing id, header, then a client or
+#: worker id or a meta frame, see rhzmq.wire.protocol); a zero-copy Pump takes the ones from
+#: here on without copying when they are large.
+ZERO_COPY_FROM = 3
 
 OnMessage = Callable[[list[bytes]], Any]
 _BYTES_ONLY = frozenset({bytes})
@@ -127,13 +134,17 @@ class Pump:
         user_ids: bool = False,
     ) -> None:
         self.sock = sock
-        # user_ids (a CURVE server with a ZAP handler, zero_copy): ``user`` is the User-Id of the
-        # message being handled, the role its sender's key has (rhzmq.wire.curve).
-        self.user_ids = user_ids and zero_copy
+        # user_ids (a CURVE server with a ZAP handler): ``user`` is the User-Id of the message
+        # being handled, the role its sender's key has (rhzmq.wire.curve).
+        self.user_ids = user_ids
         self.user = ""
-        # zero_copy: receive without copying and hand large frames on as zmq.Frame objects, so a
-        # forwarder (the broker) passes big payloads through without ever copying them.
-        self.zero_copy = zero_copy
+        # zero_copy: receive payload frames (index ZERO_COPY_FROM on) without copying and hand
+        # large ones on as zmq.Frame objects, so a forwarder (the broker) passes big payloads
+        # through without ever copying them. Leading frames are small by the protocol (routing
+        # id, header, a client id or meta) and taken as bytes: a zmq.Frame costs ~0.5 µs to
+        # make and its ``.bytes`` a copy anyway (measured: a 4-frame message taken with
+        # copy=False then ``.bytes`` 5.4 µs, as bytes 2.9).
+        self._copy_first = ZERO_COPY_FROM if zero_copy else _ALL
         self.on_message = on_message
         self.router = router
         self.on_unroutable = on_unroutable
@@ -209,26 +220,37 @@ class Pump:
         """Hand waiting messages (up to DRAIN_BATCH) to the handler; returns EVENTS as last
         read, -1 if not read since the socket was last used."""
         sock = self.sock
-        recv = sock.recv_multipart
+        recv = sock.recv
+        getsockopt = sock.getsockopt
         handle = self.on_message
         n = 0
-        zero_copy = self.zero_copy
+        copy_first = self._copy_first
         user_ids = self.user_ids
         # bytes, except (zero_copy) zmq.Frame objects for large frames, which handlers forward
-        # untouched: they only ever read routing ids, headers and meta, all small.
+        # untouched: they only ever read routing ids, headers and meta, all small. Frame by
+        # frame rather than recv_multipart, which asks RCVMORE through pyzmq's enum layer
+        # (measured: 2.9 against 3.5 µs for a 4-frame message).
         frames: list[Any]
         events = -1
         while n < DRAIN_BATCH:
             try:
-                if zero_copy:
-                    raw = recv(_NOBLOCK, copy=False)
-                    if user_ids:
-                        self.user = str(raw[-1].get("User-Id"))
-                    frames = [f.bytes if len(f) < OOB_THRESHOLD else f for f in raw]
-                else:
-                    frames = recv(_NOBLOCK)
+                frames = [recv(_NOBLOCK)]
             except zmq.Again:
                 return -1
+            if user_ids:
+                # The sender's role (rhzmq.wire.curve): metadata of a frame from the wire (a
+                # ROUTER makes the routing id frame itself).
+                self.user = ""
+                if getsockopt(_RCVMORE):
+                    frame = recv(_NOBLOCK, copy=False)
+                    self.user = str(frame.get("User-Id"))
+                    frames.append(frame.bytes)
+            while getsockopt(_RCVMORE):
+                if len(frames) < copy_first:
+                    frames.append(recv(_NOBLOCK))
+                else:
+                    frame = recv(_NOBLOCK, copy=False)
+                    frames.append(frame.bytes if len(frame) < OOB_THRESHOLD else frame)
             n += self._dispatch(frames, handle)
             if self._closed:
                 return -1  # a handler closed it

@@ -131,3 +131,39 @@ def test_what_a_drain_left_goes_on_after_an_error_escapes_it() -> None:
     assert handled == [b"0", b"1"]
     assert got  # the echoes left (as one BATCH or two messages)
     assert errors == ["_Escapes()"]
+
+
+def test_a_forwarder_takes_small_frames_as_bytes_and_large_payloads_uncopied() -> None:
+    # The broker's pump (zero_copy) hands large payload frames on as the zmq.Frame it received,
+    # so 64 MiB go through without a copy; everything else arrives as bytes, whatever its
+    # position: the routing id, header and meta are read by the broker, and small payloads are
+    # cheaper as bytes than as Frame objects. A frame's position decides nothing but whether
+    # it may be large (a big frame where the protocol has a small one is still handed on).
+    big = bytes(range(256)) * 1024  # 256 KiB, over the zero-copy threshold
+
+    async def main() -> list[list[Any]]:
+        ctx = zmq.Context.instance()
+        router = ctx.socket(zmq.ROUTER)
+        router.bind("inproc://pump-zero-copy")
+        peer = ctx.socket(zmq.DEALER)
+        peer.setsockopt(zmq.IDENTITY, b"peer")
+        peer.connect("inproc://pump-zero-copy")
+        handled: list[list[Any]] = []
+        peer.send_multipart([b"header", b"meta", b"small", big, b"tail"])
+        peer.send_multipart([b"header", big])  # a big frame early: taken, as bytes
+        peer.send_multipart([b"lone"])
+        pump = Pump(router, handled.append, router=True, zero_copy=True)
+        for _ in range(50):
+            await asyncio.sleep(0)
+            if len(handled) == 3:
+                break
+        pump.close()
+        peer.close(0)
+        return handled
+
+    first, second, third = asyncio.run(main())
+    assert first[:3] == [b"peer", b"header", b"meta"] and first[3] == b"small"
+    assert all(type(f) is bytes for f in first[:4]) and first[5] == b"tail"
+    assert isinstance(first[4], zmq.Frame) and first[4].bytes == big  # not copied
+    assert second == [b"peer", b"header", big] and type(second[2]) is bytes
+    assert third == [b"peer", b"lone"]
