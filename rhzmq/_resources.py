@@ -9,6 +9,7 @@ ships that instance, state included.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import uuid
@@ -527,8 +528,8 @@ class _ClassMethod(RemoteMethod):
         )
         self._module = module
 
-    def _connected(self) -> Client | None:
-        return super()._connected() if self._module._placed else None
+    def _connected(self, loop: asyncio.AbstractEventLoop | None = None) -> Client | None:
+        return super()._connected(loop) if self._module._placed else None
 
     async def _call(
         self,
@@ -536,9 +537,10 @@ class _ClassMethod(RemoteMethod):
         kwargs: dict[str, Any],
         timeout: float | None,
         stream_logs: bool,
+        client: Client | None = None,
     ) -> Any:
         await self._module.aplaced()
-        return await super()._call(args, kwargs, timeout, stream_logs)
+        return await super()._call(args, kwargs, timeout, stream_logs, client)
 
     async def arun(self, *args: Any, run_name: str | None = None, **kwargs: Any) -> Run:
         await self._module.aplaced()

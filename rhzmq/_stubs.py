@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import uuid
 from collections.abc import AsyncIterator
@@ -53,6 +54,8 @@ class Reachable(Protocol):
     def config(self) -> dict[str, Any]: ...
 
     def connected_client(self) -> Client | None: ...
+
+    def loop_client(self, loop: asyncio.AbstractEventLoop) -> Client | None: ...
 
 
 class RemoteMethod:
@@ -114,16 +117,19 @@ class RemoteMethod:
             self._call, args, kwargs, timeout, stream_logs, hint=lambda: self._hint(args)
         )
 
-    def _connected(self) -> Client | None:
-        """The client a blocking call may use from its own thread, or None when the call needs
-        work on the portal first (connecting; a subclass's own preparation in ``_call``)."""
-        return self._cluster.connected_client()
+    def _connected(self, loop: asyncio.AbstractEventLoop | None = None) -> Client | None:
+        """The client a call may use at once, or None when the call needs work first
+        (connecting; a subclass's own preparation in ``_call``): ``loop``'s for an async call,
+        else the portal's, which a blocking call uses from its own thread."""
+        cluster = self._cluster
+        return cluster.connected_client() if loop is None else cluster.loop_client(loop)
 
     async def acall(
         self, *args: Any, timeout: float | None = None, stream_logs: bool = True, **kwargs: Any
     ) -> Any:
         """Call remotely and await the result (any kind of remote callable but generators)."""
-        return await self._call(args, kwargs, timeout, stream_logs)
+        client = self._connected(asyncio.get_running_loop())
+        return await self._call(args, kwargs, timeout, stream_logs, client)
 
     async def _call(
         self,
@@ -131,8 +137,10 @@ class RemoteMethod:
         kwargs: dict[str, Any],
         timeout: float | None,
         stream_logs: bool,
+        client: Client | None = None,
     ) -> Any:
-        client = await self._cluster.aclient()
+        if client is None:  # first contact, reconnecting: the cluster does that work
+            client = await self._cluster.aclient()
         return await client.call(
             self._target,
             self._meta if stream_logs else self._meta_quiet,

@@ -227,6 +227,11 @@ class Client:
         self.closed = False
         self.limits = Limits.from_env()
 
+    @property
+    def ready(self) -> bool:
+        """Connected (the broker answered) and not closed: calls go out at once."""
+        return self._connected and not self.closed
+
     # -- receiving ---------------------------------------------------------------------------
 
     def _on_message(self, frames: list[bytes]) -> None:
@@ -600,7 +605,7 @@ SERVING_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 def connected_client(loop: asyncio.AbstractEventLoop, endpoint: str) -> Client | None:
     """``loop``'s client for ``endpoint`` if it is connected and open (any thread may ask)."""
     client = _clients.get(loop, {}).get(endpoint)
-    return client if client is not None and client._connected and not client.closed else None
+    return client if client is not None and client.ready else None
 
 
 def get_client(endpoint: str, curve: dict[str, bytes] | None = None) -> Client:
