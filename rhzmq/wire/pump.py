@@ -100,6 +100,18 @@ def is_large(frames: Sequence[Any]) -> bool:
     return False
 
 
+def recv_frames(sock: zmq.Socket[Any]) -> list[bytes]:
+    """One waiting message's frames, as bytes (zmq.Again if none waits). Frame by frame with a
+    plain RCVMORE read: recv_multipart asks it through pyzmq's enum layer (measured: 2.9
+    against 3.5 µs for a 4-frame message)."""
+    recv = sock.recv
+    more = sock.getsockopt
+    frames = [recv(_NOBLOCK)]
+    while more(_RCVMORE):
+        frames.append(recv(_NOBLOCK))
+    return frames
+
+
 def split_batch(blob: bytes) -> list[list[bytes]]:
     """The messages inside a BATCH's body frame."""
     msgs = msgpack.unpackb(blob)
@@ -228,8 +240,7 @@ class Pump:
         user_ids = self.user_ids
         # bytes, except (zero_copy) zmq.Frame objects for large frames, which handlers forward
         # untouched: they only ever read routing ids, headers and meta, all small. Frame by
-        # frame rather than recv_multipart, which asks RCVMORE through pyzmq's enum layer
-        # (measured: 2.9 against 3.5 µs for a 4-frame message).
+        # frame, as recv_frames (inline: this is the hot loop).
         frames: list[Any]
         events = -1
         while n < DRAIN_BATCH:
