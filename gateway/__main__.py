@@ -13,11 +13,13 @@ import sys
 
 from rhzmq.wire.exceptions import ClusterError
 from rhzmq.wire.settings import DEFAULT_GATEWAY_PORT
+from rhzmq.wire.spin import SPIN
 
 from ._serve import serve
 
 
 def main(argv: list[str] | None = None) -> None:
+    SPIN.off()  # the cluster's own process: its CPU is for calls (rhzmq.wire.spin)
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     parser.add_argument("--broker", required=True)
     parser.add_argument("--host", default="127.0.0.1")

@@ -47,6 +47,7 @@ from rhzmq.wire.settings import (
     UNREGISTERED_GRACE,
     WORKER_START_TIMEOUT,
 )
+from rhzmq.wire.spin import SPIN
 from rhzmq.wire.version import PROTOCOL_VERSION, __version__
 from worker._capture import install
 from worker._envs import ensure_venv, run_setup
@@ -308,6 +309,7 @@ def _remove_state() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    SPIN.off()  # the cluster's own process: its CPU is for calls (rhzmq.wire.spin)
     args = DaemonArgs.parse(argv)
     # The token comes by environment or file, never argv (visible to every user in `ps`), and
     # no child inherits it (the gateway gets it explicitly).

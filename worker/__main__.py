@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from rhzmq.wire.spin import SPIN
+
 from ._worker import run
 
 
 def main(argv: list[str] | None = None) -> None:
+    SPIN.off()  # the cluster's own process: its CPU is for calls (rhzmq.wire.spin)
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
     parser.add_argument(
         "--broker", required=True, help="broker endpoint, e.g. tcp://127.0.0.1:5555"

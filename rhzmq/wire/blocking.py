@@ -62,6 +62,7 @@ from .protocol import (
 from .pump import BATCH_HEADER, dealer, recv_frames, split_batch
 from .serialization import OOB_THRESHOLD, dumps_call
 from .settings import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
+from .spin import SPIN
 from .types import Frame
 
 _FINAL, _PARTIAL = Cmd.FINAL, Cmd.PARTIAL
@@ -99,6 +100,17 @@ def checkin(b: BlockingClient) -> None:
                 parent.blocking_pool.append(b)
                 return
         b.close()
+
+
+def _spin_until_readable(sock: zmq.Socket[Any], until: float) -> bool:
+    """Look at ``sock`` until a message waits (True) or ``until`` (monotonic) passes (False);
+    see rhzmq.wire.spin."""
+    events = sock.getsockopt
+    clock = time.monotonic
+    while clock() < until:
+        if int(events(_EVENTS)) & _POLLIN:
+            return True
+    return False
 
 
 class BlockingClient:
@@ -224,8 +236,13 @@ class BlockingClient:
                 self._send(self._ping)
                 next_tick = now + HEARTBEAT_INTERVAL
             wake = next_tick if deadline is None else min(next_tick, deadline)
+            until = SPIN.begin()
+            if until:  # expecting the answer within a moment: look for it without sleeping
+                _spin_until_readable(sock, min(until, wake))
+                SPIN.end()
             if not sock.poll(max(1, int((wake - now) * 1000)), _POLLIN):
                 continue
+            SPIN.waited(time.monotonic() - now)
             heard = True
             while True:
                 try:

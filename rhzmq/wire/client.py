@@ -30,6 +30,7 @@ import logging
 import os
 import pickle
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -73,6 +74,7 @@ from .protocol import (
 from .pump import Pump, dealer
 from .serialization import OOB_THRESHOLD, dumps_call, loads
 from .settings import CONNECT_TIMEOUT, HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
+from .spin import MAX_IN_FLIGHT, SPIN
 from .types import Frame
 from .version import PROTOCOL_VERSION
 
@@ -226,6 +228,9 @@ class Client:
         self.blocking_lock = threading.Lock()
         self.closed = False
         self.limits = Limits.from_env()
+        self._spinning = False  # see _spin
+        self._spin_until = 0.0
+        self._wait_began = 0.0  # when the first call sent since the last answer left
 
     @property
     def ready(self) -> bool:
@@ -236,6 +241,9 @@ class Client:
 
     def _on_message(self, frames: list[bytes]) -> None:
         self._heard += 1
+        if self._wait_began:
+            SPIN.waited(time.monotonic() - self._wait_began)
+            self._wait_began = 0.0
         header = frames[0]
         if header[PREFIX_BYTES] != PREFIX or len(header) < 15:
             if header[MAGIC_BYTES] == MAGIC and len(header) >= 12:
@@ -324,10 +332,31 @@ class Client:
         self.pump.send([pack_header(cmd, call_id, 0, target), *body])
         if timeout is not None:
             pending.timer = self.loop.call_later(timeout, self._expire, call_id, timeout)
+        if not self._wait_began:
+            self._wait_began = time.monotonic()
+        if not self._spinning and len(self._calls) <= MAX_IN_FLIGHT:
+            until = SPIN.begin()
+            if until:  # keep the loop turning while the answer is on its way (wire.spin)
+                self._spinning = True
+                self._spin_until = until
+                self.loop.call_soon(self._spin)
         if self._watchdog is None:
             # Owned by this client: it ends when nothing is pending, close() cancels it.
             self._watchdog = self.loop.create_task(self._watch())
         return call_id, pending
+
+    def _spin(self) -> None:
+        """Queued again each loop turn while calls wait and the budget lasts: a loop with a
+        callback ready polls its sockets without sleeping, so the answer needs no wake-up."""
+        if (
+            0 < len(self._calls) <= MAX_IN_FLIGHT
+            and not self.closed
+            and time.monotonic() < self._spin_until
+        ):
+            self.loop.call_soon(self._spin)
+            return
+        self._spinning = False
+        SPIN.end()
 
     def _expire(self, call_id: int, timeout: float) -> None:
         pending = self._calls.pop(call_id, None)

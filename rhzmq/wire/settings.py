@@ -26,6 +26,9 @@ ENVIRONMENT: dict[str, str] = {
     "RHZMQ_CALL_THREAD_POLICY": "batch (default): a worker's threads for sync calls move from "
     "the default scheduling policy to Linux's SCHED_BATCH, which what those calls start "
     "inherits; default (or off): they keep the worker's policy (worker._threads)",
+    "RHZMQ_SPIN_US": "microseconds a waiting client may spin instead of sleeping, 500; 0 turns it "
+    "off (rhzmq.wire.spin: adaptive, one spinner per process, never in the cluster's own "
+    "processes)",
     "RHZMQ_WORKER": "set in every worker process: its worker name (cluster.on_this_cluster())",
     "RHZMQ_ENV": "set in every worker process: its env's name (rh.module(C)().env there)",
     "RHZMQ_NODE_INDEX": "set in every worker of a cluster: its host's index (0 is the head)",

@@ -1,0 +1,195 @@
+"""Spin-waiting (rhzmq/wire/spin.py): a waiting client may keep its thread running for a moment
+instead of sleeping. What must hold: it gives up after its budget (a long call costs no more
+CPU than a sleeping wait, plus one budget), it stops when waits run longer than the budget and
+comes back when they are short again, one waiter spins at a time, it is off with one CPU, when
+``RHZMQ_SPIN_US=0``, and in the cluster's own processes. How much it saves is measured in
+perf/ (docs/performance.md), not here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import remote_objects as ro
+
+import rhzmq as rh
+from rhzmq.wire.spin import (
+    CAP,
+    DEFAULT_SPIN_US,
+    MAX_SPIN_US,
+    SPIN,
+    WEIGHT,
+    Spin,
+    cpus,
+    spin_budget,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def budget_5ms() -> Iterator[None]:
+    """The process's spin budget at 5 ms and its history cleared: long enough that a call to a
+    no-op on a busy test machine is short of it, short enough that a 50 ms call is far over."""
+    saved = SPIN.budget, SPIN.mean_wait
+    SPIN.budget, SPIN.mean_wait = 0.005, 0.0
+    SPIN.end()
+    try:
+        yield
+    finally:
+        SPIN.budget, SPIN.mean_wait = saved
+        SPIN.end()
+
+
+def test_one_waiter_spins_at_a_time_and_a_forgotten_spin_expires() -> None:
+    spin = Spin(0.02)
+    until = spin.begin()
+    assert until > time.monotonic()
+    assert spin.begin() == 0.0  # taken: a second waiter sleeps
+    spin.end()
+    assert spin.begin() > 0.0  # free again
+    # A spinner that never says end (its loop stopped) holds the slot only for its budget.
+    time.sleep(0.03)
+    assert spin.begin() > 0.0
+
+
+def test_waits_longer_than_the_budget_stop_spinning_and_short_ones_bring_it_back() -> None:
+    spin = Spin(0.001)
+    spin.waited(30.0)  # one stall of 30 s counts as CAP budgets, not as 30,000 of them
+    assert spin.mean_wait == pytest.approx(CAP * 0.001 * WEIGHT)
+    assert spin.begin() > 0.0
+    spin.end()
+    for _ in range(16):  # calls that take twice the budget
+        spin.waited(0.002)
+    assert spin.mean_wait >= spin.budget and spin.begin() == 0.0
+    for _ in range(32):  # answers within a tenth of it again
+        spin.waited(0.0001)
+    assert spin.begin() > 0.0
+    spin.off()
+    spin.end()
+    assert spin.begin() == 0.0
+
+
+def test_the_budget_comes_from_rhzmq_spin_us(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RHZMQ_SPIN_US", "250")
+    assert spin_budget() == pytest.approx(250e-6)
+    for off in ("0", "-5", "nan"):
+        monkeypatch.setenv("RHZMQ_SPIN_US", off)
+        assert spin_budget() == 0.0
+    with caplog.at_level(logging.WARNING, logger="rhzmq.spin"):
+        monkeypatch.setenv("RHZMQ_SPIN_US", "fast")
+        assert spin_budget() == pytest.approx(DEFAULT_SPIN_US / 1e6)
+        monkeypatch.setenv("RHZMQ_SPIN_US", "1e9")
+        assert spin_budget() == pytest.approx(MAX_SPIN_US / 1e6)
+    assert "'fast' is not a number of microseconds" in caplog.text
+    assert "is over 100000" in caplog.text
+
+
+def _fresh_budget(*prefix: str, env: dict[str, str] | None = None) -> float:
+    code = "from rhzmq.wire.spin import SPIN; print(SPIN.budget)"
+    out = subprocess.run(
+        [*prefix, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
+    return float(out.stdout)
+
+
+def test_no_spinning_on_one_cpu() -> None:
+    # The spinner would hold the only CPU its answer needs.
+    env = {"RHZMQ_SPIN_US": ""}
+    expected = DEFAULT_SPIN_US / 1e6 if cpus() > 1 else 0.0
+    assert _fresh_budget(env=env) == pytest.approx(expected)
+    assert _fresh_budget("taskset", "-c", "0", env=env) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("module", "argv"),
+    [
+        ("worker.__main__", ["--help"]),
+        ("gateway.__main__", ["--help"]),
+        ("rhzmqd.daemon", ["--help"]),
+    ],
+)
+def test_the_clusters_own_processes_never_spin(module: str, argv: list[str]) -> None:
+    # Their CPU is for calls: each entry point turns spinning off before anything else.
+    code = (
+        f"import {module} as m\n"
+        "from rhzmq.wire.spin import SPIN\n"
+        "assert SPIN.budget > 0\n"
+        "try:\n"
+        f"    m.main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(SPIN.budget)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "RHZMQ_SPIN_US": ""},
+    )
+    assert out.stdout.strip().splitlines()[-1] == "0.0", out.stderr
+
+
+def test_a_long_blocking_call_waits_asleep_after_its_budget(cluster: rh.Cluster) -> None:
+    sleeps = rh.function(ro.sleeps).to(cluster, name="spin_sleeps")
+    sleeps(0.0)
+    SPIN.mean_wait = 0.0  # as after short calls: this wait may spin
+    cpu = time.thread_time()
+    assert sleeps(0.5) == "slept"
+    used = time.thread_time() - cpu
+    # Spinning the whole call would take ~0.5 s of CPU; the budget is 0.5 ms.
+    assert used < 0.1, f"the waiting thread used {used:.3f} s of CPU in a 0.5 s call"
+
+
+@pytest.mark.anyio
+async def test_a_long_async_call_waits_asleep_after_its_budget(cluster: rh.Cluster) -> None:
+    sleeps = await rh.function(ro.asleeps).ato(cluster, name="spin_asleeps")
+    await sleeps.acall(0.0)
+    SPIN.mean_wait = 0.0
+    ticks = 0
+
+    async def other_work() -> None:  # the loop keeps serving other tasks while a call waits
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(other_work())
+    cpu = time.process_time()
+    assert await sleeps.acall(0.5) == "slept"
+    used = time.process_time() - cpu
+    task.cancel()
+    assert used < 0.15, f"the client used {used:.3f} s of CPU in a 0.5 s call"
+    assert ticks >= 20, f"a task on the same loop ran {ticks} times in 0.5 s"
+
+
+def test_spinning_stops_for_long_calls_and_resumes_for_short_ones(
+    cluster: rh.Cluster, budget_5ms: None
+) -> None:
+    sleeps = rh.function(ro.sleeps).to(cluster, name="spin_sleeps")
+    echo = rh.function(ro.echo).to(cluster, name="spin_echo")
+    assert SPIN.begin() > 0.0
+    SPIN.end()
+    for _ in range(8):  # 50 ms calls: ten budgets each
+        sleeps(0.05)
+    assert SPIN.mean_wait >= SPIN.budget and SPIN.begin() == 0.0
+    for i in range(200):  # no-op calls answer well within 5 ms
+        assert echo(i) == i
+    assert SPIN.mean_wait < SPIN.budget and SPIN.begin() > 0.0
+    SPIN.end()
