@@ -70,6 +70,13 @@ class Cluster(Resource, abc.ABC):
         loop = _portal.started()
         return None if loop is None else self.loop_client(loop)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A cluster travels as an argument (a function given the cluster it runs on); the cache
+        # of this process's client is not part of it, and a weak reference cannot be pickled.
+        state = self.__dict__.copy()
+        state.pop("_last_client", None)
+        return state
+
     def loop_client(self, loop: asyncio.AbstractEventLoop) -> Client | None:
         """``loop``'s client for this cluster if it is connected and a call needs no connecting
         work first, else None (then :meth:`aclient` does that work). Asked on every call, so

@@ -490,3 +490,16 @@ def test_worker_killed_mid_call_fails_fast_then_recovers(cluster: rh.Cluster) ->
     assert new_pid != pid
     # The restarted worker is empty; sending the function again works.
     assert rh.function(ro.add).to(cluster)(2, 2) == 4
+
+
+@pytest.mark.anyio
+async def test_a_cluster_that_made_async_calls_still_travels_as_an_argument(
+    cluster: rh.Cluster,
+) -> None:
+    # An async call keeps a weak reference to its loop's client on the cluster (loop_client);
+    # a function given its cluster as an argument must still get it across.
+    echo = await rh.function(ro.echo).ato(cluster, name="echo_cluster_arg")
+    assert await echo.acall(1) == 1
+    assert cluster._last_client is not None
+    back = await echo.acall(cluster)
+    assert back.name == cluster.name and back._last_client is None
