@@ -78,7 +78,8 @@ class LocalCluster(Cluster):
         return self._curve
 
     async def aclient(self) -> Client:
-        return get_client(self.broker_endpoint, self.curve_keys())
+        # The daemon is reached directly (no tunnel in this process): waits may spin.
+        return get_client(self.broker_endpoint, self.curve_keys(), spin=True)
 
     def _connected_endpoint(self) -> str | None:
         return self._endpoint

@@ -236,7 +236,7 @@ class BlockingClient:
                 self._send(self._ping)
                 next_tick = now + HEARTBEAT_INTERVAL
             wake = next_tick if deadline is None else min(next_tick, deadline)
-            until = SPIN.begin()
+            until = SPIN.begin() if self.parent.spin else 0.0
             if until:  # expecting the answer within a moment: look for it without sleeping
                 _spin_until_readable(sock, min(until, wake))
                 SPIN.end()

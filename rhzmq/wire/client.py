@@ -198,9 +198,15 @@ def remote_exception(payload: bytes) -> BaseException:
 class Client:
     """Talks to one broker from one event loop. Get one with :func:`get_client`."""
 
-    def __init__(self, endpoint: str, curve: dict[str, bytes] | None = None) -> None:
+    def __init__(
+        self, endpoint: str, curve: dict[str, bytes] | None = None, *, spin: bool = False
+    ) -> None:
         self.endpoint = endpoint
         self.curve = curve
+        # spin: waits may spin (rhzmq.wire.spin). Only where no thread of this process carries
+        # the answer: a spinning thread holds the GIL, and an SSH tunnel's forwarding runs on
+        # the portal's thread here, so spinning would delay the very answer it waits for.
+        self.spin = spin
         self.loop = asyncio.get_running_loop()
         sock = dealer(curve)
         # A refused CURVE handshake is silent on the socket itself (no message ever arrives):
@@ -334,7 +340,7 @@ class Client:
             pending.timer = self.loop.call_later(timeout, self._expire, call_id, timeout)
         if not self._wait_began:
             self._wait_began = time.monotonic()
-        if not self._spinning and len(self._calls) <= MAX_IN_FLIGHT:
+        if self.spin and not self._spinning and len(self._calls) <= MAX_IN_FLIGHT:
             until = SPIN.begin()
             if until:  # keep the loop turning while the answer is on its way (wire.spin)
                 self._spinning = True
@@ -637,15 +643,18 @@ def connected_client(loop: asyncio.AbstractEventLoop, endpoint: str) -> Client |
     return client if client is not None and client.ready else None
 
 
-def get_client(endpoint: str, curve: dict[str, bytes] | None = None) -> Client:
-    """The client for ``endpoint`` on the running loop (one DEALER per loop and cluster)."""
+def get_client(
+    endpoint: str, curve: dict[str, bytes] | None = None, *, spin: bool = False
+) -> Client:
+    """The client for ``endpoint`` on the running loop (one DEALER per loop and cluster);
+    ``spin``: see :class:`Client`."""
     loop = asyncio.get_running_loop()
     per_loop = _clients.get(loop)
     if per_loop is None:
         per_loop = _clients[loop] = {}
     client = per_loop.get(endpoint)
     if client is None or client.closed:
-        client = per_loop[endpoint] = Client(endpoint, curve)
+        client = per_loop[endpoint] = Client(endpoint, curve, spin=spin)
     return client
 
 

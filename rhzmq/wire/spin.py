@@ -25,6 +25,10 @@ runs out (``RHZMQ_SPIN_US``, 500 µs by default; 0 turns spinning off). What kee
   of their calls/s with it).
 * One spinner per process: a spinning thread holds the GIL between its looks at the socket, and
   one is enough to keep a CPU awake.
+* Only to a broker reached without this process's help: a local cluster's daemon, not an
+  SSH cluster, whose tunnel forwards the answer on the portal's thread in this very process
+  (a spinning thread holds the GIL it would need). For the same reason other Python threads
+  of a process wait up to one budget for the GIL while a waiter spins.
 * Never with one usable CPU (the spinner would hold the only CPU the answer needs), and never in
   the cluster's own processes (workers, the gateway, daemons: their CPU is for calls), which turn
   it off at start (:meth:`Spin.off`).

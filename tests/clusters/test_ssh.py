@@ -181,6 +181,9 @@ async def test_async_calls_through_the_tunnel(main_cluster: rh.SSHCluster) -> No
     where = await rh.function(jobs.where).ato(main_cluster)
     results = await asyncio.gather(*(where.acall(i) for i in range(20)))
     assert [r["x"] for r in results] == list(range(20))
+    # No spin-waiting through the tunnel: its forwarding runs on a thread of this process,
+    # which a spinning waiter would keep from the GIL (rhzmq.wire.spin).
+    assert not (await main_cluster.aclient()).spin
 
 
 def test_a_dropped_ssh_connection_is_remade(main_cluster: rh.SSHCluster) -> None:
