@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -110,6 +111,7 @@ def _spin_until_readable(sock: zmq.Socket[Any], until: float) -> bool:
     while clock() < until:
         if int(events(_EVENTS)) & _POLLIN:
             return True
+        os.sched_yield()  # a thread woken on this CPU runs now (rhzmq.wire.spin)
     return False
 
 

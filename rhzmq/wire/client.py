@@ -359,6 +359,7 @@ class Client:
             and not self.closed
             and time.monotonic() < self._spin_until
         ):
+            os.sched_yield()  # a thread woken on this CPU runs now (rhzmq.wire.spin)
             self.loop.call_soon(self._spin)
             return
         self._spinning = False

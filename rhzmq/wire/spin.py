@@ -5,12 +5,20 @@ Why: on the 2-vCPU development machine a sequential call's time is mostly wake-u
 With every process pinned to one CPU a no-op ``acall`` took 170 µs instead of 241 (the
 ``zmq.proxy`` chain 94 instead of 175): waking a thread on an idle CPU costs more than what the
 thread then does (the guest halts an idle vCPU at once, and leaving that state is dear). A
-waiter that spins needs no wake-up when its answer arrives, and the CPU it holds never idles, so
-the hops before it stay cheap. Measured, alternating: ``acall`` p50 227-233 → 161-164 µs,
-blocking stub 215-222 → 145 (``docs/performance.md``).
+waiter that spins needs no wake-up when its answer arrives, and the CPU it holds never idles.
 
-The price is CPU: a spinning waiter keeps one core busy until its answer arrives or its budget
-runs out (``RHZMQ_SPIN_US``, 500 µs by default; 0 turns spinning off). What keeps it cheap:
+Each look at the socket is followed by ``sched_yield()``: a thread woken on the spinner's CPU
+(the client's own ZeroMQ I/O thread, the daemon's) then runs at once instead of queueing behind
+the spinner. Without it the gain came and went: 161-164 µs in one run, and 393-398 µs (against
+250 without spinning) in the rounds of ``python -m perf``'s core scenario that followed calls in
+flight, where a thread the answer needed had landed behind the spinner. With it, every round
+of that scenario: ``acall`` p50 184-203 µs against 242-261 without spinning, the blocking stub
+152-190 against 235-255, one call in flight 5,114 calls/s against 3,766
+(``docs/performance.md``).
+
+The price is CPU: a spinning waiter keeps one core busy (yielding it to any other thread that
+wants it) until its answer arrives or its budget runs out (``RHZMQ_SPIN_US``, 500 µs by
+default; 0 turns spinning off). What keeps it cheap:
 
 * It adapts: each process keeps a running mean of how long its waits lasted until the first
   answer arrived, spinning or not. Waits spin only while that is under the budget, so a
@@ -23,8 +31,9 @@ runs out (``RHZMQ_SPIN_US``, 500 µs by default; 0 turns spinning off). What kee
   answers arriving all the time and its loop busy with them anyway; spinning there only takes
   CPU from the processes that answer (8 client processes at 64 calls in flight each lost 4-5 %
   of their calls/s with it).
-* One spinner per process: a spinning thread holds the GIL between its looks at the socket, and
-  one is enough to keep a CPU awake.
+* One spinner per process: a spinning thread holds the GIL between its looks at the socket
+  (``sched_yield`` releases it, without promising it to another thread), and one is enough to
+  keep a CPU awake.
 * Only to a broker reached without this process's help: a local cluster's daemon, not an
   SSH cluster, whose tunnel forwards the answer on the portal's thread in this very process
   (a spinning thread holds the GIL it would need). For the same reason other Python threads
