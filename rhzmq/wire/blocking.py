@@ -219,7 +219,12 @@ class BlockingClient:
         sock = self.sock
         silent = 0
         heard = False
-        next_tick = time.monotonic() + HEARTBEAT_INTERVAL
+        began = time.monotonic()
+        next_tick = began + HEARTBEAT_INTERVAL
+        # Spin-waiting (rhzmq.wire.spin) happens once per call, before its first message, and
+        # that message's delay is what the call tells SPIN: a peer streaming messages at short
+        # gaps must not keep a caller spinning for the length of its call.
+        first = spin = self.parent.spin
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -238,13 +243,19 @@ class BlockingClient:
                 self._send(self._ping)
                 next_tick = now + HEARTBEAT_INTERVAL
             wake = next_tick if deadline is None else min(next_tick, deadline)
-            until = SPIN.begin() if self.parent.spin else 0.0
+            until = SPIN.begin() if spin else 0.0
+            spin = False
             if until:  # expecting the answer within a moment: look for it without sleeping
                 _spin_until_readable(sock, min(until, wake))
-                SPIN.end()
+                SPIN.end(until)
             if not sock.poll(max(1, int((wake - now) * 1000)), _POLLIN):
+                if first:  # a whole heartbeat interval and nothing: a long call
+                    first = False
+                    SPIN.waited(time.monotonic() - began)
                 continue
-            SPIN.waited(time.monotonic() - now)
+            if first:
+                first = False
+                SPIN.waited(time.monotonic() - began)
             heard = True
             while True:
                 try:

@@ -359,11 +359,13 @@ class Client:
             and not self.closed
             and time.monotonic() < self._spin_until
         ):
-            os.sched_yield()  # a thread woken on this CPU runs now (rhzmq.wire.spin)
+            # A thread woken on this CPU runs now (rhzmq.wire.spin). Not a look at the socket
+            # first: reading EVENTS takes the edge of its file descriptor from the pump.
+            os.sched_yield()
             self.loop.call_soon(self._spin)
             return
         self._spinning = False
-        SPIN.end()
+        SPIN.end(self._spin_until)
 
     def _expire(self, call_id: int, timeout: float) -> None:
         pending = self._calls.pop(call_id, None)
@@ -656,6 +658,8 @@ def get_client(
     client = per_loop.get(endpoint)
     if client is None or client.closed:
         client = per_loop[endpoint] = Client(endpoint, curve, spin=spin)
+    elif client.spin and not spin:
+        client.spin = False  # spinning only where every user of the client allows it
     return client
 
 

@@ -48,8 +48,10 @@ Waits spin, never sends: a call leaves at once either way.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
+from pathlib import Path
 
 log = logging.getLogger("rhzmq.spin")
 
@@ -64,10 +66,16 @@ CAP = 4
 
 
 def cpus() -> int:
-    """CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """CPUs this process may use: those it may run on, fewer under a cgroup CPU quota (a
+    container limited to one CPU of a large host)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota to read: the affinity says it
+    return n
 
 
 def spin_budget() -> float:
@@ -110,8 +118,11 @@ class Spin:
         self._taken_until = now + self.budget  # a race between threads only lets both spin
         return self._taken_until
 
-    def end(self) -> None:
-        self._taken_until = 0.0
+    def end(self, until: float) -> None:
+        """The spin :meth:`begin` answered ``until`` to is over (a late call for a spin whose
+        slot expired and went to another waiter leaves that one's slot alone)."""
+        if self._taken_until == until:
+            self._taken_until = 0.0
 
     def waited(self, seconds: float) -> None:
         """A waiter heard its first answer ``seconds`` after it began to wait."""
