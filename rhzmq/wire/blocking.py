@@ -248,14 +248,12 @@ class BlockingClient:
             if until:  # expecting the answer within a moment: look for it without sleeping
                 _spin_until_readable(sock, min(until, wake))
                 SPIN.end(until)
-            if not sock.poll(max(1, int((wake - now) * 1000)), _POLLIN):
-                if first:  # a whole heartbeat interval and nothing: a long call
-                    first = False
-                    SPIN.waited(time.monotonic() - began)
-                continue
-            if first:
+            ready = sock.poll(max(1, int((wake - now) * 1000)), _POLLIN)
+            if first:  # the call's first message, or a heartbeat interval of nothing (a long call)
                 first = False
                 SPIN.waited(time.monotonic() - began)
+            if not ready:
+                continue
             heard = True
             while True:
                 try:
