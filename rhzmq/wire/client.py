@@ -338,14 +338,15 @@ class Client:
         self.pump.send([pack_header(cmd, call_id, 0, target), *body])
         if timeout is not None:
             pending.timer = self.loop.call_later(timeout, self._expire, call_id, timeout)
-        if not self._wait_began:
-            self._wait_began = time.monotonic()
-        if self.spin and not self._spinning and len(self._calls) <= MAX_IN_FLIGHT:
-            until = SPIN.begin()
-            if until:  # keep the loop turning while the answer is on its way (wire.spin)
-                self._spinning = True
-                self._spin_until = until
-                self.loop.call_soon(self._spin)
+        if self.spin:  # (only a client that may spin tells SPIN how long its waits last)
+            if not self._wait_began:
+                self._wait_began = time.monotonic()
+            if not self._spinning and len(self._calls) <= MAX_IN_FLIGHT:
+                until = SPIN.begin()
+                if until:  # keep the loop turning while the answer is on its way (wire.spin)
+                    self._spinning = True
+                    self._spin_until = until
+                    self.loop.call_soon(self._spin)
         if self._watchdog is None:
             # Owned by this client: it ends when nothing is pending, close() cancels it.
             self._watchdog = self.loop.create_task(self._watch())

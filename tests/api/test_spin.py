@@ -104,25 +104,29 @@ def test_the_budget_comes_from_rhzmq_spin_us(
     assert "is over 100000" in caplog.text
 
 
-def _fresh_budget(*prefix: str, env: dict[str, str] | None = None) -> float:
-    code = "from rhzmq.wire.spin import SPIN; print(SPIN.budget)"
+def _python(code: str, *prefix: str) -> str:
+    """The last line ``code`` prints, run by a fresh interpreter (``prefix``: e.g. taskset),
+    with RHZMQ_SPIN_US unset."""
     out = subprocess.run(
         [*prefix, sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, **(env or {})},
-        check=True,
+        cwd=REPO,
+        env={**os.environ, "RHZMQ_SPIN_US": ""},
     )
-    return float(out.stdout)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+_BUDGET = "from rhzmq.wire.spin import SPIN; print(SPIN.budget)"
 
 
 def test_no_spinning_on_one_cpu() -> None:
     # The spinner would hold the only CPU its answer needs.
-    env = {"RHZMQ_SPIN_US": ""}
     expected = DEFAULT_SPIN_US / 1e6 if cpus() > 1 else 0.0
-    assert _fresh_budget(env=env) == pytest.approx(expected)
-    assert _fresh_budget("taskset", "-c", "0", env=env) == 0.0
+    assert float(_python(_BUDGET)) == pytest.approx(expected)
+    assert float(_python(_BUDGET, "taskset", "-c", "0")) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -145,15 +149,7 @@ def test_the_clusters_own_processes_never_spin(module: str, argv: list[str]) -> 
         "    pass\n"
         "print(SPIN.budget)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={**os.environ, "RHZMQ_SPIN_US": ""},
-    )
-    assert out.stdout.strip().splitlines()[-1] == "0.0", out.stderr
+    assert _python(code) == "0.0"
 
 
 def test_a_long_blocking_call_waits_asleep_after_its_budget(cluster: rh.Cluster) -> None:

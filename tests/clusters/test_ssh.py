@@ -178,12 +178,17 @@ async def test_async_calls_through_the_tunnel(main_cluster: rh.SSHCluster) -> No
 
     import jobs
 
+    from rhzmq.wire.spin import SPIN
+
     where = await rh.function(jobs.where).ato(main_cluster)
+    mean_wait = SPIN.mean_wait
     results = await asyncio.gather(*(where.acall(i) for i in range(20)))
     assert [r["x"] for r in results] == list(range(20))
     # No spin-waiting through the tunnel: its forwarding runs on a thread of this process,
-    # which a spinning waiter would keep from the GIL (rhzmq.wire.spin).
+    # which a spinning waiter would keep from the GIL (rhzmq.wire.spin). Nor do its waits
+    # count in how long this process's waits last (a local cluster's calls would stop spinning).
     assert not (await main_cluster.aclient()).spin
+    assert SPIN.mean_wait == mean_wait
 
 
 def test_a_dropped_ssh_connection_is_remade(main_cluster: rh.SSHCluster) -> None:
