@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -246,9 +246,10 @@ class Function(Resource):
             return self.fn(*args, **kwargs)  # not sent anywhere: a plain local call
         return self._remote()(*args, **kwargs)
 
-    async def acall(self, *args: Any, **kwargs: Any) -> Any:
-        """Call remotely from async code."""
-        return await self._remote().acall(*args, **kwargs)
+    def acall(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        """Call remotely from async code: ``await fn.acall(...)``. (The stub's coroutine itself,
+        not one wrapping it: a level less per call.)"""
+        return self._remote().acall(*args, **kwargs)
 
     def aiter(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         """Stream a remote generator function's items from async code."""
@@ -537,10 +538,9 @@ class _ClassMethod(RemoteMethod):
         kwargs: dict[str, Any],
         timeout: float | None,
         stream_logs: bool,
-        client: Client | None = None,
     ) -> Any:
         await self._module.aplaced()
-        return await super()._call(args, kwargs, timeout, stream_logs, client)
+        return await super()._call(args, kwargs, timeout, stream_logs)
 
     async def arun(self, *args: Any, run_name: str | None = None, **kwargs: Any) -> Run:
         await self._module.aplaced()

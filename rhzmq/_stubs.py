@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._portal import _running_loop, check_loop, iter_sync, run_sync
@@ -129,7 +129,10 @@ class RemoteMethod:
     ) -> Any:
         """Call remotely and await the result (any kind of remote callable but generators)."""
         client = self._connected(asyncio.get_running_loop())
-        return await self._call(args, kwargs, timeout, stream_logs, client)
+        if client is None:  # first contact, reconnecting: the cluster does that work
+            return await self._call(args, kwargs, timeout, stream_logs)
+        # Not through _call: one coroutine less per call (docs/performance.md, round six).
+        return await self._client_call(client, args, kwargs, timeout, stream_logs)
 
     async def _call(
         self,
@@ -137,11 +140,19 @@ class RemoteMethod:
         kwargs: dict[str, Any],
         timeout: float | None,
         stream_logs: bool,
-        client: Client | None = None,
     ) -> Any:
-        if client is None:  # first contact, reconnecting: the cluster does that work
-            client = await self._cluster.aclient()
-        return await client.call(
+        client = await self._cluster.aclient()
+        return await self._client_call(client, args, kwargs, timeout, stream_logs)
+
+    def _client_call(
+        self,
+        client: Client,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        stream_logs: bool,
+    ) -> Coroutine[Any, Any, Any]:
+        return client.call(
             self._target,
             self._meta if stream_logs else self._meta_quiet,
             args,

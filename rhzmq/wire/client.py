@@ -386,11 +386,15 @@ class Client:
         try:
             return await pending.future  # type: ignore[no-any-return]
         except asyncio.CancelledError:
-            if self._calls.pop(call_id, None) is not None:
-                self._send_cancel(call_id)
-                if pending.timer is not None:
-                    pending.timer.cancel()
+            self._abandon(call_id, pending)
             raise
+
+    def _abandon(self, call_id: int, pending: _Pending) -> None:
+        """The caller stopped waiting (its task was cancelled): cancel the remote call."""
+        if self._calls.pop(call_id, None) is not None:
+            self._send_cancel(call_id)
+            if pending.timer is not None:
+                pending.timer.cancel()
 
     async def ensure_connected(self) -> None:
         """First contact: PING the broker so a missing daemon is a clear error, not a hang."""
@@ -422,9 +426,17 @@ class Client:
     ) -> Any:
         """Call ``target``'s method (named in ``meta``, see :func:`call_meta`) and return its result."""
         payload = dumps_call(args, kwargs or {}) if (args or kwargs) else NO_ARGS
-        return decode_final(
-            *await self.call_raw(target, meta, payload, label=label, timeout=timeout)
-        )
+        if not self._connected:
+            await self.ensure_connected()
+        call_id, pending = self._send_call(target, meta, payload, label, timeout)
+        # _await inline: every coroutine between a caller and its future costs the call a
+        # level to create, resume and return through (measured in docs/performance.md).
+        try:
+            status, frames = await pending.future
+        except asyncio.CancelledError:
+            self._abandon(call_id, pending)
+            raise
+        return decode_final(status, frames)
 
     async def call_raw(
         self,
@@ -438,12 +450,22 @@ class Client:
         """Like :meth:`call` with arguments already serialized; returns ``(status, frames)``."""
         if not self._connected:
             await self.ensure_connected()
+        call_id, pending = self._send_call(target, meta, payload, label, timeout)
+        return await self._await(call_id, pending)
+
+    def _send_call(
+        self,
+        target: bytes,
+        meta: bytes,
+        payload: Sequence[Frame],
+        label: str,
+        timeout: float | None,
+    ) -> tuple[int, _Pending]:
         if len(payload) > 1 or (payload and len(payload[0]) > OOB_THRESHOLD):  # big calls only
             check_size(
                 payload, self.limits.max_message_bytes, f"the call to {label or target.decode()}"
             )
-        call_id, pending = self._start(Cmd.CALL, target, (meta, *payload), label, timeout)
-        return await self._await(call_id, pending)
+        return self._start(Cmd.CALL, target, (meta, *payload), label, timeout)
 
     async def stream(
         self,
