@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import msgpack
 import zmq
 
-from rhzmq.wire.pump import BATCH_HEADER, DRAIN_BATCH, Pump
+from rhzmq.wire.pump import BATCH_HEADER, DRAIN_BATCH, FLUSH_AT, Pump, split_batch
 
 
 def test_a_flood_of_empty_batches_cannot_hold_the_loop() -> None:
@@ -167,3 +168,85 @@ def test_a_forwarder_takes_small_frames_as_bytes_and_large_payloads_uncopied() -
     assert isinstance(first[4], zmq.Frame) and first[4].bytes == big  # not copied
     assert second == [b"peer", b"header", big] and type(second[2]) is bytes
     assert third == [b"peer", b"lone"]
+
+
+def test_a_long_burst_starts_leaving_before_the_loop_iteration_ends() -> None:
+    # Pipelining: 64 calls made in one loop iteration used to leave as one BATCH at its end, so
+    # the broker and worker idled while the client made them (and the client idled while they
+    # worked). The first FLUSH_AT leave at once; the rest at the end of the iteration.
+    async def main() -> tuple[list[list[bytes]], bool, list[list[bytes]]]:
+        ctx = zmq.Context.instance()
+        peer = ctx.socket(zmq.ROUTER)
+        peer.bind("inproc://pump-burst")
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.connect("inproc://pump-burst")
+        pump = Pump(dealer, lambda frames: None)
+        for _ in range(20):  # the constructor's first look
+            await asyncio.sleep(0)
+        for i in range(FLUSH_AT + 8):
+            pump.send([b"m%d" % i])
+        # Still the same loop iteration: nothing has given the loop a turn.
+        first = split_batch(peer.recv_multipart()[2]) if peer.poll(5000) else []
+        held = not peer.poll(100)  # the other 8 wait for the iteration's end
+        for _ in range(20):
+            await asyncio.sleep(0)
+        rest = split_batch(peer.recv_multipart()[2]) if peer.poll(5000) else []
+        pump.close()
+        peer.close(0)
+        return first, held, rest
+
+    first, held, rest = asyncio.run(main())
+    assert first == [[b"m%d" % i] for i in range(FLUSH_AT)]
+    assert held
+    assert rest == [[b"m%d" % i] for i in range(FLUSH_AT, FLUSH_AT + 8)]
+
+
+def test_bursts_sent_while_answers_arrive_lose_no_answer() -> None:
+    # A flush inside send() may consume the socket's "readable" edge while an answer waits;
+    # the pump must still read it (no later traffic would wake it). An echo peer answers every
+    # message at once while the pump sends bursts of FLUSH_AT + 8, iteration after iteration:
+    # every answer arrives.
+    ctx = zmq.Context.instance()
+    peer = ctx.socket(zmq.ROUTER)
+    peer.bind("inproc://pump-echo-bursts")
+    stop = threading.Event()
+
+    def echo() -> None:
+        while not stop.is_set():
+            if peer.poll(50):
+                peer.send_multipart(peer.recv_multipart())
+        peer.close(0)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    bursts, size = 200, FLUSH_AT + 8
+
+    async def main() -> int:
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.connect("inproc://pump-echo-bursts")
+        got: list[list[bytes]] = []
+        done = asyncio.Event()
+
+        def on_answer(frames: list[bytes]) -> None:
+            got.append(frames)
+            if len(got) == bursts * size:
+                done.set()
+
+        pump = Pump(dealer, on_answer)
+        for burst in range(bursts):
+            for i in range(size):
+                pump.send([b"%d.%d" % (burst, i)])
+            await asyncio.sleep(0)
+        try:
+            await asyncio.wait_for(done.wait(), 20)
+        except TimeoutError:
+            pass
+        pump.close()
+        return len(got)
+
+    try:
+        answered = asyncio.run(main())
+    finally:
+        stop.set()
+        thread.join(5)
+    assert answered == bursts * size
