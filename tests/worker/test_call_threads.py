@@ -70,6 +70,41 @@ def test_blocked_calls_get_threads_of_their_own() -> None:
     assert took < 5  # a few stall checks of 5 ms, not a wait for the first call to end
 
 
+def test_waiting_calls_double_the_running_threads_at_each_look() -> None:
+    # A thread per waiting call at once woke all 64 threads under load (a batch of short calls
+    # waits a look's time while the loop holds the GIL), and they queued for the GIL one after
+    # another. Now each look that finds calls stuck doubles the running threads: 32 calls that
+    # block start 1, 2, 4, ... at a time, and all of them still get a thread.
+    started = threading.Semaphore(0)
+    release = threading.Event()
+
+    def blocks() -> None:
+        started.release()
+        release.wait(20)
+
+    async def main() -> tuple[int, int]:
+        threads = CallThreads(asyncio.get_running_loop(), 64, stall_check=0.2)
+        run = asyncio.ensure_future(_run_all(threads, [blocks] * 32))
+        await asyncio.sleep(0.3)  # one look (at 0.2 s): 1 running, 1 more woken
+        after_one_look = 0
+        while started.acquire(blocking=False):
+            after_one_look += 1
+        total = after_one_look
+        t = time.monotonic()
+        while total < 32 and time.monotonic() - t < 10:  # 2, 4, 8, 16 more: four more looks
+            await asyncio.sleep(0.01)
+            while started.acquire(blocking=False):
+                total += 1
+        release.set()
+        await run
+        threads.shutdown()
+        return after_one_look, total
+
+    after_one_look, total = asyncio.run(main())
+    assert after_one_look <= 2  # was 32: a thread for every waiting call at the first look
+    assert total == 32
+
+
 def test_max_threads_bounds_the_threads_and_the_rest_wait() -> None:
     release = threading.Event()
     running = []
