@@ -151,7 +151,10 @@ class _Pending(Output):
         items: asyncio.Queue[Any] | None,
         capture_all: bool = False,
     ) -> None:
-        super().__init__(label)
+        # Output.__init__ inline (one call less per call).
+        self.label = label
+        self.stdout: PrefixedWriter | None = None
+        self.stderr: PrefixedWriter | None = None
         self.future = future
         self.items = items  # (kind, frames) of generator items, or of every partial
         self.capture_all = capture_all

@@ -175,9 +175,13 @@ class _ExtHook:
         raise SerializationError(f"unknown msgpack extension type {code} in a payload")
 
 
+_ONE_FRAME = _ExtHook(())
+
+
 def loads(frames: Sequence[Frame]) -> Any:
     """Inverse of :func:`dumps` (and of :func:`dumps_call`, giving ``[args, kwargs]``)."""
-    ext_hook = _ExtHook(frames)
+    # One frame (no out-of-band buffers: the usual small call): the shared hook, no object.
+    ext_hook = _ExtHook(frames) if len(frames) > 1 else _ONE_FRAME
     try:
         return msgpack.unpackb(frames[0], ext_hook=ext_hook, strict_map_key=False)
     except SerializationError:
