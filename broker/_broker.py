@@ -1182,9 +1182,10 @@ class Broker:
         """Cancel a client's calls on their workers and forget it; ``why``: tell the client (it
         may still be there, e.g. a process that was stopped), or "" when its connection closed."""
         for key, (wid, _, owner) in list(self.inflight.items()):
-            if owner != cid:
+            # pop, not del: a send below can fail and run _unroutable, which may drop this
+            # client (or a worker) too and take calls from inflight before this loop reaches them.
+            if owner != cid or self.inflight.pop(key, None) is None:
                 continue
-            del self.inflight[key]
             self._put_frames.pop(key, None)
             worker = self.workers.get(wid)
             call_id = key_call_id(key)

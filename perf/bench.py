@@ -267,8 +267,9 @@ def _size_label(size: int) -> str:
 def log_streaming(rounds: int = 3, calls: int = 2000) -> dict[str, Any]:
     """Calls/s of a function printing 10 lines, with its output streamed back vs not.
 
-    ``streaming_cost`` is the median over adjacent pairs (one round streamed, one not) of each
-    pair's own cost, with three pairs per round asked: a round takes a fraction of a second, and
+    ``streaming_cost`` is the median over adjacent pairs (one round streamed, one not, in turn
+    first) of each pair's own cost, with three pairs per round asked (so its on/off figures say
+    ``rounds: 9`` where runs before 2026-11-30 21:00 said 3): a round takes a fraction of a second, and
     on a shared machine the median of three rounds each way swung from 1 % to 15 % between
     runs of the same code (2026-11-30, round six).
     """
@@ -292,10 +293,14 @@ def log_streaming(rounds: int = 3, calls: int = 2000) -> dict[str, Any]:
                 await asyncio.gather(*(one() for _ in range(8)))
             return (calls // 8) * 8 / (time.perf_counter() - t)
 
-        for _ in range(3 * rounds):
+        for i in range(3 * rounds):
+            off = 0.0
+            if i % 2:  # each order in turn: no first-of-the-pair effect on one side only
+                off = uvloop.run(run(False))
             with contextlib.redirect_stdout(io.StringIO()):  # printing locally is part of the cost
                 on = uvloop.run(run(True))
-            off = uvloop.run(run(False))
+            if not i % 2:
+                off = uvloop.run(run(False))
             results.setdefault("streaming_on_calls_per_s", []).append(on)
             results.setdefault("streaming_off_calls_per_s", []).append(off)
             costs.append(1 - on / off)

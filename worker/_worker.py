@@ -280,7 +280,7 @@ class Call:
     Output (prints, log records) and generator items share one queue, ``out``, so they leave in
     the order they happened. Appending to it takes no lock (``list.append`` is atomic) and output
     wakes nothing: a call's output leaves with its FINAL (inside it, see FINAL_OUTPUT, or just
-    before it in the same loop iteration, which the pump sends as one ZeroMQ message), or, while
+    before it in the same loop iteration, in order and usually in the same BATCH), or, while
     the call runs on, at the worker's next output tick (:meth:`Worker.output_pending`), a few
     milliseconds later. A generator item is different: its consumer waits for it, so it asks the
     loop to flush at once.
@@ -419,8 +419,8 @@ class Call:
         # (measured: 8 objects per async call left to it, ~1 µs per call in collections).
         self.task = None
         # Output still queued leaves now, in this loop iteration: inside the FINAL (stdout only,
-        # to a caller that reads that), else as PARTIALs just before it, which the pump sends
-        # with the FINAL as one ZeroMQ message. Either way the broker forwards it untouched.
+        # to a caller that reads that), else as PARTIALs just before it, on the same socket and
+        # so in order (usually in the FINAL's BATCH). Either way the broker forwards it untouched.
         try:
             stdout = self._send_out(final=True)
         except Exception:  # whatever the output held, the FINAL must go (the caller waits)

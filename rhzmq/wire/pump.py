@@ -7,8 +7,10 @@ calls, handing each to a plain callback. No future, no task per message.
 
 Batching. Profiles show the cost per call is dominated by ZeroMQ's per-message work (each send
 wakes the I/O thread, each receive is several calls into libzmq), not by our code. So ``send``
-only queues; once per loop iteration the queue is flushed, and every group of small messages bound
-for the same peer goes out as *one* two-frame ``BATCH`` message::
+only queues; once per loop iteration the queue is flushed (a DEALER's as soon as
+:data:`FLUSH_AT` messages wait outside a drain: the next stage starts on a burst's first part
+while this one makes the rest), and every group of small messages bound for the same peer goes
+out as *one* two-frame ``BATCH`` message::
 
     [peer id]?  [header(BATCH)]  [msgpack array of messages, each an array of its frames]
 
@@ -52,7 +54,7 @@ DRAIN_BATCH = 512
 MAX_BATCH = 1024
 #: Messages queued outside a drain (a client's calls, a worker's results) that leave at once
 #: instead of at the end of the loop iteration: the next stage starts on them while this one
-#: queues the rest. See Pump.send.
+#: queues the rest. DEALERs only: see Pump._flush_early.
 FLUSH_AT = 32
 
 BATCH_HEADER = pack_header(Cmd.BATCH)
@@ -175,17 +177,32 @@ class Pump:
         self._kick()  # messages may already be queued
 
     def send(self, frames: Sequence[Frame]) -> None:
-        """Queue a message; it leaves in this loop iteration, batched with its neighbours."""
+        """Queue a message; it leaves in this loop iteration, batched with its neighbours (at
+        once with the FLUSH_AT - 1 before it, when that many wait outside a drain of a DEALER)."""
         if not self._closed:
             self._queue.append(frames)
             if not self._draining:  # a drain flushes what its handlers send: see _run
-                if len(self._queue) >= FLUSH_AT:
-                    # Pipelining: with all 64 calls of a loop iteration in one BATCH, client,
-                    # broker and worker took turns, one busy at a time (docs/performance.md,
-                    # round six). The kick (already scheduled by the burst's first send) still
-                    # runs: it reads EVENTS, whose edge these sends may have taken (see _run).
-                    self._flush_queue()
+                if len(self._queue) >= FLUSH_AT and not self.router:
+                    self._flush_early()
                 self._kick()
+
+    def _flush_early(self) -> None:
+        """Pipelining: with all 64 calls of a loop iteration in one BATCH, client, broker and
+        worker took turns, one busy at a time (docs/performance.md, round six). The kick that
+        follows (already scheduled by the burst's first send) still runs: it reads EVENTS, whose
+        edge these sends may have taken (see _run).
+
+        DEALERs only. A ROUTER's failed send runs ``on_unroutable`` (the broker's handler, which
+        sends and edits its tables): in the middle of whatever broker code made the 32nd send,
+        that nested a client's drop inside itself (a KeyError stopped the broker), and a flush
+        nested in a flush sent a peer's later messages before its earlier ones. The broker sends
+        from its drains anyway, which flush at their end. And a send error here must not land
+        in the caller (a client registering a call, a timer cancelling one): it is logged, as
+        the end-of-iteration flush's would be."""
+        try:
+            self._flush_queue()
+        except zmq.ZMQError:
+            log.exception("sending queued messages failed")
 
     def _kick(self) -> None:
         if not self._kicked:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import signal
@@ -38,6 +39,18 @@ def test_issue_example_sync(cluster: rh.Cluster, capfd: pytest.CaptureFixture[st
     assert "counter" not in cluster.keys()
     with pytest.raises(rh.ObjectNotFound):
         c.incr()
+
+
+def test_acall_is_a_coroutine_function_whose_errors_come_at_the_await() -> None:
+    # Frameworks tell async handlers apart with inspect.iscoroutinefunction (a route handed
+    # fn.acall would otherwise run in a thread and answer with a coroutine object), and an
+    # unplaced function's error belongs to the await, as for any async def. (A plain method
+    # returning the stub's coroutine saved a coroutine level per call and broke both.)
+    fn = rh.function(ro.add)
+    assert inspect.iscoroutinefunction(fn.acall)
+    pending = fn.acall(1, 2)  # nothing raised yet
+    with pytest.raises(RuntimeError, match="not on a cluster yet"):
+        asyncio.run(pending)
 
 
 @pytest.mark.anyio

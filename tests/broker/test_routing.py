@@ -296,3 +296,45 @@ async def test_calls_waiting_for_a_rebuild_end_when_its_worker_leaves() -> None:
     broker._on_message([b"W2", pack_header(Cmd.DISCONNECT)])  # ...and leaves on purpose
     ((cid, status, _),) = finals_to(pump.take(), OTHER)
     assert (cid, status) == (2, Status.NOT_FOUND) and broker.parked == {}
+
+
+async def test_a_dead_client_with_many_calls_is_reaped_and_the_broker_goes_on() -> None:
+    # The reaper cancels a dead client's calls and tells the client; that reply is unroutable
+    # (the client is gone), which drops the client again from inside the first drop. With 20
+    # calls a send in the middle once did that (an early flush), and the outer loop then hit
+    # a KeyError for a call the inner drop had removed: the heartbeat task died with the broker.
+    # A real ROUTER pump here: the fake one above never fails a send.
+    import asyncio
+
+    import zmq
+
+    from rhzmq.wire.pump import Pump
+
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    router.bind("inproc://broker-reap-many")
+    worker = ctx.socket(zmq.DEALER)
+    worker.setsockopt(zmq.ROUTING_ID, b"W1")
+    worker.connect("inproc://broker-reap-many")
+    await asyncio.sleep(0.05)
+    broker = Broker("inproc://unused")
+    pump = Pump(router, broker._route, router=True, on_unroutable=broker._unroutable)
+    broker._pump = pump
+    try:
+        ready(broker, b"W1", "default", 101, objects=("slow",))
+        dead = pack_meta({"pid": 2**22 + 12345, "machine": MACHINE_ID})  # no such process
+        gone = b"\x00gone-client"
+        broker._on_message([gone, pack_header(Cmd.PING), dead])
+        for i in range(1, 21):
+            call(broker, gone, i, "slow")
+        assert len(broker.inflight) == 20
+        broker._reap_clients(broker._now + 60)
+        for _ in range(20):  # the queued CANCELs and replies leave
+            await asyncio.sleep(0)
+        assert not broker.inflight and gone not in broker.clients
+        call(broker, CLIENT, 1, "slow")  # still routing
+        assert len(broker.inflight) == 1
+    finally:
+        pump.close()
+        worker.close(0)

@@ -250,3 +250,45 @@ def test_bursts_sent_while_answers_arrive_lose_no_answer() -> None:
         stop.set()
         thread.join(5)
     assert answered == bursts * size
+
+
+def test_a_router_flushes_at_the_end_of_the_iteration_and_keeps_each_peers_order() -> None:
+    # A ROUTER's failed send runs on_unroutable (the broker's handler), which sends in turn. An
+    # early flush there ran it in the middle of the broker code making the sends, and a flush
+    # nested in a flush delivered a peer's later messages before its earlier ones.
+    async def main() -> list[bytes]:
+        ctx = zmq.Context.instance()
+        router = ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        router.bind("inproc://pump-router-order")
+        peer = ctx.socket(zmq.DEALER)
+        peer.setsockopt(zmq.ROUTING_ID, b"P")
+        peer.connect("inproc://pump-router-order")
+        await asyncio.sleep(0.05)  # connected: P is routable
+        pump: Pump
+
+        def gone(_: bytes) -> None:  # as the broker does: tell others about the lost peer
+            for j in range(FLUSH_AT):
+                pump.send([b"P", b"new%d" % j])
+
+        pump = Pump(router, lambda frames: None, router=True, on_unroutable=gone)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        pump.send([b"X", b"to a peer that is not there"])
+        for i in range(FLUSH_AT - 1):
+            pump.send([b"P", b"old%d" % i])
+        got: list[bytes] = []
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            while peer.poll(0):
+                msg = peer.recv_multipart()
+                got += [m[-1] for m in split_batch(msg[1])] if msg[0] == BATCH_HEADER else [msg[-1]]
+            if len(got) >= 2 * FLUSH_AT - 1:
+                break
+        pump.close()
+        peer.close(0)
+        return got
+
+    got = asyncio.run(main())
+    old = [b"old%d" % i for i in range(FLUSH_AT - 1)]
+    assert got == old + [b"new%d" % j for j in range(FLUSH_AT)]
