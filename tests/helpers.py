@@ -7,6 +7,8 @@ import signal
 import socket
 import time
 
+import zmq
+
 import rhzmq as rh
 from rhzmq.wire import config as _config
 
@@ -86,3 +88,20 @@ class ClosedStream:
 
     def flush(self) -> None:
         pass
+
+
+def router_and_peer(endpoint: str, identity: bytes) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+    """A ROUTER bound at ``endpoint`` that refuses unroutable sends (ROUTER_MANDATORY, as the
+    broker's), and a DEALER named ``identity`` connected to it, routable once this returns: it
+    said hello and the ROUTER read it (a handshake, not a sleep)."""
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    router.bind(endpoint)
+    peer = ctx.socket(zmq.DEALER)
+    peer.setsockopt(zmq.ROUTING_ID, identity)
+    peer.connect(endpoint)
+    peer.send(b"hello")
+    assert router.poll(5000), "the peer's hello never arrived"
+    assert router.recv_multipart() == [identity, b"hello"]
+    return router, peer

@@ -4,15 +4,18 @@ without processes or timing (the end-to-end suites cover those)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
 import msgpack
 import pytest
+from helpers import router_and_peer
 
 from broker import Broker
 from rhzmq.wire.config import MACHINE_ID
 from rhzmq.wire.protocol import Cmd, Status, pack_header, pack_meta, read_call_id
+from rhzmq.wire.pump import Pump
 from rhzmq.wire.version import PROTOCOL_VERSION
 
 pytestmark = pytest.mark.anyio
@@ -304,20 +307,7 @@ async def test_a_dead_client_with_many_calls_is_reaped_and_the_broker_goes_on() 
     # calls a send in the middle once did that (an early flush), and the outer loop then hit
     # a KeyError for a call the inner drop had removed: the heartbeat task died with the broker.
     # A real ROUTER pump here: the fake one above never fails a send.
-    import asyncio
-
-    import zmq
-
-    from rhzmq.wire.pump import Pump
-
-    ctx = zmq.Context.instance()
-    router = ctx.socket(zmq.ROUTER)
-    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-    router.bind("inproc://broker-reap-many")
-    worker = ctx.socket(zmq.DEALER)
-    worker.setsockopt(zmq.ROUTING_ID, b"W1")
-    worker.connect("inproc://broker-reap-many")
-    await asyncio.sleep(0.05)
+    router, worker = router_and_peer("inproc://broker-reap-many", b"W1")
     broker = Broker("inproc://unused")
     pump = Pump(router, broker._route, router=True, on_unroutable=broker._unroutable)
     broker._pump = pump

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgpack
 import zmq
+from helpers import router_and_peer
 
 from rhzmq.wire.pump import BATCH_HEADER, DRAIN_BATCH, FLUSH_AT, Pump, split_batch
 
@@ -257,14 +258,7 @@ def test_a_router_flushes_at_the_end_of_the_iteration_and_keeps_each_peers_order
     # early flush there ran it in the middle of the broker code making the sends, and a flush
     # nested in a flush delivered a peer's later messages before its earlier ones.
     async def main() -> list[bytes]:
-        ctx = zmq.Context.instance()
-        router = ctx.socket(zmq.ROUTER)
-        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        router.bind("inproc://pump-router-order")
-        peer = ctx.socket(zmq.DEALER)
-        peer.setsockopt(zmq.ROUTING_ID, b"P")
-        peer.connect("inproc://pump-router-order")
-        await asyncio.sleep(0.05)  # connected: P is routable
+        router, peer = router_and_peer("inproc://pump-router-order", b"P")
         pump: Pump
 
         def gone(_: bytes) -> None:  # as the broker does: tell others about the lost peer
